@@ -1,0 +1,44 @@
+# polylab: `make help` lists the targets.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+STAMP := $(VENV)/.polylab-installed
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check uv==0.13.9
+	@$(UV) pip install -q --python $(PY) -e '.[dev]'
+	@$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@if git rev-parse --git-dir >/dev/null 2>&1; then $(VENV)/bin/nbstripout --install || true; fi
+	@touch $(STAMP)
+
+setup: $(STAMP) ## create .venv/ with polylab and its pinned tools (idempotent)
+
+demo: setup ## the main job on embedded defaults: synthetic recording -> replay --verify -> opportunities
+	@$(VENV)/bin/polylab demo
+
+test: setup check ## lint, type-check and run the whole test suite
+	@$(PY) -m pytest -q
+
+check: setup ## ruff (lint + format diff) and mypy --strict on polylab/
+	@$(VENV)/bin/ruff check polylab tests bench notebooks
+	@$(VENV)/bin/ruff format --check polylab tests bench
+	@$(VENV)/bin/mypy
+
+$(VENV)/.polylab-bench: $(STAMP)
+	@$(UV) pip install -q --python $(PY) -e '.[dev,bench]'
+	@touch $@
+
+bench: setup $(VENV)/.polylab-bench ## benchmarks: replay, VWAP, signing, feed; ratios against baselines
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean: ## remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache runs
+
+.PHONY: help setup demo test check bench clean

@@ -1,0 +1,248 @@
+"""Replay throughput: feed text → books → best bid/ask → complete-set sum check.
+
+Three paths run round-robin in this process over the same in-memory synthetic recording (JSON
+lines, mirrored binary books, a neg-risk event, trades, best_bid_ask hints):
+
+* polylab: ``polylab.feed.replay.replay`` (msgspec Structs, tick-array books, SumMonitor);
+* baseline: a plain dict book (float prices) fed by stdlib ``json``, best kept incrementally,
+  YES+NO ask sum checked after each event;
+* NautilusTrader (when installed, ``make bench`` installs it): its Rust ``OrderBook`` (L2_MBP)
+  driven from Python with ``OrderBookDelta.from_raw`` deltas decoded by msgspec, the same check.
+
+Prints level updates/s (median of rounds) and the ratios. Target (performance.md): polylab
+≥ 1.5× NautilusTrader ``from_raw`` on the same stream.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from polylab.feed.recording import Record
+from polylab.feed.replay import replay
+from polylab.feed.synthetic import SyntheticConfig, generate
+from polylab.money import parse_micros
+
+ROUNDS = 5
+
+
+def make_stream() -> tuple[list[str], int]:
+    cfg = SyntheticConfig(seed=11, duration_s=40.0, rate_hz=2000.0, binary_markets=12)
+    enc = msgspec.json.Encoder()
+    lines = [enc.encode(Record(at, ch, p)).decode() for at, ch, p in generate(cfg)]
+    res, *_ = replay([msgspec.json.decode(x, type=Record) for x in lines], verify=True)
+    assert res.mismatches == 0
+    return lines, res.level_updates
+
+
+def run_polylab(lines: list[str]) -> int:
+    dec = msgspec.json.Decoder(Record)
+    res, *_ = replay((dec.decode(x) for x in lines), verify=False, monitor=True)
+    return res.level_updates
+
+
+def run_baseline(lines: list[str]) -> int:
+    books: dict[str, tuple[dict[float, float], dict[float, float], list[float]]] = {}
+    pair: dict[str, list[str]] = {}
+    updates = 0
+    below = 0
+
+    def book(aid: str, market: str) -> tuple[dict[float, float], dict[float, float], list[float]]:
+        b = books.get(aid)
+        if b is None:
+            b = books[aid] = ({}, {}, [0.0, 1.0])
+            pair.setdefault(market, []).append(aid)
+        return b
+
+    def put(
+        b: tuple[dict[float, float], dict[float, float], list[float]], side: str, p: float, s: float
+    ) -> None:
+        bids, asks, best = b
+        if side == "BUY":
+            if s:
+                bids[p] = s
+                if p > best[0]:
+                    best[0] = p
+            elif bids.pop(p, None) is not None and p == best[0]:
+                best[0] = max(bids) if bids else 0.0
+        else:
+            if s:
+                asks[p] = s
+                if p < best[1]:
+                    best[1] = p
+            elif asks.pop(p, None) is not None and p == best[1]:
+                best[1] = min(asks) if asks else 1.0
+
+    for line in lines:
+        rec = json.loads(line)
+        if rec["channel"] != "market":
+            continue
+        data = json.loads(rec["payload"])
+        for ev in data if isinstance(data, list) else [data]:
+            et = ev["event_type"]
+            if et == "price_change":
+                market = ev["market"]
+                for e in ev["price_changes"]:
+                    put(book(e["asset_id"], market), e["side"], float(e["price"]), float(e["size"]))
+                    updates += 1
+            elif et == "book":
+                market = ev["market"]
+                b = book(ev["asset_id"], market)
+                b[0].clear()
+                b[1].clear()
+                b[2][:] = [0.0, 1.0]
+                for lv in ev["bids"]:
+                    put(b, "BUY", float(lv["price"]), float(lv["size"]))
+                for lv in ev["asks"]:
+                    put(b, "SELL", float(lv["price"]), float(lv["size"]))
+            else:
+                continue
+            toks = pair.get(market, ())
+            if len(toks) == 2 and books[toks[0]][2][1] + books[toks[1]][2][1] < 1.0:
+                below += 1
+    return updates
+
+
+class Lv(msgspec.Struct, gc=False):
+    price: str
+    size: str
+
+
+class Ent(msgspec.Struct, gc=False):
+    asset_id: str
+    price: str
+    size: str
+    side: str
+
+
+class Ev(msgspec.Struct, gc=False):
+    """The fields the NautilusTrader path needs (as its Polymarket adapter decodes them)."""
+
+    event_type: str
+    market: str = ""
+    asset_id: str = ""
+    price_changes: list[Ent] = []
+    bids: list[Lv] = []
+    asks: list[Lv] = []
+
+
+def nautilus_runner() -> Callable[[list[str]], int] | None:
+    try:
+        from nautilus_trader.model.book import OrderBook
+        from nautilus_trader.model.data import OrderBookDelta
+        from nautilus_trader.model.enums import BookAction, BookType, OrderSide
+        from nautilus_trader.model.identifiers import InstrumentId
+    except ImportError:
+        return None
+
+    rec_dec = msgspec.json.Decoder(Record)
+    ev_dec = msgspec.json.Decoder(list[Ev] | Ev)
+    scale = 10_000_000_000  # micros → NautilusTrader's 1e16 fixed scale
+    from_raw = OrderBookDelta.from_raw
+    upd, dele, buy, sell = BookAction.UPDATE, BookAction.DELETE, OrderSide.BUY, OrderSide.SELL
+
+    def run(lines: list[str]) -> int:
+        books: dict[str, Any] = {}
+        ids: dict[str, Any] = {}
+        pair: dict[str, list[str]] = {}
+        updates = 0
+
+        def book(aid: str, market: str) -> Any:
+            b = books.get(aid)
+            if b is None:
+                ids[aid] = InstrumentId.from_str(f"T{len(ids)}.POLY")
+                b = books[aid] = OrderBook(ids[aid], BookType.L2_MBP)
+                pair.setdefault(market, []).append(aid)
+            return b
+
+        def delta(aid: str, side: str, price: str, size: str) -> Any:
+            s = parse_micros(size)
+            return from_raw(
+                ids[aid],
+                upd if s else dele,
+                buy if side == "BUY" else sell,
+                parse_micros(price) * scale,
+                6,
+                s * scale,
+                6,
+                0,
+                0,
+                0,
+                0,
+                0,
+            )
+
+        for line in lines:
+            rec = rec_dec.decode(line)
+            if rec.channel != "market":
+                continue
+            out = ev_dec.decode(rec.payload)
+            for ev in out if isinstance(out, list) else [out]:
+                if ev.event_type == "price_change":
+                    market = ev.market
+                    for e in ev.price_changes:
+                        b = book(e.asset_id, market)
+                        b.apply_delta(delta(e.asset_id, e.side, e.price, e.size))
+                        updates += 1
+                elif ev.event_type == "book":
+                    market = ev.market
+                    b = book(ev.asset_id, market)
+                    b.clear(0, 0)
+                    for lv in ev.bids:
+                        b.apply_delta(delta(ev.asset_id, "BUY", lv.price, lv.size))
+                    for lv in ev.asks:
+                        b.apply_delta(delta(ev.asset_id, "SELL", lv.price, lv.size))
+                else:
+                    continue
+                toks = pair.get(market, ())
+                if len(toks) == 2:
+                    a0 = books[toks[0]].best_ask_price()
+                    a1 = books[toks[1]].best_ask_price()
+                    if a0 is not None and a1 is not None:
+                        _ = a0.raw + a1.raw < 1_000_000 * scale
+        return updates
+
+    return run
+
+
+def main() -> None:
+    lines, expected = make_stream()
+    variants: dict[str, Callable[[list[str]], int]] = {
+        "polylab": run_polylab,
+        "baseline dict+json": run_baseline,
+    }
+    nt = nautilus_runner()
+    if nt is not None:
+        variants["NautilusTrader from_raw"] = nt
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(ROUNDS):
+        for name, fn in variants.items():
+            t0 = time.perf_counter()
+            n = fn(lines)
+            times[name].append(time.perf_counter() - t0)
+            assert n == expected, (name, n, expected)
+    rate = {k: expected / statistics.median(v) for k, v in times.items()}
+    print(f"stream: {len(lines):,} frames, {expected:,} level updates; median of {ROUNDS} rounds")
+    for k, r in rate.items():
+        print(f"  {k:<26} {r:>12,.0f} level updates/s")
+    print(
+        f"  ratio polylab / baseline dict+json: {rate['polylab'] / rate['baseline dict+json']:.2f}x"
+    )
+    if nt is not None:
+        ratio = rate["polylab"] / rate["NautilusTrader from_raw"]
+        print(f"  ratio polylab / NautilusTrader:     {ratio:.2f}x (target >= 1.5x)")
+    else:
+        print(
+            "  NautilusTrader not installed (make bench installs it): ratio not measured",
+            file=sys.stderr,
+        )
+
+
+if __name__ == "__main__":
+    main()

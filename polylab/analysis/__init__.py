@@ -1,0 +1,1 @@
+"""polylab.analysis"""

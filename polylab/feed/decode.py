@@ -1,0 +1,172 @@
+"""Guarded decoding of WebSocket frames: foreign input is contained here.
+
+A frame is the text ``PONG``/``PING``, a JSON object, or a JSON array of objects. One msgspec
+decoder per channel is built once; the fast path decodes straight into the tagged union. When
+that fails the slow path sorts the frame out element by element, so one unknown or broken
+event never hides its neighbours. Nothing here raises into the engine: failures are counted
+(``DecodeStats``) and logged with the raw text, rate-limited.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from polylab.feed.wire import Book, LeanPriceChange, MarketEvent, PriceChange, UserEvent
+
+__all__ = ["DecodeStats", "FrameDecoder", "market_decoder", "user_decoder"]
+
+log = logging.getLogger(__name__)
+
+E = TypeVar("E")
+
+_LOG_LIMIT = 20
+"""Raw frames logged per decoder before going quiet (counts keep going)."""
+
+
+class DecodeStats(msgspec.Struct):
+    """Counters exposed for metrics: frames seen, events out, and what was dropped."""
+
+    frames: int = 0
+    events: int = 0
+    pongs: int = 0
+    malformed: int = 0
+    unknown: int = 0
+
+
+class FrameDecoder(Generic[E]):
+    """Decode one channel's frames into events, counting what cannot be used."""
+
+    def __init__(
+        self,
+        event_type: Any,
+        known_tags: frozenset[str],
+        channel: str,
+        direct: tuple[tuple[str, type], ...] = (),
+    ) -> None:
+        self._union: msgspec.json.Decoder[Any] = msgspec.json.Decoder(list[event_type] | event_type)
+        self._direct: tuple[tuple[str, Callable[[str], Any]], ...] = tuple(
+            (f'"{tag}"}}', msgspec.json.Decoder(t).decode) for tag, t in direct
+        )
+        self._event_type = event_type
+        self._known = known_tags
+        self.channel = channel
+        self._fast = self._make_fast()
+        self.stats = DecodeStats()
+        self._logged = 0
+        self.unknown_types: dict[str, int] = {}
+
+    def fast_decode(self, frame: str | bytes) -> Any:
+        """One event or a list of them, raising ``msgspec.DecodeError`` on anything odd; for
+        loops that count frames themselves (on error call ``redecode``).
+
+        A single object whose text ends with a hot event's tag (the venue writes
+        ``event_type`` last) is decoded straight into that Struct: one pass, where a tagged
+        union has to find the tag first. Anything else goes through the union.
+        """
+        return self._fast(frame)
+
+    def _make_fast(self) -> Any:
+        union = self._union.decode
+        if len(self._direct) != 2:
+            return union
+        (t1, d1), (t2, d2) = self._direct
+
+        def fast(frame: str | bytes) -> Any:
+            if type(frame) is str:
+                if frame.endswith(t1):
+                    return d1(frame)
+                if frame.endswith(t2):
+                    return d2(frame)
+            return union(frame)
+
+        return fast
+
+    def redecode(self, frame: str | bytes) -> list[E]:
+        """The guarded slow path for a frame the fast decode rejected (never raises)."""
+        out = self._slow(frame)
+        self.stats.events -= len(out)
+        return out
+
+    def decode(self, frame: str | bytes) -> list[E]:
+        """Frame text → events (possibly empty). Never raises."""
+        st = self.stats
+        st.frames += 1
+        try:
+            out = self._fast(frame)
+        except msgspec.DecodeError:
+            return self._slow(frame)
+        if type(out) is list:
+            st.events += len(out)
+            return out
+        st.events += 1
+        return [out]
+
+    def _slow(self, frame: str | bytes) -> list[E]:
+        st = self.stats
+        text = frame.strip() if isinstance(frame, str) else frame.strip().decode("utf-8", "replace")
+        if text in ("PONG", "PING"):
+            st.pongs += 1
+            return []
+        try:
+            raw = msgspec.json.decode(text)
+        except msgspec.DecodeError as exc:
+            self._bad(text, f"not JSON: {exc}")
+            return []
+        items = raw if isinstance(raw, list) else [raw]
+        out: list[E] = []
+        for item in items:
+            kind = item.get("event_type") if isinstance(item, dict) else None
+            if not isinstance(kind, str):
+                self._bad(text, "no event_type")
+                continue
+            if kind not in self._known:
+                st.unknown += 1
+                n = self.unknown_types.get(kind, 0)
+                self.unknown_types[kind] = n + 1
+                if n == 0:
+                    log.info("%s channel: ignoring unknown event type %r", self.channel, kind)
+                continue
+            try:
+                out.append(msgspec.convert(item, self._event_type))
+            except msgspec.ValidationError as exc:
+                self._bad(text, f"{kind}: {exc}")
+        st.events += len(out)
+        return out
+
+    def _bad(self, text: str, why: str) -> None:
+        self.stats.malformed += 1
+        if self._logged < _LOG_LIMIT:
+            self._logged += 1
+            log.warning("%s channel: malformed frame (%s): %.300s", self.channel, why, text)
+
+
+_MARKET_TAGS = frozenset(
+    {
+        "book",
+        "price_change",
+        "tick_size_change",
+        "last_trade_price",
+        "best_bid_ask",
+        "new_market",
+        "market_resolved",
+    }
+)
+
+
+def market_decoder(*, lean: bool = False) -> FrameDecoder[MarketEvent]:
+    """A decoder for the market channel (one per connection or replay).
+
+    ``lean``: decode current-schema ``price_change`` frames as ``LeanPriceChange`` (no hashes,
+    no stated best bid/ask), for paths that do not verify the venue's statements.
+    """
+    pc: type = LeanPriceChange if lean else PriceChange
+    return FrameDecoder(MarketEvent, _MARKET_TAGS, "market", (("price_change", pc), ("book", Book)))
+
+
+def user_decoder() -> FrameDecoder[UserEvent]:
+    """A decoder for the user channel."""
+    return FrameDecoder(UserEvent, frozenset({"order", "trade"}), "user")

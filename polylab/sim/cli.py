@@ -1,0 +1,37 @@
+"""``polylab sim …``: run the local exchange, or record what a client of it receives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["app"]
+
+app = typer.Typer(help="The local Polymarket exchange simulator.", no_args_is_help=True)
+
+
+@app.command("serve")
+def serve_cmd(
+    port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1")] = 8765,
+    seed: Annotated[int, typer.Option(help="market generator seed")] = 7,
+    config: Annotated[Path | None, typer.Option(help="simulator config file (JSON/TOML)")] = None,
+) -> None:
+    """Serve CLOB REST, /ws/market, /ws/user, Gamma and scoreboards on one port until stopped."""
+    from polylab.sim.server import serve
+
+    serve(port=port, seed=seed, config_path=config)
+
+
+@app.command("record")
+def record_cmd(
+    out: Annotated[Path, typer.Argument(help="recording to write (.jsonl or .jsonl.zst)")],
+    seconds: Annotated[float, typer.Option(help="how long to record")] = 30.0,
+    seed: Annotated[int, typer.Option(help="market generator seed")] = 7,
+    url: Annotated[str | None, typer.Option(help="a running simulator; default: start one")] = None,
+) -> None:
+    """Record what a market-channel client would receive, in polylab's recording format."""
+    from polylab.sim.record import record
+
+    record(out, seconds=seconds, seed=seed, url=url)

@@ -1,0 +1,47 @@
+"""Notebooks: stripped of outputs, no functions or classes in cells, one parameters cell, and
+they run (papermill) on small data."""
+
+import ast
+import json
+from pathlib import Path
+
+import papermill as pm
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted(
+    (ROOT / "pipelines").glob("*.ipynb")
+)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_clean(path: Path) -> None:
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert nb["cells"][0]["cell_type"] == "markdown", "first cell states purpose, inputs, outputs"
+    params = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(params) == 1, "exactly one cell tagged parameters"
+    for c in code:
+        assert not c.get("outputs") and c.get("execution_count") is None, "outputs committed"
+        tree = ast.parse("".join(c["source"]))
+        defs = [
+            n
+            for n in ast.walk(tree)
+            if isinstance(n, ast.FunctionDef | ast.ClassDef | ast.AsyncFunctionDef | ast.Lambda)
+        ]
+        assert not defs, f"logic belongs in the package, not in {path.name}"
+
+
+def test_01_explore_depth_runs(tmp_path: Path) -> None:
+    out = tmp_path / "01.ipynb"
+    pm.execute_notebook(
+        ROOT / "notebooks/01-explore-depth.ipynb",
+        out,
+        kernel_name="python3",
+        parameters={"duration_s": 6.0, "seed": 5},
+        cwd=str(tmp_path),
+        progress_bar=False,
+    )
+    nb = json.loads(out.read_text())
+    text = json.dumps([c.get("outputs", []) for c in nb["cells"]])
+    assert "mismatches=0" in text and "stale_leg" in text and "application/vnd.plotly" in text
