@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import sys
 import tempfile
+import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import msgspec
 import typer
@@ -17,7 +18,11 @@ from rich.table import Table
 from polylab.analysis.windows import Window
 from polylab.feed.replay import ReplayResult, replay
 from polylab.feed.synthetic import SyntheticConfig, write_synthetic
-from polylab.money import price_micros_to_str
+from polylab.money import cash_to_str, price_micros_to_str
+
+if TYPE_CHECKING:
+    from polylab.backtest import BacktestResult
+    from polylab.config import PolylabConfig
 
 __all__ = ["app", "main"]
 
@@ -138,34 +143,156 @@ def synth_cmd(
     console.print(f"wrote {n} records to {out}")
 
 
+def _load_cfg(path: Path | None) -> PolylabConfig:
+    from polylab.config import load_config
+    from polylab.errors import ConfigError
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+def _result_table(res: BacktestResult, title: str) -> Table:
+    t = Table(title=title, show_header=False)
+    for k, v in msgspec.structs.asdict(res).items():
+        if k == "provenance" and v is not None:
+            t.add_row("code", v.code_version)
+            t.add_row("data_hash", v.data_hash[:16] or "-")
+        elif k.endswith("_micros") or k in (
+            "pnl",
+            "pnl_at_payout",
+            "realized",
+            "unrealized",
+            "fees",
+        ):
+            t.add_row(k, f"{cash_to_str(v)} $")
+        else:
+            t.add_row(k, str(v))
+    return t
+
+
+@app.command("backtest")
+def backtest_cmd(
+    recording: Annotated[Path, typer.Argument(help="recording (.jsonl or .jsonl.zst)")],
+    config: Annotated[Path | None, typer.Option(help="config file (TOML or JSON)")] = None,
+    meta: Annotated[Path | None, typer.Option(help='market metadata {"markets": [...]}')] = None,
+    out: Annotated[Path | None, typer.Option(help="run folder (default runs/backtest-…)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Backtest the configured strategies on a recording; writes a run folder."""
+    from polylab.backtest import run_backtest
+
+    if not recording.is_file():
+        console.print(f"[red]no such recording: {recording}[/red]")
+        raise typer.Exit(2)
+    cfg = _load_cfg(config)
+    out_dir = out or Path("runs") / f"backtest-{time.strftime('%Y%m%d-%H%M%S')}"
+    res, _, _ = run_backtest(recording, cfg, meta=meta, out_dir=out_dir)
+    if as_json:
+        sys.stdout.write(msgspec.json.encode(res).decode() + "\n")
+    else:
+        console.print(_result_table(res, f"backtest of {recording.name} → {out_dir}"))
+
+
+def _paper_session(
+    cfg: PolylabConfig, url: str | None, seconds: float | None, seed: int, out_dir: Path, title: str
+) -> BacktestResult:
+    import asyncio
+
+    from rich.live import Live
+
+    from polylab.runner.paper import PaperRun, run_paper, venue
+
+    def render(run: PaperRun) -> Table:
+        snap = run.portfolio.snapshot(run.engine.books)
+        st = run.engine.stats
+        t = Table(title=title, show_header=False)
+        t.add_row("elapsed", f"{(time.time_ns() - run.started) / 1e9:.0f} s")
+        t.add_row("books / events", f"{len(run.engine.books)} / {st.events:,}")
+        t.add_row("intents / approved / rejected", f"{st.intents} / {st.approved} / {st.rejected}")
+        t.add_row("trades / fills", f"{snap.trades} / {snap.fills}")
+        t.add_row(
+            "pnl (realized + unrealized)", f"{cash_to_str(snap.realized + snap.unrealized)} $"
+        )
+        t.add_row("fees", f"{cash_to_str(snap.fees)} $")
+        t.add_row(
+            "feed frames / reconnects",
+            f"{run.feed.counters.frames:,} / {run.feed.counters.reconnects}",
+        )
+        return t
+
+    async def main() -> BacktestResult:
+        async with venue(url, seed=seed) as v:
+            with Live(console=console, refresh_per_second=2, transient=True) as live:
+                res, _ = await run_paper(
+                    cfg,
+                    v,
+                    seconds=seconds,
+                    out_dir=out_dir,
+                    on_tick=lambda r: live.update(render(r)),
+                )
+            return res
+
+    try:
+        return asyncio.run(main())
+    except KeyboardInterrupt:
+        console.print("[yellow]stopped[/yellow]")
+        raise typer.Exit(130) from None
+
+
+@app.command("paper")
+def paper_cmd(
+    url: Annotated[
+        str | None,
+        typer.Option(help="venue/simulator base URL; default: start the built-in simulator"),
+    ] = None,
+    seconds: Annotated[float | None, typer.Option(help="stop after this long")] = None,
+    config: Annotated[Path | None, typer.Option(help="config file (TOML or JSON)")] = None,
+    seed: Annotated[int, typer.Option(help="simulator seed (built-in simulator only)")] = 7,
+    out: Annotated[Path | None, typer.Option(help="run folder")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Paper-trade against the simulator (or a URL) until stopped, with a live summary."""
+    cfg = _load_cfg(config)
+    out_dir = out or Path("runs") / f"paper-{time.strftime('%Y%m%d-%H%M%S')}"
+    res = _paper_session(cfg, url, seconds, seed, out_dir, "paper trading")
+    if as_json:
+        sys.stdout.write(msgspec.json.encode(res).decode() + "\n")
+    else:
+        console.print(_result_table(res, f"paper session → {out_dir}"))
+
+
 @app.command("demo")
 def demo_cmd(
     seed: int = 7,
-    duration_s: float = 60.0,
-    keep: Annotated[Path | None, typer.Option(help="keep the recording here")] = None,
+    seconds: Annotated[float, typer.Option(help="paper-trading time")] = 30.0,
 ) -> None:
-    """Generate a synthetic session, replay it with --verify, print what was found."""
+    """The main job on embedded defaults: verify replay on a synthetic recording, then start
+    the simulator and paper-trade SumTo100, Clipper and Sniper against it."""
     with tempfile.TemporaryDirectory() as d:
-        path = keep or Path(d) / "synthetic.jsonl.zst"
-        cfg = SyntheticConfig(seed=seed, duration_s=duration_s)
-        n = write_synthetic(path, cfg)
-        console.print(
-            f"[bold]1.[/bold] synthetic recording: {n} records, {duration_s:.0f} s, "
-            f"seed {seed} → {path}"
-        )
+        path = Path(d) / "synthetic.jsonl.zst"
+        n = write_synthetic(path, SyntheticConfig(seed=seed, duration_s=20.0))
         res, _, windows, _ = replay(path, verify=True)
-        console.print("[bold]2.[/bold] replay --verify")
-        _print_summary(res, windows, 10)
         binary = [w for w in windows if w.kind == "binary" and w.side == "buy"]
         neg = [w for w in windows if w.kind == "negrisk"]
         console.print(
-            f"[bold]3.[/bold] {len(binary)} binary stale-leg buy windows "
-            f"(median {_median_ms(binary)} ms), {len(neg)} neg-risk structural windows "
-            f"(median {_median_ms(neg)} ms); mismatches {res.mismatches}, "
-            f"{res.updates_per_s:,.0f} level updates/s with verify on"
+            f"[bold]1. replay --verify[/bold] of a {n:,}-record synthetic recording: "
+            f"{res.checked:,} stated best bid/ask checked, {res.mismatches} mismatches; "
+            f"{len(binary)} binary stale-leg windows (median {_median_ms(binary)} ms), "
+            f"{len(neg)} neg-risk structural windows (median {_median_ms(neg)} ms)"
         )
         if res.mismatches:
             raise typer.Exit(1)
+    cfg = _load_cfg(None)
+    out_dir = Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    console.print(
+        f"[bold]2. paper trading[/bold] {', '.join(cfg.strategies)} against the "
+        f"built-in simulator for {seconds:.0f} s (seed {seed}) …"
+    )
+    pres = _paper_session(cfg, None, seconds, seed, out_dir, "demo: paper trading")
+    console.print(_result_table(pres, f"3. results → {out_dir}"))
 
 
 def _median_ms(ws: list[Window]) -> str:

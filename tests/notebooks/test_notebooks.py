@@ -45,3 +45,24 @@ def test_01_explore_depth_runs(tmp_path: Path) -> None:
     nb = json.loads(out.read_text())
     text = json.dumps([c.get("outputs", []) for c in nb["cells"]])
     assert "mismatches=0" in text and "stale_leg" in text and "application/vnd.plotly" in text
+
+
+def test_02_tune_thresholds_runs(tmp_path: Path) -> None:
+    out = tmp_path / "02.ipynb"
+    pm.execute_notebook(
+        ROOT / "notebooks/02-tune-thresholds.ipynb",
+        out,
+        kernel_name="python3",
+        parameters={
+            "duration_s": 8.0,
+            "seed": 5,
+            "edges": [0.0, 0.05],
+            "liquidities": [5.0, 100.0],
+        },
+        cwd=str(tmp_path),
+        progress_bar=False,
+    )
+    nb = json.loads(out.read_text())
+    text = json.dumps([c.get("outputs", []) for c in nb["cells"]])
+    assert "application/vnd.plotly" in text and "min_liquidity" in text
+    assert "application/vnd.jupyter.widget-view+json" in text

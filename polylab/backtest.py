@@ -1,0 +1,199 @@
+"""Backtest a recording on the one engine: replay clock, recorded source, paper executor.
+
+Market frames drive the books and strategies, ``meta`` records feed the catalog (pairs,
+neg-risk groups, fees, sports mappings), ``sports`` records are scoreboard snapshots for the
+Sniper. A separate metadata file (the same ``{"markets": [...]}`` JSON) can stand in for a
+recording that has none. The result is a summary plus the run recorder's tables.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from polylab.analysis.windows import SumMonitor
+from polylab.book.registry import BookRegistry
+from polylab.config import PolylabConfig, build_strategies, config_id
+from polylab.engine import Engine
+from polylab.execution.paper import PaperTrader
+from polylab.feed.decode import market_decoder
+from polylab.feed.recording import RecordingReader, decode_meta
+from polylab.feed.sports import ScoreboardError, parse_scoreboard
+from polylab.market import MarketCatalog
+from polylab.money import MICROS, cash_to_str
+from polylab.risk.manager import RiskManager
+from polylab.risk.portfolio import Portfolio
+from polylab.store.run_folder import Provenance, RunRecorder, code_version, file_sha256
+
+__all__ = ["BacktestResult", "load_meta_file", "locked_value", "run_backtest", "summarize"]
+
+
+class BacktestResult(msgspec.Struct, kw_only=True):
+    """Headline numbers of a run (money as integer micros, plus decimal strings for people).
+
+    ``trades``: intents executed with at least one fill; ``opportunities``: sum windows seen;
+    ``pnl``: realized + unrealized (positions marked to best bid), fees already paid, micros;
+    ``pnl_at_payout``: the same with complete neg-risk sets valued at the $1 they pay at
+    resolution; ``win_rate``: share of closed trades with positive realized PnL.
+    """
+
+    trades: int
+    opportunities: int
+    intents: int
+    rejections: int
+    pnl: int
+    pnl_at_payout: int
+    realized: int
+    unrealized: int
+    fees: int
+    merges: int
+    win_rate: float
+    fill_rate: float
+    config_id: str
+    pnl_usd: str
+    fees_usd: str
+    events: int
+    seconds: float
+    provenance: Provenance | None = None
+    run_dir: str = ""
+
+
+def load_meta_file(path: str | Path, catalog: MarketCatalog) -> int:
+    """Add the markets of a metadata file (``{"markets": [...]}``) to ``catalog``."""
+    markets = decode_meta(Path(path).read_text())
+    for m in markets:
+        catalog.add(m)
+    return len(markets)
+
+
+def run_backtest(
+    recording: str | Path,
+    config: PolylabConfig | None = None,
+    *,
+    meta: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    starting_cash_micros: int = 10_000 * MICROS,
+) -> tuple[BacktestResult, RunRecorder, Engine]:
+    """Run every strategy of ``config`` over ``recording``; write a run folder if ``out_dir``."""
+    cfg = config or PolylabConfig()
+    cid = config_id(cfg)
+    reg = BookRegistry()
+    if meta is not None:
+        load_meta_file(meta, reg.catalog)
+    portfolio = Portfolio(starting_cash_micros)
+    recorder = RunRecorder()
+    monitor = SumMonitor(reg.catalog, reg.books)
+    engine = Engine(
+        registry=reg,
+        strategies=build_strategies(cfg),
+        risk=RiskManager(cfg.risk, portfolio),
+        executor=PaperTrader(cfg.paper, reg.catalog),
+        portfolio=portfolio,
+        sinks=[recorder],
+        config=cfg.engine,
+        observers=[monitor.on_market],
+    )
+    dec = market_decoder()
+    t0 = time.perf_counter()
+    started = time.time_ns()
+    last = 0
+    for rec in RecordingReader(recording):
+        last = rec.recv_ns
+        if rec.channel == "market":
+            for ev in dec.decode(rec.payload):
+                engine.on_event(ev, last)
+        elif rec.channel == "meta":
+            try:
+                for m in decode_meta(rec.payload):
+                    reg.catalog.add(m)
+            except msgspec.DecodeError:
+                reg.stats.malformed += 1
+        elif rec.channel == "sports":
+            try:
+                engine.on_games(parse_scoreboard(rec.payload), last)
+            except ScoreboardError:
+                reg.stats.malformed += 1
+    engine.flush(last)
+    windows = monitor.finish(last)
+    for w in windows:
+        recorder.record("opportunities", w)
+    snap = portfolio.snapshot(reg.books)
+    for p in getattr(snap, "positions", ()):
+        recorder.record("positions", p)
+    result = summarize(
+        engine, recorder, snap, len(windows), cid, time.perf_counter() - t0, reg.catalog
+    )
+    if out_dir is not None:
+        prov = Provenance(
+            config_id=cid,
+            code_version=code_version(),
+            data_hash=file_sha256(recording),
+            data_path=str(recording),
+            started_ns=started,
+            ended_ns=time.time_ns(),
+        )
+        result.provenance = prov
+        result.run_dir = str(out_dir)
+        summary: dict[str, Any] = msgspec.structs.asdict(result)
+        summary["config"] = msgspec.to_builtins(cfg)
+        recorder.write(out_dir, summary)
+    return result, recorder, engine
+
+
+def locked_value(engine: Engine, snap: Any, catalog: MarketCatalog) -> int:
+    """What marking complete neg-risk sets at their best bids leaves out, micros.
+
+    A set of every outcome's YES of a neg-risk event cannot be merged on-chain, but pays
+    exactly $1 at resolution; ``pnl_at_payout`` values those sets at $1 instead of the bids.
+    """
+    marks = {p.token_id: p.mark for p in getattr(snap, "positions", ())}
+    extra = 0
+    for g in catalog.groups():
+        if g.kind != "negrisk":
+            continue
+        n = engine.portfolio.complete_sets(g)
+        if n > 0:
+            extra += n - sum(n * marks.get(t, 0) // MICROS for t in g.token_ids)
+    return extra
+
+
+def summarize(
+    engine: Engine,
+    rec: RunRecorder,
+    snap: Any,
+    windows: int,
+    cid: str,
+    seconds: float,
+    catalog: MarketCatalog,
+) -> BacktestResult:
+    """The headline numbers of a finished run."""
+    orders = rec.rows.get("orders", [])
+    sent = sum(getattr(o, "requested", 0) for o in orders)
+    got = sum(getattr(o, "filled", 0) for o in orders)
+    realized = int(snap.realized)
+    unrealized = int(snap.unrealized)
+    fees = int(snap.fees)
+    pnl = realized + unrealized
+    locked = locked_value(engine, snap, catalog)
+    return BacktestResult(
+        trades=int(snap.trades),
+        opportunities=windows,
+        intents=engine.stats.intents,
+        rejections=engine.stats.rejected,
+        pnl=pnl,
+        realized=realized,
+        unrealized=unrealized,
+        fees=fees,
+        merges=len(rec.rows.get("merges", [])),
+        win_rate=float(snap.win_rate),
+        fill_rate=round(got / sent, 6) if sent else 0.0,
+        config_id=cid,
+        pnl_at_payout=pnl + locked,
+        pnl_usd=cash_to_str(pnl),
+        fees_usd=cash_to_str(fees),
+        events=engine.stats.events,
+        seconds=round(seconds, 3),
+    )

@@ -1,0 +1,333 @@
+"""The one engine: source → books → analysis → strategies → risk → executor → results.
+
+Backtest, paper and live run this same loop; only the clock, the source of events and the
+executor differ. Handlers are synchronous and short: decoding and book updates happen inline,
+strategies return intents, risk checks are atomic, and the executor's ``submit`` never blocks
+(signing, sending, storage and publishing happen elsewhere). Results go to sinks (a run
+recorder, later a bus and a store).
+
+Units: prices in price micros, sizes in share micros, cash in micros, times in ns.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol
+
+import msgspec
+
+from polylab.book.registry import BookRegistry
+from polylab.feed.wire import Book, LeanPriceChange, MarketResolved, PriceChange
+from polylab.strategy.base import Game, Intent, Strategy
+
+if TYPE_CHECKING:
+    from polylab.book.l2 import L2Book
+    from polylab.execution.base import ExecutionResult, Executor
+    from polylab.market import MarketCatalog
+    from polylab.risk.manager import RiskManager
+    from polylab.risk.portfolio import Portfolio
+
+__all__ = [
+    "Engine",
+    "EngineConfig",
+    "EngineStats",
+    "ErrorRecord",
+    "IntentRecord",
+    "RejectionRecord",
+    "ResultSink",
+    "StrategyError",
+]
+
+log = logging.getLogger(__name__)
+
+TIMER_NS = 100_000_000
+"""Strategies' timer period: 10 Hz."""
+
+
+class StrategyError(RuntimeError):
+    """A strategy raised; the engine logs it, counts it and carries on without its intents."""
+
+
+class ResultSink(Protocol):
+    """Where the engine's results go (run recorder, bus, store). Must not block."""
+
+    def record(self, kind: str, row: msgspec.Struct) -> None:
+        """``kind``: opportunities | intents | rejections | orders | fills | merges |
+        settlements | errors."""
+        ...
+
+
+class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Engine knobs.
+
+    ``cooldown_ms``: after an intent for a (strategy, group) completes or is rejected, ignore
+    that strategy's intents for the same group this long (the book it saw may not reflect our
+    own fill yet; a limit that refused it will refuse it again).
+    ``timer_hz``: strategy timer rate. ``merge_sets``: merge complete sets into collateral as
+    soon as they are held.
+    """
+
+    cooldown_ms: int = 250
+    timer_hz: float = 10.0
+    merge_sets: bool = True
+
+
+class EngineStats(msgspec.Struct):
+    """Engine counters (exposed for metrics and summaries)."""
+
+    events: int = 0
+    intents: int = 0
+    approved: int = 0
+    rejected: int = 0
+    suppressed: int = 0
+    results: int = 0
+    strategy_errors: int = 0
+    timers: int = 0
+
+
+class IntentRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """An intent as the engine saw it (for the run's tables)."""
+
+    intent_id: str
+    strategy: str
+    group_id: str
+    kind: str
+    legs: int
+    edge: int
+    created_ns: int
+    reason: str
+
+
+class RejectionRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A risk rejection, recorded and published like a fill."""
+
+    intent_id: str
+    strategy: str
+    group_id: str
+    rule: str
+    reason: str
+    ts_ns: int
+
+
+class ErrorRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """Something that went wrong without stopping the engine."""
+
+    source: str
+    error: str
+    ts_ns: int
+
+
+class Engine:
+    """Wires books, strategies, risk and an executor; implements the strategies' ``Context``."""
+
+    def __init__(
+        self,
+        *,
+        registry: BookRegistry,
+        strategies: Iterable[Strategy],
+        risk: RiskManager,
+        executor: Executor,
+        portfolio: Portfolio,
+        sinks: Iterable[ResultSink] = (),
+        config: EngineConfig | None = None,
+        observers: Iterable[Callable[[str, int], None]] = (),
+    ) -> None:
+        self.registry = registry
+        self.strategies = list(strategies)
+        self.risk = risk
+        self.executor = executor
+        self.portfolio = portfolio
+        self.sinks = list(sinks)
+        self.config = config or EngineConfig()
+        self.observers = list(observers)
+        self.stats = EngineStats()
+        self._now = 0
+        self._seq = 0
+        self._next_timer = 0
+        self._timer_ns = int(1e9 / self.config.timer_hz)
+        self._busy: dict[tuple[str, str], int] = {}
+        self._cooldown_ns = self.config.cooldown_ms * 1_000_000
+        self._handlers = registry.handlers
+        self._open: dict[str, Intent] = {}
+
+    # -- Context ---------------------------------------------------------------------------------
+    @property
+    def books(self) -> dict[str, L2Book]:
+        """Books by token id."""
+        return self.registry.books
+
+    @property
+    def catalog(self) -> MarketCatalog:
+        """Markets and outcome groups."""
+        return self.registry.catalog
+
+    def now_ns(self) -> int:
+        """The engine clock: the receive time of the event being handled (ns)."""
+        return self._now
+
+    def position(self, token_id: str) -> int:
+        """Shares of ``token_id`` held (micros)."""
+        return self.portfolio.position(token_id)
+
+    # -- inputs ----------------------------------------------------------------------------------
+    def on_event(self, ev: Any, recv_ns: int) -> None:
+        """One market event received at ``recv_ns``: books, observers, strategies, risk, exec.
+
+        Orders due by ``recv_ns`` are filled first, against the books as they stood when the
+        orders arrived, before this event changes them."""
+        if self.executor.pending():
+            for res in self.executor.poll(recv_ns, self.registry.books):
+                self._finish(res, recv_ns)
+        self._handlers[type(ev)](ev, recv_ns)
+        self.on_applied(ev, recv_ns)
+
+    def on_applied(self, ev: Any, recv_ns: int) -> None:
+        """``on_event`` for a source that already applied ``ev`` to the registry (the live
+        market feed keeps the books itself)."""
+        self._now = recv_ns
+        self.stats.events += 1
+        tev = type(ev)
+        if tev is PriceChange or tev is LeanPriceChange:
+            tokens = {e.asset_id for e in ev.price_changes or ()}
+        elif tev is Book:
+            tokens = {ev.asset_id}
+        else:
+            tokens = set()
+            if tev is MarketResolved:
+                self._settle(ev, recv_ns)
+        if tokens:
+            for obs in self.observers:
+                obs(ev.market, recv_ns)
+            for tok in tokens:
+                for s in self.strategies:
+                    self._handle(s, self._guard(s, "on_book", s.on_book, tok))
+        self._tick(recv_ns)
+
+    def _settle(self, ev: MarketResolved, now: int) -> None:
+        try:
+            rec = self.portfolio.settle(ev.market, ev.winning_asset_id, now)
+        except ValueError as exc:
+            self._emit("errors", ErrorRecord(source="settle", error=str(exc), ts_ns=now))
+            return
+        if rec is not None:
+            self._emit("settlements", rec)
+
+    def on_games(self, games: list[Game], recv_ns: int) -> None:
+        """A scoreboard snapshot received at ``recv_ns``."""
+        self._now = recv_ns
+        for s in self.strategies:
+            self._handle(s, self._guard(s, "on_games", s.on_games, games))
+        self._tick(recv_ns)
+
+    def on_time(self, now_ns: int) -> None:
+        """Advance the clock without an event (timers, executor polls)."""
+        self._now = max(self._now, now_ns)
+        self._tick(self._now)
+
+    def _tick(self, now: int) -> None:
+        if now >= self._next_timer:
+            if self._next_timer and now - self._next_timer < 10 * self._timer_ns:
+                self._next_timer += self._timer_ns
+            else:
+                self._next_timer = now + self._timer_ns
+            self.stats.timers += 1
+            for s in self.strategies:
+                self._handle(s, self._guard(s, "on_timer", s.on_timer))
+        if self.executor.pending():
+            for res in self.executor.poll(now, self.registry.books):
+                self._finish(res, now)
+
+    # -- strategy → risk → executor --------------------------------------------------------------
+    def _guard(
+        self, s: Strategy, hook: str, fn: Callable[..., list[Intent]], *args: Any
+    ) -> list[Intent]:
+        try:
+            return fn(self, *args)
+        except Exception as exc:  # a strategy bug must not stop the engine
+            self.stats.strategy_errors += 1
+            err = StrategyError(f"{s.name}.{hook}: {type(exc).__name__}: {exc}")
+            if self.stats.strategy_errors <= 20:
+                log.exception("%s", err)
+            self._emit("errors", ErrorRecord(source=s.name, error=str(err), ts_ns=self._now))
+            return []
+
+    def _handle(self, s: Strategy, intents: list[Intent]) -> None:
+        for intent in intents:
+            self.submit(intent)
+
+    def submit(self, intent: Intent) -> str | None:
+        """Risk-check an intent and hand it to the executor; returns its id if approved."""
+        now = self._now
+        key = (intent.strategy, intent.group_id)
+        busy = self._busy.get(key)
+        if busy is not None and (busy < 0 or now < busy):
+            self.stats.suppressed += 1
+            return None
+        self._seq += 1
+        iid = f"{intent.strategy}-{self._seq}"
+        self.stats.intents += 1
+        self._emit(
+            "intents",
+            IntentRecord(
+                intent_id=iid,
+                strategy=intent.strategy,
+                group_id=intent.group_id,
+                kind=intent.kind,
+                legs=len(intent.legs),
+                edge=intent.edge,
+                created_ns=intent.created_ns,
+                reason=intent.reason,
+            ),
+        )
+        decision = self.risk.check(iid, intent, now)
+        reason = getattr(decision, "reason", None)
+        if reason is not None:
+            self.stats.rejected += 1
+            self._busy[key] = now + self._cooldown_ns  # do not re-ask before anything changed
+            self._emit(
+                "rejections",
+                RejectionRecord(
+                    intent_id=iid,
+                    strategy=intent.strategy,
+                    group_id=intent.group_id,
+                    rule=str(getattr(decision, "rule", "")),
+                    reason=str(reason),
+                    ts_ns=now,
+                ),
+            )
+            return None
+        self.stats.approved += 1
+        self._busy[key] = -1
+        self._open[iid] = intent
+        self.executor.submit(iid, intent, now)
+        return iid
+
+    def _finish(self, res: ExecutionResult, now: int) -> None:
+        self.stats.results += 1
+        intent = self._open.pop(res.intent_id, res.intent)
+        self._busy[(intent.strategy, intent.group_id)] = now + self._cooldown_ns
+        fills = self.portfolio.apply(res, self.catalog)
+        self.risk.release(res.intent_id)
+        for row in fills:
+            self._emit("fills", row)
+        for rep in (*res.reports, *res.unwound):
+            self._emit("orders", rep)
+        if self.config.merge_sets and intent.kind == "set":
+            for g in self.catalog.groups():
+                if g.id == intent.group_id:
+                    merged = self.portfolio.merge_sets(g, now)
+                    if merged is not None:
+                        self._emit("merges", merged)
+
+    def flush(self, now_ns: int, *, timeout_ns: int = 5_000_000_000) -> None:
+        """Advance time until every submitted intent has a result (end of a backtest)."""
+        end = now_ns + timeout_ns
+        t = now_ns
+        while self.executor.pending() and t <= end:
+            self.on_time(t)
+            t += 10_000_000
+
+    def _emit(self, kind: str, row: msgspec.Struct) -> None:
+        for sink in self.sinks:
+            sink.record(kind, row)

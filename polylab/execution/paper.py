@@ -1,0 +1,313 @@
+"""Paper trading: fill intents against the books as they stand when the orders would arrive.
+
+Model (every choice is a knob of ``PaperConfig``):
+
+* **Latency.** An intent submitted at ``t`` reaches the venue at ``t + latency``. Its legs are
+  evaluated on the first ``poll(now)`` with ``now ≥ t + latency``, against the books passed to
+  that poll (call ``poll`` before applying an event stamped later than the arrival, and the fill
+  sees exactly the books of the arrival instant). All legs of an intent travel together.
+* **Depth walk.** A leg takes the levels at or better than its limit, best first (an exact VWAP
+  over an ``polylab.book.ladder.Ladder``), at most ``depth_share_ppm`` of each displayed level
+  and only the best ``max_levels`` levels (0: all). FOK fills all or nothing at the limit; FAK
+  fills what is there; GTC/GTD are FAK then cancel (paper never rests orders).
+* **Fees.** Taker fee on the whole fill (``vwap_*_with_fees``, rounded up to 0.00001 once per
+  order, as the exchange charges the taker order): the market's ``FeeModel``; for markets
+  without one, ``strategy_fees[intent.strategy]``; otherwise 0. Reports carry ``cost`` (fees
+  excluded) and ``fee``: a BUY pays cost + fee, a SELL receives cost − fee.
+* **Shadow liquidity.** Shares taken are remembered per (token, side) until that side of the
+  book changes, so two intents arriving at the same instant never both take the same shares.
+* **Venue checks at arrival.** Price off the book's tick grid or outside (0, $1), size ≤ 0, or
+  (``enforce_min_size``) size under the market's ``min_order_size``: the leg is rejected.
+  No usable book (missing or awaiting a snapshot) by ``arrival + order_timeout``: timeout.
+* **Leg risk.** For a ``"set"`` intent whose legs filled unevenly, ``leg_policy="unwind"`` sends,
+  when the last leg is known, an opposite FAK order for each leg's excess over the least-filled
+  leg (any price: one tick for a SELL, $1 − one tick for a BUY); it arrives ``latency`` later
+  and walks the book then, fees included. Its reports are ``ExecutionResult.unwound``; the loss
+  shows when the portfolio books them. ``"hold"`` keeps the uneven shares.
+
+Units: prices in price micros, sizes in share micros, cash and fees in micros, times in ns.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import msgspec
+
+from polylab.analysis.vwap import vwap_buy_with_fees, vwap_sell_with_fees
+from polylab.book.ladder import Ladder
+from polylab.execution.base import ExecutionResult, OrderReport, OrderStatus
+from polylab.fees import FeeModel
+from polylab.money import MICROS, MoneyError, parse_micros
+
+if TYPE_CHECKING:
+    from polylab.book.l2 import L2Book
+    from polylab.market import MarketCatalog
+    from polylab.strategy.base import Intent
+
+__all__ = ["PaperConfig", "PaperTrader"]
+
+_MS = 1_000_000
+NonNeg = Annotated[int, msgspec.Meta(ge=0)]
+_NO_FEE = FeeModel()
+
+
+class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Paper executor settings.
+
+    * ``latency_ms``: one-way time from submit to the venue (ms); also the unwind's delay.
+    * ``order_timeout_ms``: how long an arrived order waits for a usable book (ms).
+    * ``leg_policy``: "unwind" (sell back / buy back a set's uneven legs) or "hold".
+    * ``depth_share_ppm``: share of each displayed level we may take, per million (others race
+      for it too); 1_000_000 = all.
+    * ``max_levels``: book levels an order may walk (0: no limit).
+    * ``consume_liquidity``: remember shares taken until the book side changes.
+    * ``enforce_min_size``: reject orders under the market's ``min_order_size`` like the venue.
+    * ``strategy_fees``: fee schedule by strategy name for markets that publish none.
+    """
+
+    latency_ms: NonNeg = 50
+    order_timeout_ms: NonNeg = 500
+    leg_policy: Literal["unwind", "hold"] = "unwind"
+    depth_share_ppm: Annotated[int, msgspec.Meta(gt=0, le=MICROS)] = MICROS
+    max_levels: NonNeg = 0
+    consume_liquidity: bool = True
+    enforce_min_size: bool = True
+    strategy_fees: dict[str, FeeModel] = msgspec.field(default_factory=dict)
+
+
+class _Order:
+    """One order in flight: an intent's leg, or an unwind (``price`` None: any price)."""
+
+    __slots__ = (
+        "arrive_ns",
+        "leg",
+        "order_id",
+        "order_type",
+        "price",
+        "sent_ns",
+        "side",
+        "size",
+        "token_id",
+    )
+
+    def __init__(
+        self,
+        leg: int,
+        token_id: str,
+        side: Literal["BUY", "SELL"],
+        price: int | None,
+        size: int,
+        order_type: str,
+        order_id: str,
+        sent_ns: int,
+        arrive_ns: int,
+    ) -> None:
+        self.leg, self.token_id, self.side, self.price, self.size = leg, token_id, side, price, size
+        self.order_type, self.order_id = order_type, order_id
+        self.sent_ns, self.arrive_ns = sent_ns, arrive_ns
+
+
+class _Pending:
+    __slots__ = ("done", "intent", "intent_id", "orders", "reports", "seq", "unwinding")
+
+    def __init__(self, seq: int, intent_id: str, intent: Intent, orders: list[_Order]) -> None:
+        self.seq, self.intent_id, self.intent, self.orders = seq, intent_id, intent, orders
+        self.reports: list[OrderReport] = []
+        self.done: dict[int, OrderReport] = {}
+        self.unwinding = False
+
+    def next_arrival(self) -> int:
+        return min((o.arrive_ns for o in self.orders if o.leg not in self.done), default=0)
+
+
+class PaperTrader:
+    """The paper ``Executor``: latency, depth walk, fees, shadow liquidity and leg risk."""
+
+    name = "paper"
+
+    def __init__(self, config: PaperConfig, catalog: MarketCatalog) -> None:
+        self.config = config
+        self.catalog = catalog
+        self._pending: dict[int, _Pending] = {}
+        self._seq = 0
+        self._shadow: dict[tuple[str, bool], tuple[Ladder, dict[int, int]]] = {}
+        self.submitted = 0
+        self.finished = 0
+
+    def pending(self) -> int:
+        """Intents submitted and not yet returned by ``poll``."""
+        return len(self._pending)
+
+    def submit(self, intent_id: str, intent: Intent, now_ns: int) -> None:
+        """Queue ``intent``; its legs arrive at ``now_ns + latency``."""
+        self._seq += 1
+        self.submitted += 1
+        arrive = now_ns + self.config.latency_ms * _MS
+        orders = [
+            _Order(
+                i,
+                leg.token_id,
+                leg.side,
+                leg.price,
+                leg.size,
+                leg.order_type,
+                f"paper-{self._seq}-{i}",
+                now_ns,
+                arrive,
+            )
+            for i, leg in enumerate(intent.legs)
+        ]
+        self._pending[self._seq] = _Pending(self._seq, intent_id, intent, orders)
+
+    def poll(self, now_ns: int, books: dict[str, L2Book]) -> list[ExecutionResult]:
+        """Evaluate every order that has arrived by ``now_ns`` (earliest arrival first, then
+        submission order) against ``books``; return the intents now final."""
+        ready = [p for p in self._pending.values() if p.next_arrival() <= now_ns]
+        ready.sort(key=lambda p: (p.next_arrival(), p.seq))
+        out: list[ExecutionResult] = []
+        for p in ready:
+            res = self._advance(p, now_ns, books)
+            if res is not None:
+                del self._pending[p.seq]
+                self.finished += 1
+                out.append(res)
+        return out
+
+    # -- one intent ----------------------------------------------------------------------------
+    def _advance(self, p: _Pending, now: int, books: dict[str, L2Book]) -> ExecutionResult | None:
+        while True:
+            for o in p.orders:
+                if o.leg not in p.done and o.arrive_ns <= now:
+                    rep = self._execute(p, o, now, books)
+                    if rep is not None:
+                        p.done[o.leg] = rep
+            if len(p.done) < len(p.orders):
+                return None
+            batch = [p.done[o.leg] for o in p.orders]
+            if p.unwinding:
+                return ExecutionResult(
+                    intent_id=p.intent_id,
+                    intent=p.intent,
+                    reports=tuple(p.reports),
+                    complete=False,
+                    unwound=tuple(batch),
+                )
+            p.reports = batch
+            unwinds = self._unwinds(p, now)
+            if not unwinds:
+                return ExecutionResult(
+                    intent_id=p.intent_id,
+                    intent=p.intent,
+                    reports=tuple(batch),
+                    complete=bool(batch) and all(r.status == "filled" for r in batch),
+                )
+            p.unwinding, p.orders, p.done = True, unwinds, {}
+
+    def _unwinds(self, p: _Pending, now: int) -> list[_Order]:
+        """Opposite orders for each leg's excess over the least-filled leg of a set."""
+        if p.intent.kind != "set" or self.config.leg_policy != "unwind" or len(p.reports) < 2:
+            return []
+        target = min(r.filled for r in p.reports)
+        arrive = now + self.config.latency_ms * _MS
+        out: list[_Order] = []
+        for r in p.reports:
+            excess = r.filled - target
+            if excess > 0:
+                side: Literal["BUY", "SELL"] = "SELL" if r.side == "BUY" else "BUY"
+                oid = f"paper-{p.seq}-{r.leg}u"
+                out.append(_Order(r.leg, r.token_id, side, None, excess, "FAK", oid, now, arrive))
+        return out
+
+    # -- one order -----------------------------------------------------------------------------
+    def _min_size(self, token_id: str) -> int:
+        m = self.catalog.by_token.get(token_id)
+        if m is None or not self.config.enforce_min_size:
+            return 0
+        try:
+            return parse_micros(m.min_order_size)
+        except MoneyError:
+            return 0
+
+    def _execute(
+        self, p: _Pending, o: _Order, now: int, books: dict[str, L2Book]
+    ) -> OrderReport | None:
+        """The order's report, or None while it waits for a usable book."""
+        book = books.get(o.token_id)
+        if book is None or book.needs_snapshot:
+            if now >= o.arrive_ns + self.config.order_timeout_ms * _MS:
+                return self._report(p, o, o.price or 0, "timeout", now, reason="no usable book")
+            return None
+        tick = book.tick.micros
+        buy = o.side == "BUY"
+        limit = o.price if o.price is not None else (MICROS - tick if buy else tick)
+        if not 0 < limit < MICROS or limit % tick:
+            why = f"price {limit} is not a valid price on the {book.tick.text} grid"
+            return self._report(p, o, limit, "rejected", now, reason=why)
+        min_size = self._min_size(o.token_id)
+        if o.size <= 0 or o.size < min_size:
+            why = f"size {o.size} below the minimum {max(min_size, 1)} micros"
+            return self._report(p, o, limit, "rejected", now, reason=why)
+        lad = book.ask_ladder() if buy else book.bid_ladder()
+        key = (o.token_id, buy)
+        shadow = self._shadow.get(key)
+        if shadow is None or shadow[0] is not lad:
+            shadow = self._shadow[key] = (lad, {})
+        used = shadow[1]
+        share, max_levels = self.config.depth_share_ppm, self.config.max_levels
+        levels: list[tuple[int, int]] = []
+        for i, (price, size) in enumerate(zip(lad.prices, lad.sizes, strict=True)):
+            if (price > limit if buy else price < limit) or (max_levels and i >= max_levels):
+                break
+            avail = size * share // MICROS - used.get(price, 0)
+            if avail > 0:
+                levels.append((price, avail))
+        fees = self.catalog.fee_for(o.token_id)
+        if fees is None:
+            fees = self.config.strategy_fees.get(p.intent.strategy, _NO_FEE)
+        walk = vwap_buy_with_fees if buy else vwap_sell_with_fees
+        v = walk(Ladder.from_price_levels(levels), o.size, fees)
+        if not v.filled or (o.order_type == "FOK" and v.filled < o.size):
+            why = f"{v.filled} of {o.size} available at the limit"
+            return self._report(p, o, limit, "unfilled", now, reason=why)
+        if self.config.consume_liquidity:
+            left = v.filled
+            for price, avail in levels:
+                take = min(avail, left)
+                used[price] = used.get(price, 0) + take
+                left -= take
+                if not left:
+                    break
+        status: OrderStatus = "filled" if v.filled == o.size else "partial"
+        why = "" if status == "filled" else f"rest of {o.size - v.filled} cancelled (no resting)"
+        return self._report(p, o, limit, status, now, v.filled, v.cost, v.fee, why)
+
+    def _report(
+        self,
+        p: _Pending,
+        o: _Order,
+        limit: int,
+        status: OrderStatus,
+        now: int,
+        filled: int = 0,
+        cost: int = 0,
+        fee: int = 0,
+        reason: str = "",
+    ) -> OrderReport:
+        return OrderReport(
+            intent_id=p.intent_id,
+            leg=o.leg,
+            token_id=o.token_id,
+            side=o.side,
+            limit_price=limit,
+            requested=o.size,
+            filled=filled,
+            cost=cost,
+            fee=fee,
+            avg_price=cost * MICROS // filled if filled else 0,
+            status=status,
+            sent_ns=o.sent_ns,
+            done_ns=now,
+            order_id=o.order_id,
+            reason=reason,
+        )

@@ -1,0 +1,423 @@
+"""Market WebSocket client: books kept right through disconnects, drops, stalls and reorders.
+
+Shape (protocol doc §1): tokens are sharded over connections (``assets_per_connection``, the
+venue sends no snapshots above 500 per socket); each shard subscribes with
+``{"assets_ids": [...], "type": "market", "custom_feature_enabled": true}``, sends the text
+``PING`` every ``ping_s`` and reconnects with exponential backoff and jitter. Frames go through
+``polylab.feed.decode.market_decoder()`` into a ``BookRegistry`` and then to ``on_event(recv_ns,
+event)``; that hot path is synchronous and short (no awaits, no allocation beyond decoding).
+
+How a book is known to be wrong, and how it is healed (the heal is always a fresh snapshot, in
+stream order, by unsubscribing and re-subscribing the token on its open socket):
+
+* **disconnect**: every book of the shard gets ``needs_snapshot`` (and is flagged stale) until
+  the reconnect's initial dump replaces it;
+* **gap**: each current-schema ``price_change`` states the asset's best bid/ask *after* the
+  change; if the rebuilt book disagrees an update was lost (dropped, garbled or reordered
+  frame) → ``needs_snapshot`` and a resync of both tokens of the market;
+* **quiet** (watchdog): no event for a token in ``stale_after_ms`` → flagged stale, ``on_stale``
+  called, and (``stale_action``) the token re-subscribed or the shard reconnected;
+* **silent level loss** (a dropped change below the top): optional REST reconciliation every
+  ``reconcile_every_s`` compares local books with ``book_source`` (e.g.
+  ``AsyncClobRest.get_books``) when both are at the same version (equal hash) or the local book
+  has been quiet for ``reconcile_quiet_ms``; a difference triggers a resync;
+* a requested snapshot that does not come within ``snapshot_timeout_ms`` is requested again; a
+  socket silent (not even ``PONG``) for ``silence_s`` is closed and reconnected.
+
+Times: ``recv_ns`` and the staleness clock are wall-clock ns (``time.time_ns``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable
+from typing import Annotated, Literal
+
+import msgspec
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+from polylab.book.registry import BookRegistry
+from polylab.errors import ConfigError
+from polylab.feed.decode import market_decoder
+from polylab.feed.market_health import (
+    BookSource,
+    FeedCounters,
+    FeedHealth,
+    Shard,
+    StaleReason,
+    backoff_delay_s,
+)
+from polylab.feed.recording import RecordingWriter
+from polylab.feed.wire import Book, MarketEvent, PriceChange, TickSizeChange
+from polylab.money import MoneyError, parse_micros
+
+__all__ = [
+    "BookSource",
+    "FeedCounters",
+    "MarketFeed",
+    "MarketFeedConfig",
+    "backoff_delay_s",
+]
+
+log = logging.getLogger(__name__)
+
+Pos = Annotated[float, msgspec.Meta(gt=0)]
+NonNeg = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class MarketFeedConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Market-channel client settings (times carry their unit in the name).
+
+    ``url``: the ``/ws/market`` endpoint. ``assets_per_connection``: shard size (venue: no
+    snapshots above 500). ``ping_s``: text PING period. ``silence_s``: no frame at all (not even
+    PONG) for this long ⇒ reconnect. ``stale_after_ms``: no event for a token this long ⇒ stale
+    (0 = watchdog off). ``stale_action``: what a quiet token triggers. ``check_every_ms``:
+    watchdog period. ``snapshot_timeout_ms``: re-request a snapshot not received in time.
+    ``resync_on_gap``: resync when a ``price_change`` contradicts the book.
+    ``backoff_min_ms``/``backoff_max_ms``/``backoff_jitter``: reconnect delay range and the
+    random fraction taken off it. ``reconcile_every_s``: REST check period (0 = off; needs a
+    ``book_source``); ``reconcile_quiet_ms``: how long a book must be unchanged before a check
+    that cannot rely on equal hashes. ``max_frame_bytes``: largest accepted frame.
+    """
+
+    url: str
+    assets_per_connection: Annotated[int, msgspec.Meta(ge=1, le=500)] = 200
+    custom_feature_enabled: bool = True
+    ping_s: Pos = 10.0
+    silence_s: Pos = 30.0
+    open_timeout_s: Pos = 10.0
+    stale_after_ms: Annotated[int, msgspec.Meta(ge=0)] = 60_000
+    stale_action: Literal["none", "resubscribe", "reconnect"] = "resubscribe"
+    check_every_ms: Annotated[int, msgspec.Meta(ge=1)] = 250
+    snapshot_timeout_ms: Annotated[int, msgspec.Meta(ge=1)] = 5_000
+    resync_on_gap: bool = True
+    backoff_min_ms: Annotated[int, msgspec.Meta(ge=1)] = 100
+    backoff_max_ms: Annotated[int, msgspec.Meta(ge=1)] = 10_000
+    backoff_jitter: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.5
+    reconcile_every_s: NonNeg = 0.0
+    reconcile_quiet_ms: Annotated[int, msgspec.Meta(ge=0)] = 1_000
+    max_frame_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 16 * 1024 * 1024
+
+
+class MarketFeed(FeedHealth):
+    """The market channel over one or more sockets, feeding a ``BookRegistry``.
+
+    Use ``async with MarketFeed(cfg, registry) as feed: await feed.subscribe(ids)``.
+    ``on_event(recv_ns, event)`` and ``on_stale(token_id, reason)`` run synchronously on the loop;
+    their exceptions are counted (``callback_errors``) and logged, never propagated.
+    """
+
+    def __init__(
+        self,
+        config: MarketFeedConfig,
+        registry: BookRegistry | None = None,
+        *,
+        on_event: Callable[[int, MarketEvent], None] | None = None,
+        on_stale: Callable[[str, StaleReason], None] | None = None,
+        recorder: RecordingWriter | None = None,
+        book_source: BookSource | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not config.url.startswith(("ws://", "wss://")):
+            raise ConfigError(f"url must be a ws:// or wss:// address, was {config.url!r}")
+        if config.backoff_min_ms > config.backoff_max_ms:
+            raise ConfigError(
+                f"backoff_min_ms {config.backoff_min_ms} > backoff_max_ms {config.backoff_max_ms}"
+            )
+        self.config = config
+        self.registry = registry if registry is not None else BookRegistry()
+        self.on_event = on_event
+        self.on_stale = on_stale
+        self.recorder = recorder
+        self.book_source = book_source
+        self.counters = FeedCounters()
+        self.stale: set[str] = set()
+        self.shards: list[Shard] = []
+        self._decoder = market_decoder()
+        self._rng = rng or random.Random()
+        self._shard_of: dict[str, Shard] = {}
+        self._last: dict[str, int] = {}
+        self._resync_at: dict[str, int] = {}
+        self._closing = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._shard_no = 0
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def __aenter__(self) -> MarketFeed:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def start(self) -> None:
+        """Start the watchdog and reconciliation tasks (shards start on ``subscribe``)."""
+        if self._tasks:
+            return
+        self._tasks.append(asyncio.create_task(self._watchdog(), name="market-feed-watchdog"))
+        if self.config.reconcile_every_s > 0 and self.book_source is not None:
+            self._tasks.append(asyncio.create_task(self._reconciler(), name="market-reconcile"))
+
+    async def close(self) -> None:
+        """Stop every task and close every socket."""
+        self._closing = True
+        tasks = [*self._tasks, *(s.task for s in self.shards if s.task is not None)]
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks.clear()
+
+    # -- subscriptions -------------------------------------------------------------------------
+    @property
+    def token_ids(self) -> list[str]:
+        """Every subscribed token."""
+        return list(self._shard_of)
+
+    async def subscribe(self, token_ids: Iterable[str]) -> None:
+        """Subscribe more tokens: fill shards that have room, then open new shards."""
+        self.start()
+        now = time.time_ns()
+        new = [t for t in dict.fromkeys(token_ids) if t not in self._shard_of]
+        cap = self.config.assets_per_connection
+        i = 0
+        while new:
+            if i < len(self.shards):
+                sh = self.shards[i]
+                i += 1
+            else:
+                sh = self._new_shard()
+                i = len(self.shards)
+            room = cap - len(sh.tokens)
+            if room <= 0:
+                continue
+            batch, new = new[:room], new[room:]
+            for t in batch:
+                sh.tokens[t] = None
+                self._shard_of[t] = sh
+                self._last[t] = now
+            if sh.task is None:
+                sh.task = asyncio.create_task(self._run(sh), name=f"market-shard-{sh.no}")
+            elif sh.ws is not None:
+                await self._send_op(sh, "subscribe", batch)
+
+    def _new_shard(self) -> Shard:
+        self._shard_no += 1
+        sh = Shard(self._shard_no)
+        self.shards.append(sh)
+        return sh
+
+    async def unsubscribe(self, token_ids: Iterable[str]) -> None:
+        """Drop tokens: their books leave the registry; an emptied shard is closed."""
+        by_shard: dict[int, tuple[Shard, list[str]]] = {}
+        for t in dict.fromkeys(token_ids):
+            sh = self._shard_of.pop(t, None)
+            if sh is None:
+                continue
+            sh.tokens.pop(t, None)
+            sh.pending.pop(t, None)
+            self._last.pop(t, None)
+            self._resync_at.pop(t, None)
+            self.stale.discard(t)
+            self.registry.books.pop(t, None)
+            by_shard.setdefault(sh.no, (sh, []))[1].append(t)
+        for sh, ids in by_shard.values():
+            if not sh.tokens:
+                self.shards.remove(sh)
+                if sh.task is not None:
+                    sh.task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await sh.task
+            elif sh.ws is not None:
+                await self._send_op(sh, "unsubscribe", ids)
+
+    async def _run(self, sh: Shard) -> None:
+        cfg, c = self.config, self.counters
+        while not self._closing and sh.tokens:
+            try:
+                async with connect(
+                    cfg.url,
+                    compression=None,
+                    ping_interval=None,
+                    proxy=None,
+                    open_timeout=cfg.open_timeout_s,
+                    close_timeout=1.0,
+                    max_size=cfg.max_frame_bytes,
+                    max_queue=None,
+                ) as ws:
+                    await self._session(sh, ws)
+            except asyncio.CancelledError:
+                raise
+            except (OSError, TimeoutError, websockets.WebSocketException) as exc:
+                log.info("market shard %d: connection lost: %r", sh.no, exc)
+            finally:
+                if sh.ws is not None:
+                    c.disconnects += 1
+                sh.ws = None
+                self._lost(sh)
+            if self._closing or not sh.tokens:
+                break
+            c.reconnects += 1
+            delay = backoff_delay_s(
+                sh.attempt, cfg.backoff_min_ms, cfg.backoff_max_ms, cfg.backoff_jitter, self._rng
+            )
+            sh.attempt += 1
+            await asyncio.sleep(delay)
+
+    async def _session(self, sh: Shard, ws: ClientConnection) -> None:
+        cfg = self.config
+        sent = list(sh.tokens)
+        deadline = time.time_ns() + cfg.snapshot_timeout_ms * 1_000_000
+        sh.pending = dict.fromkeys(sent, deadline)
+        await ws.send(
+            msgspec.json.encode(
+                {
+                    "assets_ids": sent,
+                    "type": "market",
+                    "custom_feature_enabled": cfg.custom_feature_enabled,
+                }
+            ).decode()
+        )
+        self.counters.connects += 1
+        sh.ws = ws
+        sh.last_recv_ns = time.time_ns()
+        late = [t for t in sh.tokens if t not in sh.pending]
+        if late:
+            await self._send_op(sh, "subscribe", late)
+        pinger = asyncio.create_task(self._ping(sh, ws))
+        try:
+            on_frame = self._on_frame
+            async for frame in ws:
+                on_frame(sh, frame if isinstance(frame, str) else frame.decode("utf-8", "replace"))
+        finally:
+            pinger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pinger
+
+    async def _ping(self, sh: Shard, ws: ClientConnection) -> None:
+        cfg = self.config
+        silence_ns = int(cfg.silence_s * 1e9)
+        with contextlib.suppress(websockets.ConnectionClosed):
+            while True:
+                await asyncio.sleep(cfg.ping_s)
+                if time.time_ns() - sh.last_recv_ns > silence_ns:
+                    log.warning(
+                        "market shard %d: silent for %.1fs, reconnecting", sh.no, cfg.silence_s
+                    )
+                    await ws.close()
+                    return
+                await ws.send("PING")
+                self.counters.pings += 1
+
+    def _lost(self, sh: Shard) -> None:
+        """A shard's socket is gone: its books wait for the reconnect's snapshots."""
+        books = self.registry.books
+        sh.pending.clear()
+        for t in sh.tokens:
+            b = books.get(t)
+            if b is not None:
+                b.needs_snapshot = True
+            self._flag(t, "disconnected")
+
+    # -- hot path ------------------------------------------------------------------------------
+    def _on_frame(self, sh: Shard, frame: str) -> None:
+        recv_ns = time.time_ns()
+        c = self.counters
+        c.frames += 1
+        sh.last_recv_ns = recv_ns
+        if self.recorder is not None:
+            try:
+                self.recorder.write("market", frame, recv_ns)
+            except (OSError, ValueError) as exc:  # a full disk must not cost the feed
+                c.recorder_errors += 1
+                if c.recorder_errors == 1:
+                    log.error("market feed: recording failed, frames go unrecorded: %r", exc)
+        if frame == "PONG":
+            c.pongs += 1
+            return
+        dec = self._decoder
+        events = dec.decode(frame)
+        st = dec.stats
+        c.malformed = st.malformed
+        c.unknown = st.unknown
+        if not events:
+            return
+        if sh.attempt:
+            sh.attempt = 0
+        c.events += len(events)
+        reg, cb = self.registry, self.on_event
+        for ev in events:
+            try:
+                reg.apply(ev, recv_ns)
+            except Exception:  # a registry bug must not stop the feed
+                c.apply_errors += 1
+                log.exception("market feed: applying %s failed", type(ev).__name__)
+                continue
+            if isinstance(ev, PriceChange):
+                self._after_change(sh, ev, recv_ns)
+            elif isinstance(ev, Book):
+                self._after_book(sh, ev.asset_id, recv_ns)
+            else:
+                aid = getattr(ev, "asset_id", None)
+                if aid is not None and aid in self._last:
+                    self._last[aid] = recv_ns
+                    if isinstance(ev, TickSizeChange):
+                        b = reg.books.get(aid)
+                        if b is not None and b.needs_snapshot:
+                            self._gap(sh, aid)
+                    self._fresh(aid)
+            if cb is not None:
+                try:
+                    cb(recv_ns, ev)
+                except Exception:
+                    c.callback_errors += 1
+                    log.exception("market feed: on_event callback failed")
+
+    def _after_book(self, sh: Shard, aid: str, recv_ns: int) -> None:
+        if aid in self._last:
+            self._last[aid] = recv_ns
+            sh.pending.pop(aid, None)
+            self._fresh(aid)
+
+    def _after_change(self, sh: Shard, ev: PriceChange, recv_ns: int) -> None:
+        entries = ev.price_changes
+        last = self._last
+        if entries is None:
+            aid = ev.asset_id
+            if aid is not None and aid in last:
+                last[aid] = recv_ns
+                self._fresh(aid)
+            return
+        final = {e.asset_id: e for e in entries}
+        books = self.registry.books
+        check = self.config.resync_on_gap
+        for aid, e in final.items():
+            if aid not in last:
+                continue
+            last[aid] = recv_ns
+            b = books.get(aid)
+            if (
+                check
+                and b is not None
+                and not b.needs_snapshot
+                and aid not in sh.pending
+                and e.best_bid is not None
+                and e.best_ask is not None
+            ):
+                try:
+                    bad = b.best_bid_micros() != parse_micros(
+                        e.best_bid
+                    ) or b.best_ask_micros() != parse_micros(e.best_ask)
+                except MoneyError:
+                    bad = False
+                if bad:
+                    self.counters.gaps += 1
+                    self._gap(sh, aid)
+                    continue
+            self._fresh(aid)

@@ -1,0 +1,290 @@
+"""User WebSocket client: this API key's ``order`` and ``trade`` events (protocol doc §2).
+
+One socket subscribes with ``{"auth": {"apiKey", "secret", "passphrase"}, "markets": [...],
+"type": "user"}`` (``markets`` = condition ids, an optional filter), sends the text ``PING``
+every ``ping_s`` and reconnects with exponential backoff and jitter. Frames are decoded by
+``polylab.feed.decode.user_decoder()`` into ``UserOrder`` / ``UserTrade`` and handed to
+``on_event(recv_ns, event)`` synchronously. A ``PING`` follows the subscription at once, so the
+first ``PONG`` proves the server has processed it (``wait_ready``).
+
+Events sent while disconnected are lost by the venue; after a reconnect, reconcile open orders
+and trades over REST (``AsyncClobRest.get_open_orders`` / ``get_trades``). The credentials go
+only into the subscription message: never logged, recorded or shown in a repr. An
+authentication refusal (close code 1008) is counted (``auth_failures``) and retried at the
+longest backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable
+from typing import Annotated
+
+import msgspec
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+from polylab.errors import ConfigError
+from polylab.execution.auth import ApiCreds
+from polylab.feed.decode import user_decoder
+from polylab.feed.market_health import backoff_delay_s
+from polylab.feed.recording import RecordingWriter
+from polylab.feed.wire import UserEvent, UserOrder, UserTrade
+
+__all__ = ["UserFeed", "UserFeedConfig", "UserFeedCounters"]
+
+log = logging.getLogger(__name__)
+
+_POLICY_VIOLATION = 1008
+Pos = Annotated[float, msgspec.Meta(gt=0)]
+
+
+class UserFeedConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """User-channel client settings.
+
+    ``url``: the ``/ws/user`` endpoint. ``markets``: condition ids to receive (empty = all).
+    ``ping_s``: text PING period; ``silence_s``: no frame at all (not even PONG) for this long ⇒
+    reconnect. ``backoff_*``: reconnect delay range (ms) and its random fraction.
+    """
+
+    url: str
+    markets: tuple[str, ...] = ()
+    ping_s: Pos = 10.0
+    silence_s: Pos = 30.0
+    open_timeout_s: Pos = 10.0
+    backoff_min_ms: Annotated[int, msgspec.Meta(ge=1)] = 100
+    backoff_max_ms: Annotated[int, msgspec.Meta(ge=1)] = 10_000
+    backoff_jitter: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.5
+    max_frame_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 16 * 1024 * 1024
+
+
+class UserFeedCounters(msgspec.Struct):
+    """Counters for metrics."""
+
+    frames: int = 0
+    events: int = 0
+    orders: int = 0
+    trades: int = 0
+    malformed: int = 0
+    unknown: int = 0
+    pongs: int = 0
+    pings: int = 0
+    connects: int = 0
+    reconnects: int = 0
+    disconnects: int = 0
+    auth_failures: int = 0
+    callback_errors: int = 0
+    recorder_errors: int = 0
+
+
+class UserFeed:
+    """The user channel of one API key. ``async with UserFeed(cfg, creds, on_event=f) as feed``."""
+
+    def __init__(
+        self,
+        config: UserFeedConfig,
+        creds: ApiCreds,
+        *,
+        on_event: Callable[[int, UserEvent], None] | None = None,
+        recorder: RecordingWriter | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not config.url.startswith(("ws://", "wss://")):
+            raise ConfigError(f"url must be a ws:// or wss:// address, was {config.url!r}")
+        self.config = config
+        self._creds = creds
+        self.on_event = on_event
+        self.recorder = recorder
+        self.counters = UserFeedCounters()
+        self.markets: dict[str, None] = dict.fromkeys(config.markets)
+        self._decoder = user_decoder()
+        self._rng = rng or random.Random()
+        self._ws: ClientConnection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._closing = False
+        self._attempt = 0
+        self._last_recv_ns = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"UserFeed(url={self.config.url!r}, api_key={self._creds.api_key!r}, "
+            f"markets={len(self.markets)}, connected={self._ws is not None})"
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def __aenter__(self) -> UserFeed:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def start(self) -> None:
+        """Connect (in the background) and keep connected until ``close``."""
+        if self._task is None:
+            self._closing = False
+            self._task = asyncio.create_task(self._run(), name="user-feed")
+
+    async def close(self) -> None:
+        """Stop and close the socket."""
+        self._closing = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+
+    @property
+    def connected(self) -> bool:
+        """True while subscribed on an open socket."""
+        return self._ws is not None
+
+    async def wait_ready(self, timeout_s: float) -> bool:
+        """Wait until the server has processed the subscription (first PONG after it)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), timeout_s)
+        return self._ready.is_set()
+
+    async def subscribe_markets(self, condition_ids: Iterable[str]) -> None:
+        """Add condition ids to the filter (sent on the open socket, kept for reconnects)."""
+        new = [m for m in dict.fromkeys(condition_ids) if m not in self.markets]
+        self.markets.update(dict.fromkeys(new))
+        await self._send_op("subscribe", new)
+
+    async def unsubscribe_markets(self, condition_ids: Iterable[str]) -> None:
+        """Remove condition ids from the filter."""
+        gone = [m for m in dict.fromkeys(condition_ids) if m in self.markets]
+        for m in gone:
+            del self.markets[m]
+        await self._send_op("unsubscribe", gone)
+
+    async def _send_op(self, op: str, markets: list[str]) -> None:
+        if self._ws is not None and markets:
+            with contextlib.suppress(websockets.ConnectionClosed):
+                await self._ws.send(
+                    msgspec.json.encode({"markets": markets, "operation": op}).decode()
+                )
+
+    # -- connection ----------------------------------------------------------------------------
+    async def _run(self) -> None:
+        cfg, c = self.config, self.counters
+        while not self._closing:
+            auth_refused = False
+            try:
+                async with connect(
+                    cfg.url,
+                    compression=None,
+                    ping_interval=None,
+                    proxy=None,
+                    open_timeout=cfg.open_timeout_s,
+                    close_timeout=1.0,
+                    max_size=cfg.max_frame_bytes,
+                    max_queue=None,
+                ) as ws:
+                    await self._session(ws)
+                auth_refused = ws.close_code == _POLICY_VIOLATION
+            except asyncio.CancelledError:
+                raise
+            except websockets.ConnectionClosed as exc:
+                auth_refused = exc.rcvd is not None and exc.rcvd.code == _POLICY_VIOLATION
+                log.info("user feed: connection closed: %s", exc)
+            except (OSError, TimeoutError, websockets.WebSocketException) as exc:
+                log.info("user feed: connection failed: %r", exc)
+            finally:
+                if self._ws is not None:
+                    c.disconnects += 1
+                self._ws = None
+                self._ready.clear()
+            if self._closing:
+                break
+            if auth_refused:
+                c.auth_failures += 1
+                log.error("user feed: the server refused the API credentials (1008)")
+                self._attempt = 30
+            c.reconnects += 1
+            delay = backoff_delay_s(
+                self._attempt, cfg.backoff_min_ms, cfg.backoff_max_ms, cfg.backoff_jitter, self._rng
+            )
+            self._attempt += 1
+            await asyncio.sleep(delay)
+
+    async def _session(self, ws: ClientConnection) -> None:
+        creds = self._creds
+        sub = {
+            "auth": {
+                "apiKey": creds.api_key,
+                "secret": creds.secret,
+                "passphrase": creds.passphrase,
+            },
+            "markets": list(self.markets),
+            "type": "user",
+        }
+        await ws.send(msgspec.json.encode(sub).decode())
+        await ws.send("PING")
+        self._ws = ws
+        self.counters.connects += 1
+        self._last_recv_ns = time.time_ns()
+        pinger = asyncio.create_task(self._ping(ws))
+        try:
+            async for frame in ws:
+                self._on_frame(
+                    frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
+                )
+        finally:
+            pinger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pinger
+
+    async def _ping(self, ws: ClientConnection) -> None:
+        cfg = self.config
+        silence_ns = int(cfg.silence_s * 1e9)
+        with contextlib.suppress(websockets.ConnectionClosed):
+            while True:
+                await asyncio.sleep(cfg.ping_s)
+                if time.time_ns() - self._last_recv_ns > silence_ns:
+                    log.warning("user feed: silent for %.1fs, reconnecting", cfg.silence_s)
+                    await ws.close()
+                    return
+                await ws.send("PING")
+                self.counters.pings += 1
+
+    # -- hot path ------------------------------------------------------------------------------
+    def _on_frame(self, frame: str) -> None:
+        recv_ns = time.time_ns()
+        c = self.counters
+        c.frames += 1
+        self._last_recv_ns = recv_ns
+        if self.recorder is not None:
+            try:
+                self.recorder.write("user", frame, recv_ns)
+            except (OSError, ValueError) as exc:  # a full disk must not cost the feed
+                c.recorder_errors += 1
+                if c.recorder_errors == 1:
+                    log.error("user feed: recording failed, frames go unrecorded: %r", exc)
+        if frame == "PONG":
+            c.pongs += 1
+            if not self._ready.is_set():
+                self._ready.set()
+                self._attempt = 0
+            return
+        dec = self._decoder
+        events = dec.decode(frame)
+        c.malformed, c.unknown = dec.stats.malformed, dec.stats.unknown
+        cb = self.on_event
+        for ev in events:
+            c.events += 1
+            if isinstance(ev, UserTrade):
+                c.trades += 1
+            elif isinstance(ev, UserOrder):
+                c.orders += 1
+            if cb is not None:
+                try:
+                    cb(recv_ns, ev)
+                except Exception:
+                    c.callback_errors += 1
+                    log.exception("user feed: on_event callback failed")

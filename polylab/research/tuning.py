@@ -1,0 +1,152 @@
+"""Threshold tuning for notebooks: re-run a backtest for SumTo100's ``min_edge`` and
+``min_liquidity``, one point or a grid, and draw the results.
+
+Every point is a full backtest on the one engine (the same code as ``polylab backtest``), so a
+threshold that looks good here is exactly what the runner would trade. plotly and ipywidgets are
+imported inside the functions that draw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import polars as pl
+
+from polylab.backtest import run_backtest
+from polylab.config import PolylabConfig, load_config
+from polylab.money import MICROS
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+__all__ = ["grid", "heatmap_figure", "point", "point_figure", "tuning_widget"]
+
+
+def _config(
+    base: PolylabConfig | None, min_edge_micros: int, min_liquidity_micros: int
+) -> PolylabConfig:
+    cfg = base or load_config(env={})
+    s = msgspec.structs.replace(
+        cfg.sum_to_100, min_edge_micros=min_edge_micros, min_liquidity_micros=min_liquidity_micros
+    )
+    return msgspec.structs.replace(cfg, sum_to_100=s, strategies=("sum_to_100",))
+
+
+def point(
+    recording: str | Path, min_edge: float, min_liquidity: float, base: PolylabConfig | None = None
+) -> dict[str, Any]:
+    """One backtest: ``min_edge`` in dollars per set, ``min_liquidity`` in shares.
+
+    Returns pnl (dollars, at payout for held neg-risk sets), trades, fill rate, fees, and the
+    intents and rejections behind them.
+    """
+    cfg = _config(base, round(min_edge * MICROS), round(min_liquidity * MICROS))
+    res, _, _ = run_backtest(recording, cfg)
+    return {
+        "min_edge": min_edge,
+        "min_liquidity": min_liquidity,
+        "pnl": res.pnl_at_payout / MICROS,
+        "pnl_marked": res.pnl / MICROS,
+        "trades": res.trades,
+        "fill_rate": res.fill_rate,
+        "fees": res.fees / MICROS,
+        "intents": res.intents,
+        "rejections": res.rejections,
+        "win_rate": res.win_rate,
+    }
+
+
+def grid(
+    recording: str | Path,
+    min_edges: Iterable[float],
+    min_liquidities: Iterable[float],
+    base: PolylabConfig | None = None,
+) -> pl.DataFrame:
+    """Backtests over every (min_edge, min_liquidity) pair, one row each."""
+    liqs = list(min_liquidities)
+    rows = [point(recording, e, q, base) for e in min_edges for q in liqs]
+    return pl.DataFrame(rows)
+
+
+def heatmap_figure(df: pl.DataFrame, metric: str = "pnl") -> go.Figure:
+    """``metric`` over the grid: min_edge across, min_liquidity down."""
+    import plotly.graph_objects as go
+
+    edges = sorted(df["min_edge"].unique().to_list())
+    liqs = sorted(df["min_liquidity"].unique().to_list())
+    look = {(r["min_edge"], r["min_liquidity"]): r[metric] for r in df.to_dicts()}
+    z = [[look.get((e, q)) for e in edges] for q in liqs]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=[f"{e:g}" for e in edges],
+            y=[f"{q:g}" for q in liqs],
+            colorscale="RdYlGn",
+            colorbar={"title": metric},
+        )
+    )
+    fig.update_layout(
+        title=f"SumTo100 {metric} by threshold",
+        xaxis_title="min_edge ($/set)",
+        yaxis_title="min_liquidity (shares)",
+        height=450,
+    )
+    return fig
+
+
+def point_figure(row: dict[str, Any]) -> go.Figure:
+    """PnL, trade count and fill rate of one backtest as three bars."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("PnL ($)", "trades", "fill rate"))
+    fig.add_bar(x=["pnl"], y=[row["pnl"]], row=1, col=1, showlegend=False)
+    fig.add_bar(x=["trades"], y=[row["trades"]], row=1, col=2, showlegend=False)
+    fig.add_bar(x=["fill rate"], y=[row["fill_rate"]], row=1, col=3, showlegend=False)
+    fig.update_yaxes(range=[0, 1], row=1, col=3)
+    fig.update_layout(
+        height=320,
+        title=f"min_edge {row['min_edge']:g} $, min_liquidity {row['min_liquidity']:g} shares",
+    )
+    return fig
+
+
+def tuning_widget(
+    recording: str | Path,
+    base: PolylabConfig | None = None,
+    min_edge: float = 0.003,
+    min_liquidity: float = 50.0,
+) -> Any:
+    """Two sliders that re-run the backtest and redraw PnL, trades and fill rate."""
+    import ipywidgets as w
+
+    edge = w.FloatSlider(
+        value=min_edge,
+        min=0.0,
+        max=0.05,
+        step=0.001,
+        readout_format=".3f",
+        description="min_edge $",
+        continuous_update=False,
+    )
+    liq = w.FloatSlider(
+        value=min_liquidity,
+        min=5.0,
+        max=500.0,
+        step=5.0,
+        description="min_liq sh",
+        continuous_update=False,
+    )
+    out = w.Output()
+
+    def redraw(_: Any = None) -> None:
+        out.clear_output(wait=True)
+        with out:
+            point_figure(point(recording, edge.value, liq.value, base)).show()
+
+    edge.observe(redraw, names="value")
+    liq.observe(redraw, names="value")
+    redraw()
+    return w.VBox([w.HBox([edge, liq]), out])

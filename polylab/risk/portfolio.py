@@ -1,0 +1,443 @@
+"""Cash, positions and PnL from execution results, in integer micros (no floats).
+
+Accounting (exact, FIFO lots):
+
+* Each token's position is a queue of **lots** (shares, basis) tagged with the intent that
+  opened them. A BUY of ``s`` shares for ``cost`` plus ``fee`` opens a lot of basis
+  ``cost + fee`` (the fee is part of what the shares cost). A SELL closes lots first in, first
+  out; proceeds net of the fee (``cost − fee``) minus the basis removed is **realized PnL**,
+  credited to the trades (intents) whose lots it closed. A SELL beyond the shares held opens a
+  short lot of negative shares and basis (the venue forbids this; the risk gate stops it).
+* ``merge_sets`` turns ``n`` complete sets (``n`` shares of every token of a group) into ``n``
+  cash micros ($1 per set): the lots' basis leaves, ``n − basis`` is realized.
+* ``settle`` pays $1 a share for the winning token and 0 for the others; the basis leaves.
+* Invariant, exact at every step: ``cash + Σ basis = starting_cash + realized``.
+  ``unrealized`` marks longs to the best bid and shorts to the best ask.
+
+**Win rate.** A *trade* is an intent whose fills opened shares. It is *completed* once every
+share it opened has been closed (sold, unwound, merged or settled); its realized PnL is the sum
+over those shares of what closing them brought minus what they cost, fees on both sides
+included (merge payouts are split across the merged lots in proportion to their basis). An
+intent that only closed shares other intents opened is not a trade of its own: its PnL belongs
+to those trades. ``win_rate = wins / completed``, wins being completed trades with realized
+PnL > 0 (0.0 while none is completed); open trades are not counted.
+
+Thread-safe: one re-entrant lock guards every read and write (the risk gate reads positions
+from other threads).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import TYPE_CHECKING
+
+from polylab.money import MICROS, cost_micros
+from polylab.risk.records import (
+    Fill,
+    MergeRecord,
+    PortfolioSnapshot,
+    Position,
+    PositionMark,
+    SettleRecord,
+    TradeRecord,
+)
+
+if TYPE_CHECKING:
+    from polylab.book.l2 import L2Book
+    from polylab.execution.base import ExecutionResult, OrderReport
+    from polylab.market import MarketCatalog, OutcomeGroup
+
+__all__ = [
+    "DAY_NS",
+    "Fill",
+    "MergeRecord",
+    "Portfolio",
+    "PortfolioError",
+    "PortfolioSnapshot",
+    "Position",
+    "PositionMark",
+    "SettleRecord",
+    "TradeRecord",
+]
+
+DAY_NS = 86_400 * 1_000_000_000
+"""One UTC day in ns: daily PnL buckets are ``ts_ns // DAY_NS``."""
+
+
+class PortfolioError(ValueError):
+    """A request the portfolio cannot book (e.g. a winner that is not one of the market's)."""
+
+
+class _Lot:
+    __slots__ = ("basis", "intent_id", "shares")
+
+    def __init__(self, intent_id: str, shares: int, basis: int) -> None:
+        self.intent_id = intent_id
+        self.shares = shares
+        self.basis = basis
+
+
+class _Trade:
+    __slots__ = (
+        "closed_ns",
+        "fees",
+        "fills",
+        "first_ns",
+        "group_id",
+        "intent_id",
+        "last_ns",
+        "open_shares",
+        "opened",
+        "realized",
+        "strategy",
+    )
+
+    def __init__(self, intent_id: str, strategy: str, group_id: str, ts: int) -> None:
+        self.intent_id, self.strategy, self.group_id = intent_id, strategy, group_id
+        self.first_ns = self.last_ns = ts
+        self.opened = self.open_shares = self.realized = self.fees = self.fills = 0
+        self.closed_ns = 0
+
+    def record(self) -> TradeRecord:
+        return TradeRecord(
+            intent_id=self.intent_id,
+            strategy=self.strategy,
+            group_id=self.group_id,
+            first_ns=self.first_ns,
+            last_ns=self.last_ns,
+            opened=self.opened,
+            open_shares=self.open_shares,
+            realized=self.realized,
+            fees=self.fees,
+            fills=self.fills,
+            closed=self.opened > 0 and self.open_shares == 0,
+            closed_ns=self.closed_ns,
+        )
+
+
+class Portfolio:
+    """Cash, FIFO lots per token, realized PnL per trade and per UTC day; all micros."""
+
+    def __init__(self, starting_cash_micros: int) -> None:
+        if starting_cash_micros < 0:
+            raise PortfolioError(f"starting cash must be >= 0, was {starting_cash_micros}")
+        self.lock = threading.RLock()
+        self.starting_cash = starting_cash_micros
+        self.cash = starting_cash_micros
+        self.realized = 0
+        self.fees = 0
+        self.merges: list[MergeRecord] = []
+        self.settlements: list[SettleRecord] = []
+        self.history: list[Fill] = []
+        self._lots: dict[str, deque[_Lot]] = {}
+        self._trades: dict[str, _Trade] = {}
+        self._daily: dict[int, int] = {}
+        self._cond_of: dict[str, str] = {}
+        self._tokens_of: dict[str, tuple[str, ...]] = {}
+        self._last_ns = 0
+
+    # -- reads ---------------------------------------------------------------------------------
+    def position(self, token_id: str) -> int:
+        """Shares of ``token_id`` held (micros; negative if short)."""
+        with self.lock:
+            return sum(lot.shares for lot in self._lots.get(token_id, ()))
+
+    def basis(self, token_id: str) -> int:
+        """What the shares held of ``token_id`` cost, fees included (micros)."""
+        with self.lock:
+            return sum(lot.basis for lot in self._lots.get(token_id, ()))
+
+    def positions(self) -> dict[str, Position]:
+        """Every non-flat position by token id."""
+        with self.lock:
+            out: dict[str, Position] = {}
+            for tok, lots in self._lots.items():
+                sh = sum(lot.shares for lot in lots)
+                if sh:
+                    b = sum(lot.basis for lot in lots)
+                    out[tok] = Position(
+                        token_id=tok,
+                        condition_id=self._cond_of.get(tok, ""),
+                        shares=sh,
+                        basis=b,
+                        avg_price=b * MICROS // sh,
+                    )
+            return out
+
+    def exposure(self, token_ids: set[str] | tuple[str, ...] | list[str]) -> int:
+        """Most that positions in ``token_ids`` can still lose, micros: a long's basis; a
+        short's $1 per share minus what selling it brought."""
+        with self.lock:
+            total = 0
+            for tok in token_ids:
+                lots = self._lots.get(tok)
+                if not lots:
+                    continue
+                sh = sum(lot.shares for lot in lots)
+                b = sum(lot.basis for lot in lots)
+                total += max(b, 0) if sh >= 0 else -sh + b
+            return total
+
+    def realized_on_day(self, now_ns: int) -> int:
+        """PnL realized during the UTC day containing ``now_ns`` (micros, signed)."""
+        with self.lock:
+            return self._daily.get(now_ns // DAY_NS, 0)
+
+    def trades(self) -> list[TradeRecord]:
+        """Every trade (intent that opened shares), in the order they first filled."""
+        with self.lock:
+            return [t.record() for t in self._trades.values() if t.opened]
+
+    # -- bookings ------------------------------------------------------------------------------
+    def apply(self, result: ExecutionResult, catalog: MarketCatalog) -> list[Fill]:
+        """Book every filled order of ``result`` (legs, then unwinds); returns the fills."""
+        intent = result.intent
+        out: list[Fill] = []
+        with self.lock:
+            n_legs = len(result.reports)
+            for i, rep in enumerate((*result.reports, *result.unwound)):
+                if rep.filled <= 0:
+                    continue
+                self._learn(rep.token_id, catalog)
+                out.append(
+                    self._book(result.intent_id, intent.strategy, intent.group_id, rep, i >= n_legs)
+                )
+            self.history.extend(out)
+        return out
+
+    def _learn(self, token_id: str, catalog: MarketCatalog) -> None:
+        if token_id in self._cond_of:
+            return
+        m = catalog.by_token.get(token_id)
+        if m is not None:
+            self._tokens_of[m.condition_id] = m.token_ids
+            for t in m.token_ids:
+                self._cond_of[t] = m.condition_id
+
+    def _trade(self, intent_id: str, strategy: str, group_id: str, ts: int) -> _Trade:
+        t = self._trades.get(intent_id)
+        if t is None:
+            t = self._trades[intent_id] = _Trade(intent_id, strategy, group_id, ts)
+        return t
+
+    def _realize(self, intent_id: str, pnl: int, closed: int, ts: int) -> None:
+        self.realized += pnl
+        day = ts // DAY_NS
+        self._daily[day] = self._daily.get(day, 0) + pnl
+        t = self._trades.get(intent_id)
+        if t is not None:
+            t.realized += pnl
+            t.open_shares -= closed
+            t.last_ns = max(t.last_ns, ts)
+            if t.open_shares == 0 and t.opened:
+                t.closed_ns = ts
+
+    def _book(
+        self, intent_id: str, strategy: str, group_id: str, rep: OrderReport, unwind: bool
+    ) -> Fill:
+        ts = rep.done_ns
+        self._last_ns = max(self._last_ns, ts)
+        buy = rep.side == "BUY"
+        flow = rep.cost + rep.fee if buy else rep.fee - rep.cost  # cash spent, signed
+        self.cash -= flow
+        self.fees += rep.fee
+        tr = self._trade(intent_id, strategy, group_id, ts)
+        tr.fees += rep.fee
+        tr.fills += 1
+        tr.last_ns = max(tr.last_ns, ts)
+        lots = self._lots.setdefault(rep.token_id, deque())
+        sign = 1 if buy else -1
+        left, flow_left, realized = rep.filled, flow, 0
+        while left and lots and (lots[0].shares > 0) != buy:
+            lot = lots[0]
+            held = abs(lot.shares)
+            close = min(left, held)
+            removed = lot.basis if close == held else lot.basis * close // held
+            part = flow_left if close == left else flow_left * close // left
+            flow_left -= part
+            left -= close
+            lot.shares += sign * close
+            lot.basis -= removed
+            pnl = -part - removed
+            realized += pnl
+            self._realize(lot.intent_id, pnl, close, ts)
+            if not lot.shares:
+                lots.popleft()
+        if left:
+            lots.append(_Lot(intent_id, sign * left, flow_left))
+            tr.opened += left
+            tr.open_shares += left
+        return Fill(
+            intent_id=intent_id,
+            strategy=strategy,
+            group_id=group_id,
+            leg=rep.leg,
+            token_id=rep.token_id,
+            side=rep.side,
+            size=rep.filled,
+            price=rep.avg_price,
+            cost=rep.cost,
+            fee=rep.fee,
+            cash_delta=-flow,
+            realized=realized,
+            position_after=sum(lot.shares for lot in lots),
+            ts_ns=ts,
+            unwind=unwind,
+            order_id=rep.order_id,
+        )
+
+    def _take(self, token_id: str, n: int) -> list[tuple[str, int, int]]:
+        """Remove ``n`` long shares FIFO: ``(intent_id, shares, basis)`` pieces."""
+        pieces: list[tuple[str, int, int]] = []
+        lots = self._lots[token_id]
+        while n:
+            lot = lots[0]
+            close = min(n, lot.shares)
+            removed = lot.basis if close == lot.shares else lot.basis * close // lot.shares
+            lot.shares -= close
+            lot.basis -= removed
+            n -= close
+            pieces.append((lot.intent_id, close, removed))
+            if not lot.shares:
+                lots.popleft()
+        return pieces
+
+    def complete_sets(self, group: OutcomeGroup) -> int:
+        """Complete sets of ``group`` held: the least long position over its tokens (micros)."""
+        with self.lock:
+            return max(0, min(self.position(t) for t in group.token_ids))
+
+    def merge_sets(
+        self, group: OutcomeGroup, now_ns: int, *, allow_negrisk: bool = False
+    ) -> MergeRecord | None:
+        """Merge every complete set of ``group`` held into $1 of cash each; None if none.
+
+        Binary groups merge on-chain any time (CTF ``mergePositions``, NegRiskAdapter or the
+        V2 Router). A neg-risk group (the YES of every outcome of an event) has no on-chain
+        merge: it pays $1 at resolution (``settle``), so it is skipped unless
+        ``allow_negrisk`` books the locked dollar now (research only).
+        """
+        if group.kind == "negrisk" and not allow_negrisk:
+            return None
+        with self.lock:
+            n = self.complete_sets(group)
+            if n <= 0:
+                return None
+            pieces = [p for tok in group.token_ids for p in self._take(tok, n)]
+            basis = sum(b for _, _, b in pieces)
+            payout = n
+            given = 0
+            shares_total = sum(s for _, s, _ in pieces)
+            for i, (iid, shares, b) in enumerate(pieces):
+                if i == len(pieces) - 1:
+                    alloc = payout - given
+                elif basis > 0:
+                    alloc = payout * b // basis
+                else:
+                    alloc = payout * shares // shares_total
+                given += alloc
+                self._realize(iid, alloc - b, shares, now_ns)
+            self.cash += payout
+            self._last_ns = max(self._last_ns, now_ns)
+            rec = MergeRecord(
+                group_id=group.id,
+                kind=group.kind,
+                token_ids=group.token_ids,
+                markets=group.markets,
+                sets=n,
+                payout=payout,
+                basis=basis,
+                realized=payout - basis,
+                ts_ns=now_ns,
+            )
+            self.merges.append(rec)
+            return rec
+
+    def settle(
+        self, condition_id: str, winning_token_id: str, now_ns: int | None = None
+    ) -> SettleRecord | None:
+        """Resolve a market: its winning token pays $1 a share, the others 0; None if nothing
+        of it is held. ``now_ns`` dates the realized PnL (default: the last booking)."""
+        ts = self._last_ns if now_ns is None else now_ns
+        with self.lock:
+            tokens = self._tokens_of.get(condition_id)
+            if tokens is None:
+                return None
+            if winning_token_id and winning_token_id not in tokens:
+                raise PortfolioError(
+                    f"winning token {winning_token_id[:16]}… is not an outcome of market "
+                    f"{condition_id[:16]}…"
+                )
+            payout = basis = 0
+            shares: list[tuple[str, int]] = []
+            for tok in tokens:
+                lots = self._lots.pop(tok, None)
+                if not lots:
+                    continue
+                shares.append((tok, sum(lot.shares for lot in lots)))
+                for lot in lots:
+                    pay = lot.shares if tok == winning_token_id else 0  # $1 × shares, micros
+                    payout += pay
+                    basis += lot.basis
+                    self._realize(lot.intent_id, pay - lot.basis, abs(lot.shares), ts)
+            if not shares:
+                return None
+            self.cash += payout
+            rec = SettleRecord(
+                condition_id=condition_id,
+                winning_token_id=winning_token_id,
+                shares=tuple(shares),
+                payout=payout,
+                basis=basis,
+                realized=payout - basis,
+                ts_ns=ts,
+            )
+            self.settlements.append(rec)
+            return rec
+
+    # -- views ---------------------------------------------------------------------------------
+    def snapshot(self, books: dict[str, L2Book]) -> PortfolioSnapshot:
+        """Cash, marked positions, PnL, fees, merges and trade statistics at this moment."""
+        with self.lock:
+            marks: list[PositionMark] = []
+            for pos in self.positions().values():
+                book = books.get(pos.token_id)
+                if pos.shares > 0:
+                    mark = book.best_bid_micros() if book is not None else 0
+                    value = cost_micros(mark, pos.shares, round_up=False)
+                else:
+                    mark = book.best_ask_micros() if book is not None else MICROS
+                    value = -cost_micros(mark, -pos.shares, round_up=True)
+                marks.append(
+                    PositionMark(
+                        token_id=pos.token_id,
+                        condition_id=pos.condition_id,
+                        shares=pos.shares,
+                        basis=pos.basis,
+                        mark=mark,
+                        value=value,
+                        unrealized=value - pos.basis,
+                    )
+                )
+            trades = self.trades()
+            done = [t for t in trades if t.closed]
+            wins = sum(1 for t in done if t.realized > 0)
+            return PortfolioSnapshot(
+                cash=self.cash,
+                starting_cash=self.starting_cash,
+                equity=self.cash + sum(m.value for m in marks),
+                realized=self.realized,
+                unrealized=sum(m.unrealized for m in marks),
+                fees=self.fees,
+                merges=len(self.merges),
+                merged_sets=sum(m.sets for m in self.merges),
+                merge_payout=sum(m.payout for m in self.merges),
+                trades=len(trades),
+                open_trades=len(trades) - len(done),
+                completed=len(done),
+                wins=wins,
+                win_rate=wins / len(done) if done else 0.0,
+                fills=len(self.history),
+                positions=tuple(marks),
+            )
