@@ -264,6 +264,52 @@ def paper_cmd(
         console.print(_result_table(res, f"paper session → {out_dir}"))
 
 
+@app.command("live")
+def live_cmd(
+    url: Annotated[
+        str | None,
+        typer.Option(help="venue/simulator base URL; default: start the built-in simulator"),
+    ] = None,
+    live: Annotated[
+        bool, typer.Option("--live", help="really send orders (else DRY_RUN: sign and log only)")
+    ] = False,
+    seconds: Annotated[float | None, typer.Option(help="stop after this long")] = None,
+    config: Annotated[Path | None, typer.Option(help="config file (TOML or JSON)")] = None,
+    seed: Annotated[int, typer.Option(help="simulator seed (built-in simulator only)")] = 7,
+    out: Annotated[Path | None, typer.Option(help="run folder")] = None,
+) -> None:
+    """Run the strategies with the live executor: DRY_RUN unless --live; needs
+    POLY_PRIVATE_KEY (and POLY_API_* or L1 derivation) from the environment or .env."""
+    import asyncio
+
+    from polylab.execution.live import LiveError, load_credentials
+    from polylab.runner.live import run_live
+    from polylab.runner.paper import venue
+
+    cfg = _load_cfg(config)
+    creds = load_credentials()
+    out_dir = out or Path("runs") / f"live-{time.strftime('%Y%m%d-%H%M%S')}"
+    mode = "LIVE" if live and not cfg.live.dry_run else "DRY_RUN"
+    console.print(
+        f"[bold]{mode}[/bold]: {', '.join(cfg.strategies)} at {url or 'the built-in simulator'}"
+    )
+
+    async def main() -> BacktestResult:
+        async with venue(url, seed=seed) as v:
+            res, _, ex = await run_live(cfg, v, creds, live=live, seconds=seconds, out_dir=out_dir)
+            console.print(f"orders signed: {ex.signed}")
+            return res
+
+    try:
+        res = asyncio.run(main())
+    except LiveError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    console.print(_result_table(res, f"{mode} session → {out_dir}"))
+
+
 @app.command("demo")
 def demo_cmd(
     seed: int = 7,

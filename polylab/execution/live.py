@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -39,9 +40,8 @@ log = logging.getLogger(__name__)
 
 
 def _amount(text: str) -> int:
-    """An order-response amount in micros: decimal strings ("12.5") are dollars or shares,
-    plain digit strings are already 6-decimal base units."""
-    return parse_micros(text) if "." in text else int(text)
+    """An order-response amount ("12.5" dollars or shares, as decimal text) in micros."""
+    return parse_micros(text)
 
 
 class LiveError(RuntimeError):
@@ -216,13 +216,20 @@ class LiveExecutor:
         status: str,
         order_id: str,
         filled: int = 0,
-        cost: int = 0,
+        cash: int = 0,
         reason: str = "",
     ) -> OrderReport:
+        """``cash``: collateral that moved (BUY: paid, fees included; SELL: received, fees
+        deducted), split here into the price part and the taker fee of the market's schedule."""
         fee = 0
+        cost = cash
         m = self.catalog.by_token.get(leg.token_id)
         if filled and m is not None and m.fee is not None:
-            fee = m.fee.fee(filled, cost * MICROS // filled)
+            tick = tick_size(m.tick_size).micros
+            for _ in range(4):  # the fee depends on the price, which we back out of cash − fee
+                price = (cost * MICROS // filled + tick // 2) // tick * tick
+                fee = m.fee.fee(filled, price)
+                cost = cash - fee if leg.side == "BUY" else cash + fee
         return OrderReport(
             intent_id=iid,
             leg=i,
@@ -236,7 +243,7 @@ class LiveExecutor:
             avg_price=cost * MICROS // filled if filled else 0,
             status=status,  # type: ignore[arg-type]
             sent_ns=now_ns,
-            done_ns=now_ns,
+            done_ns=time.time_ns(),
             order_id=order_id,
             reason=reason,
         )
@@ -288,6 +295,6 @@ class LiveExecutor:
             status,
             resp.order_id or signed.order_hash,
             filled=shares,
-            cost=cash,
+            cash=cash,
             reason=resp.error_msg,
         )

@@ -23,6 +23,7 @@ from polylab.backtest import BacktestResult, summarize
 from polylab.book.registry import BookRegistry
 from polylab.config import PolylabConfig, build_strategies, config_id
 from polylab.engine import Engine
+from polylab.execution.base import Executor
 from polylab.execution.paper import PaperTrader
 from polylab.feed.discovery import GammaClient
 from polylab.feed.market_ws import MarketFeed, MarketFeedConfig
@@ -96,9 +97,12 @@ async def run_paper(
     out_dir: str | Path | None = None,
     starting_cash_micros: int = 10_000 * MICROS,
     on_tick: Callable[[PaperRun], None] | None = None,
+    executor: Callable[[MarketCatalog], Executor] | None = None,
 ) -> tuple[BacktestResult, PaperRun]:
     """Paper-trade every configured strategy at venue ``v`` for ``seconds`` (None: until
-    cancelled). ``on_tick`` is called about once a second (the rich live summary)."""
+    cancelled). ``on_tick`` is called about once a second (the rich live summary).
+    ``executor`` swaps the paper trader for another executor built from the catalog (the live
+    executor): everything else, engine included, stays the same."""
     async with GammaClient(f"{v.url}/gamma") as gamma:
         found = await gamma.discover()
     catalog = found.catalog()
@@ -169,6 +173,10 @@ async def run_paper(
                     await t
             for s in sources:
                 await s.aclose()
+        deadline = time.monotonic() + 5.0  # let orders in flight come back (live: ≤ timeout)
+        while engine.executor.pending() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+            engine.on_time(time.time_ns())
     now = time.time_ns()
     engine.flush(now)
     windows = monitor.finish(now)

@@ -46,7 +46,8 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     off, a few deterministic markets are listed instead (binary CTF, binary Protocol-V2, a
     neg-risk event). ``binary_markets``, ``negrisk_events``, ``negrisk_outcomes`` (min, max),
     ``sports_games``, ``v2_share``, ``steps_per_s`` (trader actions per second) and
-    ``sports_lag_s`` (scoreboard final → market reprice) shape the generator.
+    ``sports_lag_s`` (scoreboard final → market reprice), ``game_delay_s`` (listing → kick-off)
+    and ``game_length_s`` (kick-off → final), both (min, max) seconds, shape the generator.
 
     Feeds: ``faults`` (``polylab.sim.faults.FaultConfig``, all off by default);
     ``max_assets_per_connection`` on the market WebSocket (500, as documented).
@@ -73,6 +74,8 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     v2_share: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.25
     steps_per_s: Annotated[float, msgspec.Meta(gt=0.0)] = 120.0
     sports_lag_s: NonNeg = 2.0
+    game_delay_s: tuple[NonNeg, NonNeg] = (5.0, 20.0)
+    game_length_s: tuple[NonNeg, NonNeg] = (30.0, 90.0)
     faults: FaultConfig = msgspec.field(default_factory=FaultConfig)
     max_assets_per_connection: PosInt = 500
 

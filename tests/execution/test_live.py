@@ -1,0 +1,107 @@
+"""The live executor against the real simulator: DRY_RUN signs but never sends; with the live
+flag, legs on a CTF market (domain "2") and a Protocol V2 market (domain "3") fill in parallel;
+credentials never show."""
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+
+from polylab.execution.eip712 import SigningKey
+from polylab.execution.live import LiveConfig, LiveError, LiveExecutor, load_credentials
+from polylab.execution.rest_async import AsyncClobRest
+from polylab.execution.signing_v2 import OrderSigner
+from polylab.sim.config import SimConfig
+from polylab.sim.server import running_sim
+from polylab.strategy.base import Intent, Leg
+
+KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+MAKER = "0x" + "33" * 20
+M = 1_000_000
+
+
+def intent_for(tokens: list[str]) -> Intent:
+    legs = tuple(Leg(token_id=t, side="BUY", price=400_000, size=10 * M) for t in tokens)
+    return Intent(strategy="t", group_id="g", kind="set", legs=legs, edge=0, created_ns=1)
+
+
+async def wait_result(ex: LiveExecutor):  # type: ignore[no-untyped-def]
+    for _ in range(200):
+        out = ex.poll(0, {})
+        if out:
+            return out[0]
+        await asyncio.sleep(0.01)
+    raise AssertionError("no result")
+
+
+def test_dry_run_signs_and_sends_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        async with running_sim(SimConfig(generator=False, seed=1)) as h:
+            ex_state = h.state.exchange
+            cat = ex_state.markets
+            tokens = [m.token_ids[0] for m in list(cat.markets.values())[:2]]
+            ex = LiveExecutor(LiveConfig(url=h.url), cat, OrderSigner(KEY), None)
+            with caplog.at_level(logging.INFO, logger="polylab.execution.live"):
+                ex.submit("i1", intent_for(tokens), 5)
+                res = await wait_result(ex)
+            assert [r.status for r in res.reports] == ["dry_run", "dry_run"]
+            assert all(r.order_id.startswith("0x") for r in res.reports) and ex.signed == 2
+            signer = OrderSigner(KEY).address
+            assert ex_state.open_orders(signer) == [] and ex_state.trades(signer) == []
+            assert KEY[2:] not in caplog.text and "DRY_RUN" in caplog.text
+
+    asyncio.run(main())
+
+
+def test_live_flag_sends_legs_on_both_domains_and_they_fill() -> None:
+    async def main() -> None:
+        async with running_sim(SimConfig(generator=False, seed=1)) as h:
+            exch = h.state.exchange
+            binaries = [
+                m for m in exch.markets.markets.values() if len(m.token_ids) == 2 and not m.neg_risk
+            ]
+            assert {m.version for m in binaries} == {"v1", "v2"}
+            for m in binaries:  # a NO bid at 0.60 is a YES ask at 0.40 (mirrored books)
+                tick = 100 if m.tick_size == "0.01" else 1000
+                r = exch.place(MAKER, m.token_ids[1], "BUY", 60 * tick // 100, 50 * M)
+                assert r.success, r.error_msg
+            async with AsyncClobRest(h.url, key=SigningKey(KEY)) as rest:
+                rest.creds = await rest.create_or_derive_api_key()
+                signer = OrderSigner(KEY)
+                ex = LiveExecutor(
+                    LiveConfig(url=h.url, dry_run=False), exch.markets, signer, rest, live=True
+                )
+                ex.submit("i2", intent_for([m.token_ids[0] for m in binaries]), 5)
+                res = await wait_result(ex)
+            assert res.complete, res.reports
+            for rep, m in zip(res.reports, binaries, strict=True):
+                assert rep.status == "filled" and rep.filled == 10 * M
+                assert rep.cost == 4 * M  # 10 shares at 0.40
+                assert rep.fee == 168_000  # 10 × 0.07 × 0.40 × 0.60, paid on top
+                assert exch.position(signer.address, m.token_ids[0]) == 10 * M
+
+    asyncio.run(main())
+
+
+def test_sending_needs_the_live_flag_and_a_client() -> None:
+    from polylab.market import MarketCatalog
+
+    with pytest.raises(LiveError, match="--live"):
+        LiveExecutor(LiveConfig(dry_run=False), MarketCatalog(), OrderSigner(KEY), None)
+    with pytest.raises(LiveError, match="REST client"):
+        LiveExecutor(LiveConfig(dry_run=False), MarketCatalog(), OrderSigner(KEY), None, live=True)
+
+
+def test_credentials_from_env_file_never_show(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text(
+        f"POLY_PRIVATE_KEY={KEY}\nPOLY_API_KEY=k\nPOLY_API_SECRET=s3cr3t\nPOLY_API_PASSPHRASE=pp\n"
+    )
+    creds = load_credentials(env={}, env_file=env)
+    assert creds is not None and creds.private_key == KEY and creds.creds is not None
+    text = repr(creds) + repr(creds.creds) + str(creds.creds)
+    assert KEY[2:] not in text and "s3cr3t" not in text and "pp'" not in text
+    assert load_credentials(env={}, env_file=tmp_path / "none") is None
+    with pytest.raises(TypeError):
+        __import__("pickle").dumps(creds)
