@@ -28,7 +28,26 @@ from polylab.risk.manager import RiskManager
 from polylab.risk.portfolio import Portfolio
 from polylab.store.run_folder import Provenance, RunRecorder, code_version, file_sha256
 
-__all__ = ["BacktestResult", "load_meta_file", "locked_value", "run_backtest", "summarize"]
+__all__ = [
+    "BacktestResult",
+    "StrategyStats",
+    "load_meta_file",
+    "locked_value",
+    "run_backtest",
+    "summarize",
+]
+
+
+class StrategyStats(msgspec.Struct, kw_only=True):
+    """One strategy's share of a run: intents, risk rejections, trades (intents that opened
+    shares), closed trades, realized PnL and fees (micros) of its trades."""
+
+    intents: int = 0
+    rejections: int = 0
+    trades: int = 0
+    closed: int = 0
+    realized: int = 0
+    fees: int = 0
 
 
 class BacktestResult(msgspec.Struct, kw_only=True):
@@ -57,6 +76,7 @@ class BacktestResult(msgspec.Struct, kw_only=True):
     fees_usd: str
     events: int
     seconds: float
+    by_strategy: dict[str, StrategyStats] = {}
     provenance: Provenance | None = None
     run_dir: str = ""
 
@@ -178,6 +198,17 @@ def summarize(
     fees = int(snap.fees)
     pnl = realized + unrealized
     locked = locked_value(engine, snap, catalog)
+    per: dict[str, StrategyStats] = {s.name: StrategyStats() for s in engine.strategies}
+    for r in rec.rows.get("intents", []):
+        per.setdefault(r.strategy, StrategyStats()).intents += 1  # type: ignore[attr-defined]
+    for r in rec.rows.get("rejections", []):
+        per.setdefault(r.strategy, StrategyStats()).rejections += 1  # type: ignore[attr-defined]
+    for t in engine.portfolio.trades():
+        st = per.setdefault(t.strategy, StrategyStats())
+        st.trades += 1
+        st.closed += t.closed
+        st.realized += t.realized
+        st.fees += t.fees
     return BacktestResult(
         trades=int(snap.trades),
         opportunities=windows,
@@ -196,4 +227,5 @@ def summarize(
         fees_usd=cash_to_str(fees),
         events=engine.stats.events,
         seconds=round(seconds, 3),
+        by_strategy=per,
     )

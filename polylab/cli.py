@@ -7,7 +7,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 import typer
@@ -157,7 +157,15 @@ def _load_cfg(path: Path | None) -> PolylabConfig:
 def _result_table(res: BacktestResult, title: str) -> Table:
     t = Table(title=title, show_header=False)
     for k, v in msgspec.structs.asdict(res).items():
-        if k == "provenance" and v is not None:
+        if k == "by_strategy":
+            for name, st in v.items():
+                t.add_row(
+                    f"  {name}",
+                    f"{st.intents} intents, {st.rejections} rejected, "
+                    f"{st.trades} trades ({st.closed} closed), realized "
+                    f"{cash_to_str(st.realized)} $, fees {cash_to_str(st.fees)} $",
+                )
+        elif k == "provenance" and v is not None:
             t.add_row("code", v.code_version)
             t.add_row("data_hash", v.data_hash[:16] or "-")
         elif k.endswith("_micros") or k in (
@@ -197,7 +205,13 @@ def backtest_cmd(
 
 
 def _paper_session(
-    cfg: PolylabConfig, url: str | None, seconds: float | None, seed: int, out_dir: Path, title: str
+    cfg: PolylabConfig,
+    url: str | None,
+    seconds: float | None,
+    seed: int,
+    out_dir: Path,
+    title: str,
+    sim_overrides: dict[str, Any] | None = None,
 ) -> BacktestResult:
     import asyncio
 
@@ -224,7 +238,7 @@ def _paper_session(
         return t
 
     async def main() -> BacktestResult:
-        async with venue(url, seed=seed) as v:
+        async with venue(url, seed=seed, sim_overrides=sim_overrides) as v:
             with Live(console=console, refresh_per_second=2, transient=True) as live:
                 res, _ = await run_paper(
                     cfg,
@@ -337,7 +351,9 @@ def demo_cmd(
         f"[bold]2. paper trading[/bold] {', '.join(cfg.strategies)} against the "
         f"built-in simulator for {seconds:.0f} s (seed {seed}) …"
     )
-    pres = _paper_session(cfg, None, seconds, seed, out_dir, "demo: paper trading")
+    # games short enough to go final (and pay the Sniper) within the session
+    fast_games = {"game_delay_s": [1.0, 4.0], "game_length_s": [5.0, 12.0]}
+    pres = _paper_session(cfg, None, seconds, seed, out_dir, "demo: paper trading", fast_games)
     console.print(_result_table(pres, f"3. results → {out_dir}"))
 
 

@@ -170,6 +170,10 @@ class Engine:
         """Shares of ``token_id`` held (micros)."""
         return self.portfolio.position(token_id)
 
+    def budget(self, group_id: str, token_ids: tuple[str, ...]) -> int:
+        """What the risk gate would still approve on this group (cash micros)."""
+        return self.risk.headroom(group_id, token_ids)
+
     # -- inputs ----------------------------------------------------------------------------------
     def on_event(self, ev: Any, recv_ns: int) -> None:
         """One market event received at ``recv_ns``: books, observers, strategies, risk, exec.

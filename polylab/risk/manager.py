@@ -150,6 +150,20 @@ class RiskManager:
                 return self._group_reserved.get(group_id, 0)
             return sum(r.cost for r in self._open.values())
 
+    def headroom(self, group_id: str, token_ids: tuple[str, ...] | list[str]) -> int:
+        """Worst-case cost (cash micros) an intent on ``group_id`` could still add without
+        breaking the position limit or, with ``require_cash``, free cash; 0 when killed."""
+        cfg = self.config
+        with self._lock:
+            if self.killed:
+                return 0
+            tokens = self._group_tokens.get(group_id, set()) | set(token_ids)
+            at_risk = self.portfolio.exposure(tokens) + self._group_reserved.get(group_id, 0)
+            room = cfg.max_position_micros - at_risk
+            if cfg.require_cash:
+                room = min(room, self.portfolio.cash - sum(r.cost for r in self._open.values()))
+            return max(0, room)
+
     def check(self, intent_id: str, intent: Intent, now_ns: int) -> Decision:
         """Approve (and reserve) or reject ``intent``; never raises on a bad intent."""
         with self._lock:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from polylab.book.l2 import L2Book
     from polylab.market import MarketCatalog
 
-__all__ = ["Context", "Game", "Intent", "Leg", "Strategy"]
+__all__ = ["Context", "Game", "Intent", "Leg", "Strategy", "budget_of"]
 
 Side = Literal["BUY", "SELL"]
 OrderType = Literal["FOK", "FAK", "GTC", "GTD"]
@@ -102,6 +102,14 @@ class Context(Protocol):
     def position(self, token_id: str) -> int:
         """Shares held (micros)."""
         ...
+
+
+def budget_of(ctx: Context, group_id: str, token_ids: tuple[str, ...]) -> int | None:
+    """Cash micros an intent on this group may still commit (limit × size) before the risk
+    gate refuses it, from ``ctx.budget(group_id, token_ids)`` when the context offers it (the
+    engine does), else None (no cap). Strategies size to fit instead of being rejected."""
+    fn = getattr(ctx, "budget", None)
+    return None if fn is None else int(fn(group_id, token_ids))
 
 
 @runtime_checkable

@@ -25,7 +25,7 @@ from polylab.analysis.set_cost import (
     fallback_fee,
 )
 from polylab.money import MICROS, cost_micros
-from polylab.strategy.base import Context, Intent, Leg
+from polylab.strategy.base import Context, Intent, Leg, budget_of
 from polylab.strategy.sum_to_100 import (
     SetArbitrage,
     config_from_env,
@@ -123,6 +123,9 @@ class Clipper(SetArbitrage):
         key = self._usable(ctx, legs, now)
         if key is None:
             return None
+        room = budget_of(ctx, legs.group.id, legs.tokens)
+        if room is not None and total * size > room * MICROS:
+            size = room * MICROS // total
         size -= size % SIZE_STEP_MICROS
         if size < cfg.min_size_micros or size < legs.min_order or size <= 0:
             self._reject("thin")

@@ -40,7 +40,7 @@ from polylab.feed.sports import (
 from polylab.feed.wire import Book, PriceChange
 from polylab.market import Market, MarketCatalog
 from polylab.money import MICROS, MoneyError, parse_micros, price_micros_to_str
-from polylab.strategy.base import Context, Game, Intent, Leg
+from polylab.strategy.base import Context, Game, Intent, Leg, budget_of
 from polylab.strategy.mapping import MarketMapping, map_games, result_of
 
 if TYPE_CHECKING:
@@ -325,6 +325,9 @@ class Sniper:
                 break
             depth += s
         size = min(cfg.size_micros, depth)
+        room = budget_of(ctx, w.market.condition_id, w.market.token_ids)
+        if room is not None and cap * size > room * MICROS:
+            size = room * MICROS // cap
         size -= size % cfg.size_step_micros
         try:
             min_size = parse_micros(w.market.min_order_size)

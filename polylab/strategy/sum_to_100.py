@@ -37,7 +37,7 @@ from polylab.analysis.set_cost import (
 from polylab.errors import ConfigError
 from polylab.market import MarketCatalog
 from polylab.money import MICROS, MoneyError, cash_to_str, parse_micros, size_to_str
-from polylab.strategy.base import Context, Game, Intent, Leg
+from polylab.strategy.base import Context, Game, Intent, Leg, budget_of
 
 __all__ = [
     "SetArbitrage",
@@ -324,6 +324,22 @@ class SumTo100(SetArbitrage):
         if q is None:
             self._reject("no_edge")
             return None
+        room = budget_of(ctx, legs.group.id, legs.tokens)
+        worst = sum(v.worst_price for v in q.legs)
+        if room is not None and worst * q.size > room * MICROS:
+            cap = room * MICROS // worst
+            q = best_set(
+                legs,
+                books,
+                "buy",
+                min_edge_micros=cfg.min_edge_micros,
+                cap_micros=min(cfg.max_size_micros, cap - cap % SIZE_STEP_MICROS),
+                fallback_fee_micros=cfg.fee_rate_micros,
+                step=SIZE_STEP_MICROS,
+            )
+            if q is None:
+                self._reject("budget")
+                return None
         if q.size < cfg.min_liquidity_micros or q.size < legs.min_order:
             self._reject("thin")
             return None

@@ -64,14 +64,28 @@ def test_min_edge_above_the_edge_means_no_trade(tmp_path: Path) -> None:
     assert res.trades == 1
 
 
-def test_risk_limit_rejection_is_recorded_like_a_fill(tmp_path: Path) -> None:
+def test_position_limit_sizes_the_intent_to_fit(tmp_path: Path) -> None:
     rec = tmp_path / "arb.jsonl"
     write_negrisk_arb(rec)
     cfg = load_config(env={"RISK_MAX_POSITION": "50"}).__replace__(strategies=("sum_to_100",))
     res, recorder, _ = run_backtest(rec, cfg)
+    # $50 at 0.90 per set (limit prices) buys at most 55.55 sets in 0.01 steps
+    sets = Decimal("55.55")
+    fees = 3 * taker_fee(sets, Decimal("0.30"), Decimal("0.04"))
+    assert res.trades == 1 and res.rejections == 0
+    (fill, *_) = recorder.rows["fills"]
+    assert Decimal(fill.size) / 10**6 == sets
+    assert Decimal(res.realized) / 10**6 == sets - 3 * sets * Decimal("0.30") - fees
+
+
+def test_risk_rejection_is_recorded_like_a_fill(tmp_path: Path) -> None:
+    rec = tmp_path / "arb.jsonl"
+    write_negrisk_arb(rec)
+    cfg = load_config(env={"RISK_MAX_OPEN_ORDERS": "2"}).__replace__(strategies=("sum_to_100",))
+    res, recorder, _ = run_backtest(rec, cfg)
     assert res.trades == 0 and res.rejections >= 1
     (rej, *_) = recorder.rows["rejections"]
-    assert rej.rule == "position"
+    assert rej.rule == "open_orders" and "3 > 2" in rej.reason
 
 
 def test_cli_backtest_json(tmp_path: Path) -> None:
