@@ -245,9 +245,11 @@ def sum_figure(session: DepthSession) -> go.Figure:
     """Window durations by kind: how long mispricings lasted (ms, log scale)."""
     import plotly.express as px
 
-    df = windows_frame(session.windows, side=None)
+    df = windows_frame(session.windows, side=None).select("kind", "side", "duration_ms")
+    if not df.height:
+        df = pl.DataFrame({"kind": ["none"], "side": ["buy"], "duration_ms": [0.0]})
     fig: Any = px.strip(
-        df.to_dicts() if df.height else [{"kind": "none", "duration_ms": 0.0, "side": "buy"}],
+        df,
         x="duration_ms",
         y="kind",
         color="side",
