@@ -32,14 +32,9 @@ from py_clob_client_v2.order_builder.builder import OrderBuilder
 from py_clob_client_v2.signer import Signer as SdkSigner
 
 from polylab.execution.eip712 import Domain
+from polylab.execution.signer import OrderSigner
 from polylab.execution.signing_v1 import order_amounts
-from polylab.execution.signing_v2 import (
-    BYTES32_ZERO,
-    OrderSigner,
-    SignedOrderV2,
-    exchange_domain,
-    random_salt,
-)
+from polylab.execution.signing_v2 import BYTES32_ZERO, SignedOrderV2, exchange_domain, random_salt
 
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 TOKEN = "71321045679252212594626385532706912750332728571942532289631379312455583992563"

@@ -30,7 +30,8 @@ from polylab.book.registry import BookRegistry
 from polylab.config import load_config
 from polylab.engine import Engine
 from polylab.execution.base import ExecutionResult, OrderReport
-from polylab.execution.signing_v2 import OrderSigner, exchange_domain
+from polylab.execution.signer import OrderSigner
+from polylab.execution.signing_v2 import exchange_domain
 from polylab.feed.discovery import GammaClient
 from polylab.feed.market_ws import MarketFeed, MarketFeedConfig
 from polylab.risk.manager import RiskManager

@@ -79,12 +79,14 @@ class SumMonitor:
         self._open_sell: dict[str, _Open] = {}
         self._markets = catalog.markets
         self._by_market: dict[str, list[OutcomeGroup]] = {}
+        self._gbooks: dict[str, list[L2Book]] = {}  # a token's L2Book is never replaced
         self._known = -1
         self.refresh()
 
     def refresh(self) -> None:
         """Rebuild the market → groups map (after the catalog grew)."""
         self._by_market = {}
+        self._gbooks = {}
         for g in self.catalog.groups():
             for m in g.markets:
                 self._by_market.setdefault(m, []).append(g)
@@ -97,27 +99,29 @@ class SumMonitor:
         groups = self._by_market.get(market)
         if groups is None:
             return
-        books = self.books
         open_buy, open_sell = self._open_buy, self._open_sell
+        gbooks = self._gbooks
         for g in groups:
+            legs = gbooks.get(g.id)
+            if legs is None:
+                found = [b for t in g.token_ids if (b := self.books.get(t)) is not None]
+                if len(found) != len(g.token_ids):
+                    continue
+                legs = gbooks[g.id] = found
             ask = bid = 0
-            for t in g.token_ids:
-                b = books.get(t)
-                if b is None:
-                    break
+            for b in legs:
                 a = b.best_ask
                 ask += a * b.tick.micros if a <= b.n else MICROS
                 if b.best_bid > 0:
                     bid += b.best_bid * b.tick.micros
-            else:
-                self.checks += 1
-                if self.keep_series:
-                    self.series.append(SumPoint(recv_ns, g.id, ask, bid))
-                gid = g.id
-                if ask < MICROS or gid in open_buy:
-                    self._track(g, "buy", open_buy, ask < MICROS, ask, recv_ns)
-                if bid > MICROS or gid in open_sell:
-                    self._track(g, "sell", open_sell, bid > MICROS, bid, recv_ns)
+            self.checks += 1
+            if self.keep_series:
+                self.series.append(SumPoint(recv_ns, g.id, ask, bid))
+            gid = g.id
+            if ask < MICROS or gid in open_buy:
+                self._track(g, "buy", open_buy, ask < MICROS, ask, recv_ns)
+            if bid > MICROS or gid in open_sell:
+                self._track(g, "sell", open_sell, bid > MICROS, bid, recv_ns)
 
     def _track(
         self,

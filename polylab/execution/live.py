@@ -25,7 +25,8 @@ from dotenv import dotenv_values
 
 from polylab.execution.auth import ApiCreds
 from polylab.execution.base import ExecutionResult, OrderReport
-from polylab.execution.signing_v2 import OrderSigner, SignedOrderV2, exchange_domain
+from polylab.execution.signer import OrderSigner
+from polylab.execution.signing_v2 import SignedOrderV2, exchange_domain
 from polylab.market import MarketCatalog
 from polylab.money import MICROS, MoneyError, parse_micros, tick_size
 from polylab.strategy.base import Intent, Leg

@@ -17,7 +17,7 @@ from polylab.execution.auth import ApiCreds
 from polylab.execution.eip712 import SigningKey
 from polylab.execution.live import Credentials, LiveError, LiveExecutor
 from polylab.execution.rest_async import AsyncClobRest
-from polylab.execution.signing_v2 import OrderSigner
+from polylab.execution.signer import OrderSigner
 from polylab.market import MarketCatalog
 from polylab.runner.paper import PaperRun, Venue, run_paper
 

@@ -27,7 +27,7 @@ from polylab.execution.base import Executor
 from polylab.execution.paper import PaperTrader
 from polylab.feed.discovery import GammaClient
 from polylab.feed.market_ws import MarketFeed, MarketFeedConfig
-from polylab.feed.sports import HttpScoreboardSource
+from polylab.feed.sports_sources import HttpScoreboardSource
 from polylab.market import MarketCatalog
 from polylab.money import MICROS
 from polylab.risk.manager import RiskManager

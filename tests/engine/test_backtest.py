@@ -131,3 +131,30 @@ def test_cli_backtest_bad_config_names_the_field(tmp_path: Path) -> None:
         check=False,
     )
     assert out.returncode == 2 and "SUMTO100_MIN_EDGE" in out.stderr and "-0.1" in out.stderr
+
+
+def test_a_bare_capture_backtests_and_metadata_can_come_from_a_file(
+    shared_fixtures: Path, tmp_path: Path
+) -> None:
+    from fixture_data import write_capture
+
+    rec = write_capture(shared_fixtures, tmp_path / "bare.jsonl")
+    res, _, engine = run_backtest(rec)
+    # 14 binary markets paired from their shared `market` ids; mirrored books: nothing to buy
+    assert len(engine.catalog.groups()) == 14 and res.trades == 0 and res.events > 100
+    assert len(res.config_id) == 64
+    # a market-only recording of the arbitrage, its catalog given as a separate file
+    full = tmp_path / "arb.jsonl"
+    markets = write_negrisk_arb(full)
+    bare = tmp_path / "arb-bare.jsonl"
+    bare.write_text("".join(ln for ln in full.read_text().splitlines(keepends=True)
+                            if '"channel":"meta"' not in ln))
+    meta = tmp_path / "meta.json"
+    meta.write_text(json.dumps({"markets": [
+        {"condition_id": m.condition_id, "token_ids": list(m.token_ids), "neg_risk": True,
+         "event_id": m.event_id, "fee": {"rate_micros": 40_000}} for m in markets]}))
+    cfg = only_sum_to_100()
+    without, _, _ = run_backtest(bare, cfg)
+    with_meta, _, _ = run_backtest(bare, cfg, meta=meta)
+    assert without.trades == 0  # three unrelated binary pairs: no neg-risk set is known
+    assert with_meta.trades == 1 and with_meta.realized == 7_480_000

@@ -11,7 +11,7 @@ import pytest
 from polylab.execution.eip712 import SigningKey
 from polylab.execution.live import LiveConfig, LiveError, LiveExecutor, load_credentials
 from polylab.execution.rest_async import AsyncClobRest
-from polylab.execution.signing_v2 import OrderSigner
+from polylab.execution.signer import OrderSigner
 from polylab.sim.config import SimConfig
 from polylab.sim.server import running_sim
 from polylab.strategy.base import Intent, Leg

@@ -33,7 +33,8 @@ from polylab.execution.rest import (
     should_retry,
 )
 from polylab.execution.rest_policy import http_error
-from polylab.execution.signing_v2 import OrderSigner, SignedOrderV2, exchange_domain
+from polylab.execution.signer import OrderSigner
+from polylab.execution.signing_v2 import SignedOrderV2, exchange_domain
 from polylab.market import Market
 from polylab.money import MICROS, parse_micros
 from polylab.sim.config import SimConfig

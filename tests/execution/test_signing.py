@@ -45,6 +45,7 @@ from polylab.execution.eip712 import (
     sign_digest,
     to_checksum_address,
 )
+from polylab.execution.signer import OrderSigner
 from polylab.execution.signing_v1 import (
     BUY,
     SELL,
@@ -56,7 +57,6 @@ from polylab.execution.signing_v1 import (
 )
 from polylab.execution.signing_v2 import (
     BYTES32_ZERO,
-    OrderSigner,
     OrderV2,
     exchange_domain,
     order_digest_v2,

@@ -18,15 +18,17 @@ from aiohttp import web
 
 from polylab.feed.recording import RecordingWriter
 from polylab.feed.sports import (
-    HttpScoreboardSource,
     ParseStats,
-    RecordedScoreboardSource,
     ScoreboardError,
-    ScoreboardSource,
     TeamDirectory,
     encode_scoreboard,
-    iter_sports_records,
     parse_scoreboard,
+)
+from polylab.feed.sports_sources import (
+    HttpScoreboardSource,
+    RecordedScoreboardSource,
+    ScoreboardSource,
+    iter_sports_records,
 )
 from polylab.strategy.base import Game
 

@@ -16,7 +16,8 @@ import pytest
 from polylab.execution.auth import ApiCreds
 from polylab.execution.eip712 import SigningKey
 from polylab.execution.rest import AsyncClobRest, RestConfig
-from polylab.execution.signing_v2 import OrderSigner, exchange_domain
+from polylab.execution.signer import OrderSigner
+from polylab.execution.signing_v2 import exchange_domain
 from polylab.feed.recording import RecordingReader, RecordingWriter
 from polylab.feed.user_ws import UserFeed, UserFeedConfig
 from polylab.feed.wire import UserEvent, UserOrder, UserTrade

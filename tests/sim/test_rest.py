@@ -19,8 +19,9 @@ from py_clob_client_v2.utilities import (
 
 from polylab.execution.auth import ApiCreds, json_body, l1_headers, l2_headers
 from polylab.execution.eip712 import SigningKey
+from polylab.execution.signer import OrderSigner
 from polylab.execution.signing_v1 import exchange_domain_v1, order_amounts
-from polylab.execution.signing_v2 import OrderSigner, exchange_domain, order_to_json
+from polylab.execution.signing_v2 import exchange_domain, order_to_json
 from polylab.fees import FeeModel
 from polylab.market import Market
 from polylab.money import size_to_str

@@ -12,16 +12,9 @@ from polylab.book.l2 import L2Book
 from polylab.fees import FeeModel
 from polylab.market import Market, MarketCatalog
 from polylab.money import MICROS, tick_size
+from polylab.research.sniper_lag import lag_frame, plot_lags, replay_sniper, write_sniper_demo
 from polylab.strategy.base import Game, Intent, Strategy
-from polylab.strategy.sniper import (
-    LagRecord,
-    Sniper,
-    SniperConfig,
-    lag_frame,
-    plot_lags,
-    replay_sniper,
-    write_sniper_demo,
-)
+from polylab.strategy.sniper import LagRecord, Sniper, SniperConfig
 
 S = MICROS  # one share / one dollar in micros
 T0 = 1_700_000_000_000_000_000
