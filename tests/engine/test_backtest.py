@@ -147,12 +147,28 @@ def test_a_bare_capture_backtests_and_metadata_can_come_from_a_file(
     full = tmp_path / "arb.jsonl"
     markets = write_negrisk_arb(full)
     bare = tmp_path / "arb-bare.jsonl"
-    bare.write_text("".join(ln for ln in full.read_text().splitlines(keepends=True)
-                            if '"channel":"meta"' not in ln))
+    bare.write_text(
+        "".join(
+            ln for ln in full.read_text().splitlines(keepends=True) if '"channel":"meta"' not in ln
+        )
+    )
     meta = tmp_path / "meta.json"
-    meta.write_text(json.dumps({"markets": [
-        {"condition_id": m.condition_id, "token_ids": list(m.token_ids), "neg_risk": True,
-         "event_id": m.event_id, "fee": {"rate_micros": 40_000}} for m in markets]}))
+    meta.write_text(
+        json.dumps(
+            {
+                "markets": [
+                    {
+                        "condition_id": m.condition_id,
+                        "token_ids": list(m.token_ids),
+                        "neg_risk": True,
+                        "event_id": m.event_id,
+                        "fee": {"rate_micros": 40_000},
+                    }
+                    for m in markets
+                ]
+            }
+        )
+    )
     cfg = only_sum_to_100()
     without, _, _ = run_backtest(bare, cfg)
     with_meta, _, _ = run_backtest(bare, cfg, meta=meta)
