@@ -129,24 +129,34 @@ class L2Book:
                 self.set_ask(t, s)
         self.needs_snapshot = False
 
-    def replace(self, bids: list[int], asks: list[int]) -> None:
+    def replace(
+        self, bids: list[int], asks: list[int], bid_hint: int = -1, ask_hint: int = -1
+    ) -> None:
         """Install whole tick arrays (length ``n + 1``, size micros by tick) from a snapshot.
 
-        The fast path for ``book`` events: no per-level method calls.
+        The fast path for ``book`` events: no per-level method calls. ``bid_hint`` /
+        ``ask_hint``: the tick of the last level listed per side (the venue lists best-last);
+        checked, and used as the best level when nothing better exists (C-level checks).
         """
         n = self.n
         bb, nb = -1, 0
-        for t in range(n, -1, -1):
-            if bids[t]:
-                bb = t
-                break
+        if 0 <= bid_hint <= n and bids[bid_hint] and not any(bids[bid_hint + 1 :]):
+            bb = bid_hint
+        else:
+            for t in range(n, -1, -1):
+                if bids[t]:
+                    bb = t
+                    break
         if bb >= 0:
             nb = n + 1 - bids.count(0)
         ba, na = n + 1, 0
-        for t in range(n + 1):
-            if asks[t]:
-                ba = t
-                break
+        if 0 <= ask_hint <= n and asks[ask_hint] and not any(asks[:ask_hint]):
+            ba = ask_hint
+        else:
+            for t in range(n + 1):
+                if asks[t]:
+                    ba = t
+                    break
         if ba <= n:
             na = n + 1 - asks.count(0)
         self.bids, self.asks = bids, asks

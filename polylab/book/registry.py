@@ -155,6 +155,8 @@ class BookRegistry:
         size = b.n + 1
         bids = [0] * size
         asks = [0] * size
+        tb = ta = -1
+        t: int | None = -1
         try:
             for lv in ev.bids:
                 t = tget(lv.price)
@@ -162,15 +164,17 @@ class BookRegistry:
                 if t is None or s is None:
                     t, s = tick.to_ticks(lv.price), parse_micros(lv.size)
                 bids[t] = s
+            tb = t if t is not None else -1
             for lv in ev.asks:
                 t = tget(lv.price)
                 s = mget(lv.size)
                 if t is None or s is None:
                     t, s = tick.to_ticks(lv.price), parse_micros(lv.size)
                 asks[t] = s
+            ta = t if ev.asks and t is not None else -1
         except (MoneyError, IndexError):
             return False
-        b.replace(bids, asks)
+        b.replace(bids, asks, tb, ta)
         self.stats.snapshots += 1
         return True
 

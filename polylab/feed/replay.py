@@ -91,7 +91,7 @@ def replay(
     fast = dec._fast
     st = reg.stats
     on_market = mon.on_market if mon is not None else None
-    watched = (LeanPriceChange, PriceChange, Book) if on_market is not None else ()
+    watched = frozenset((LeanPriceChange, PriceChange, Book) if on_market is not None else ())
     last_ns = 0
     n = 0
     n_market = 0

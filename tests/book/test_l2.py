@@ -124,3 +124,37 @@ def test_book_without_tick_size_infers_the_grid(tick: str) -> None:
     )
     reg.apply(ev, 1)
     assert reg.books["a"].tick.text == tick
+
+
+@pytest.mark.parametrize(
+    ("bids", "asks", "best"),
+    [
+        (
+            '[{"price":"0.40","size":"1"},{"price":"0.42","size":"2"}]',
+            '[{"price":"0.50","size":"1"},{"price":"0.45","size":"3"}]',
+            (42, 45),
+        ),
+        # not best-last, and a zero-size last level: the hint is checked, not trusted
+        (
+            '[{"price":"0.42","size":"2"},{"price":"0.40","size":"1"},{"price":"0.43","size":"0"}]',
+            '[{"price":"0.45","size":"3"},{"price":"0.50","size":"1"}]',
+            (42, 45),
+        ),
+        ("[]", "[]", (-1, 101)),
+    ],
+)
+def test_snapshot_fast_path_finds_the_best_levels(
+    bids: str, asks: str, best: tuple[int, int]
+) -> None:
+    reg = BookRegistry()
+    dec = market_decoder()
+    first = '{"event_type":"book","asset_id":"a","tick_size":"0.01","bids":[],"asks":[]}'
+    frame = f'{{"event_type":"book","asset_id":"a","bids":{bids},"asks":{asks}}}'
+    for f in (first, frame):
+        for ev in dec.decode(f):
+            reg.apply(ev, 1)
+    b = reg.books["a"]
+    ref = L2Book("r", CENT)
+    ref.load(b.bid_levels(), b.ask_levels())
+    assert (b.best_bid, b.best_ask) == best == (ref.best_bid, ref.best_ask)
+    assert (b.n_bids, b.n_asks) == (ref.n_bids, ref.n_asks)
