@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from polylab.analysis.opportunities import OpportunityTracker
 from polylab.analysis.windows import SumMonitor
 from polylab.book.registry import BookRegistry
 from polylab.config import PolylabConfig, build_strategies, config_id
@@ -31,6 +32,7 @@ from polylab.store.run_folder import Provenance, RunRecorder, code_version, file
 __all__ = [
     "BacktestResult",
     "StrategyStats",
+    "depth_tracker",
     "load_meta_file",
     "locked_value",
     "run_backtest",
@@ -53,7 +55,9 @@ class StrategyStats(msgspec.Struct, kw_only=True):
 class BacktestResult(msgspec.Struct, kw_only=True):
     """Headline numbers of a run (money as integer micros, plus decimal strings for people).
 
-    ``trades``: intents executed with at least one fill; ``opportunities``: sum windows seen;
+    ``trades``: intents executed with at least one fill; ``opportunities``: top-of-book sum
+    windows seen; ``depth_opportunities``: windows with an edge after fees at SumTo100's
+    ``min_liquidity`` size, walking depth;
     ``pnl``: realized + unrealized (positions marked to best bid), fees already paid, micros;
     ``pnl_at_payout``: the same with complete neg-risk sets valued at the $1 they pay at
     resolution; ``win_rate``: share of closed trades with positive realized PnL.
@@ -61,6 +65,7 @@ class BacktestResult(msgspec.Struct, kw_only=True):
 
     trades: int
     opportunities: int
+    depth_opportunities: int
     intents: int
     rejections: int
     pnl: int
@@ -79,6 +84,18 @@ class BacktestResult(msgspec.Struct, kw_only=True):
     by_strategy: dict[str, StrategyStats] = {}
     provenance: Provenance | None = None
     run_dir: str = ""
+
+
+def depth_tracker(
+    catalog: MarketCatalog, books: dict[str, Any], cfg: PolylabConfig
+) -> OpportunityTracker:
+    """Depth-aware complete-set windows at SumTo100's ``min_liquidity`` size, fees included."""
+    return OpportunityTracker(
+        catalog,
+        books,
+        size_micros=cfg.sum_to_100.min_liquidity_micros,
+        fallback_fee_micros=cfg.sum_to_100.fee_rate_micros,
+    )
 
 
 def load_meta_file(path: str | Path, catalog: MarketCatalog) -> int:
@@ -106,6 +123,7 @@ def run_backtest(
     portfolio = Portfolio(starting_cash_micros)
     recorder = RunRecorder()
     monitor = SumMonitor(reg.catalog, reg.books)
+    tracker = depth_tracker(reg.catalog, reg.books, cfg)
     engine = Engine(
         registry=reg,
         strategies=build_strategies(cfg),
@@ -114,7 +132,7 @@ def run_backtest(
         portfolio=portfolio,
         sinks=[recorder],
         config=cfg.engine,
-        observers=[monitor.on_market],
+        observers=[monitor.on_market, tracker.on_market],
     )
     dec = market_decoder()
     t0 = time.perf_counter()
@@ -140,6 +158,8 @@ def run_backtest(
     windows = monitor.finish(last)
     for w in windows:
         recorder.record("opportunities", w)
+    for dw in tracker.finish(last):
+        recorder.record("depth_opportunities", dw)
     snap = portfolio.snapshot(reg.books)
     for p in getattr(snap, "positions", ()):
         recorder.record("positions", p)
@@ -212,6 +232,7 @@ def summarize(
     return BacktestResult(
         trades=int(snap.trades),
         opportunities=windows,
+        depth_opportunities=len(rec.rows.get("depth_opportunities", [])),
         intents=engine.stats.intents,
         rejections=engine.stats.rejected,
         pnl=pnl,

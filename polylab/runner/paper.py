@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from polylab.analysis.windows import SumMonitor
-from polylab.backtest import BacktestResult, summarize
+from polylab.backtest import BacktestResult, depth_tracker, summarize
 from polylab.book.registry import BookRegistry
 from polylab.config import PolylabConfig, build_strategies, config_id
 from polylab.engine import Engine
@@ -110,6 +110,7 @@ async def run_paper(
     portfolio = Portfolio(starting_cash_micros)
     recorder = RunRecorder()
     monitor = SumMonitor(catalog, reg.books)
+    tracker = depth_tracker(catalog, reg.books, config)
     strategies = build_strategies(config)
     teams = next((getattr(st, "teams", None) for st in strategies if st.name == "sniper"), None)
     engine = Engine(
@@ -120,7 +121,7 @@ async def run_paper(
         portfolio=portfolio,
         sinks=[recorder],
         config=config.engine,
-        observers=[monitor.on_market],
+        observers=[monitor.on_market, tracker.on_market],
     )
     feed_cfg = MarketFeedConfig(url=f"{v.ws_url}/ws/market", stale_after_ms=30_000)
     sources = (
@@ -182,6 +183,8 @@ async def run_paper(
     windows = monitor.finish(now)
     for w in windows:
         recorder.record("opportunities", w)
+    for dw in tracker.finish(now):
+        recorder.record("depth_opportunities", dw)
     snap = portfolio.snapshot(reg.books)
     for p in snap.positions:
         recorder.record("positions", p)

@@ -25,6 +25,7 @@ __all__ = ["Provenance", "RunRecorder", "code_version", "file_sha256"]
 
 TABLES = (
     "opportunities",
+    "depth_opportunities",
     "intents",
     "rejections",
     "orders",

@@ -39,6 +39,10 @@ def test_negrisk_set_is_bought_held_and_paid_at_resolution(tmp_path: Path) -> No
     summary = json.loads((tmp_path / "run/summary.json").read_text())
     assert summary["provenance"]["config_id"] == res.config_id
     assert len(summary["provenance"]["data_hash"]) == 64
+    # the depth-aware window of the set at the 50-share reference size, labelled structural
+    depth = pl.read_parquet(tmp_path / "run/depth_opportunities.parquet")
+    assert res.depth_opportunities == depth.height >= 1
+    assert set(depth["label"]) == {"structural"} and set(depth["kind"]) == {"negrisk"}
     assert {"opportunities", "orders", "fills", "positions"} <= {
         p.stem for p in (tmp_path / "run").glob("*.parquet")
     }
