@@ -110,11 +110,51 @@ def vwap_buy(src: L2Book | Ladder, size: int) -> Vwap:
             p = t * src.tick.micros
             n = p * size
             return Vwap(size, size, n, -(-n // MICROS), 1, p)
+        cached = src._ask_ladder
+        ver = src._ask_ver
+        if size > 0 and (cached is None or cached.version != ver) and src.ask_probe != ver:
+            src.ask_probe = ver  # first look at this state: walk it; the next one builds
+            v = _walk_array_up(src, size)
+            if v is not None:
+                return v
         lad = src.ask_ladder()
     else:
         lad = src  # type: ignore[assignment]
     filled, notional, levels, worst = _walk_np(lad, size)
     return Vwap(size, filled, notional, -(-notional // MICROS), levels, worst)
+
+
+_DIRECT_TICKS = 64
+"""How far past the best ask a direct array walk may go before the ladder is worth building."""
+
+
+def _walk_array_up(b: L2Book, size: int) -> Vwap | None:
+    """Buy ``size`` by walking the ask tick array (no ladder); None when the fill needs more
+    than ``_DIRECT_TICKS`` ticks (then a cumulated ladder pays for itself)."""
+    asks = b.asks
+    t = b.best_ask
+    end = min(b.n + 1, t + _DIRECT_TICKS)
+    tm = b.tick.micros
+    left = size
+    notional = levels = 0
+    while t < end:
+        s = asks[t]
+        if s:
+            levels += 1
+            p = t * tm
+            if s >= left:
+                notional += p * left
+                return Vwap(size, size, notional, -(-notional // MICROS), levels, p)
+            notional += p * s
+            left -= s
+        t += 1
+    if end == b.n + 1:  # walked the whole side: a shortfall
+        filled = size - left
+        worst = max((k for k in range(b.best_ask, end) if asks[k]), default=-1)
+        return Vwap(
+            size, filled, notional, -(-notional // MICROS), levels, worst * tm if worst >= 0 else 0
+        )
+    return None
 
 
 def vwap_sell(src: L2Book | Ladder, size: int) -> Vwap:

@@ -29,6 +29,7 @@ class L2Book:
 
     __slots__ = (
         "_ask_ladder",
+        "ask_probe",
         "_ask_ver",
         "_bid_ladder",
         "_bid_ver",
@@ -59,6 +60,9 @@ class L2Book:
         self._ask_ver = 0
         self._bid_ladder: Ladder | None = None
         self._ask_ladder: Ladder | None = None
+        self.ask_probe = -1
+        """Ask-side version last served by a direct walk (analysis.vwap): a second query of
+        the same state builds the cached ladder instead."""
         self._reset(tick)
 
     def _reset(self, tick: TickSize) -> None:

@@ -73,3 +73,20 @@ def test_mirrored_books_agree(bids: dict[int, int], asks: dict[int, int]) -> Non
         sell_yes = vwap_sell(yes, size)
         buy_no = vwap_buy(no, size)
         assert sell_yes.notional + buy_no.notional == size * 1_000_000
+
+
+@given(
+    st.dictionaries(st.integers(1, 999), st.integers(1, 10**9), max_size=40),
+    st.integers(0, 2 * 10**10),
+    st.sampled_from(["0.01", "0.001"]),
+)
+@settings(max_examples=200)
+def test_direct_walk_after_a_change_equals_the_ladder(
+    asks: dict[int, int], size: int, tick: str
+) -> None:
+    g = tick_size(tick)
+    book = L2Book("t", g)
+    book.load([], [(t % g.n or 1, s) for t, s in asks.items()])
+    fresh = vwap_buy(book, size)  # the side just changed: no ladder yet
+    via_ladder = vwap_buy(book.ask_ladder(), size)
+    assert fresh == via_ladder
