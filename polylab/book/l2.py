@@ -29,10 +29,10 @@ class L2Book:
 
     __slots__ = (
         "_ask_ladder",
-        "ask_probe",
         "_ask_ver",
         "_bid_ladder",
         "_bid_ver",
+        "ask_probe",
         "asks",
         "asset_id",
         "best_ask",
