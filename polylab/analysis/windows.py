@@ -110,10 +110,8 @@ class SumMonitor:
                 legs = gbooks[g.id] = found
             ask = bid = 0
             for b in legs:
-                a = b.best_ask
-                ask += a * b.tick.micros if a <= b.n else MICROS
-                if b.best_bid > 0:
-                    bid += b.best_bid * b.tick.micros
+                ask += b.ask_px
+                bid += b.bid_px
             self.checks += 1
             if self.keep_series:
                 self.series.append(SumPoint(recv_ns, g.id, ask, bid))

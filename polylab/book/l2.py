@@ -23,7 +23,8 @@ class L2Book:
     """Bids and asks of one outcome token.
 
     Attributes are public for the hot path: ``bids``/``asks`` (size micros by tick),
-    ``best_bid``/``best_ask`` (ticks), ``tick`` (the grid), ``updated_ns`` (local receive time of
+    ``best_bid``/``best_ask`` (ticks), ``bid_px``/``ask_px`` (the same as price micros, 0 / $1
+    when a side is empty), ``tick`` (the grid), ``updated_ns`` (local receive time of
     the last change, ns), ``exchange_ms`` (venue timestamp of the last change, ms).
     """
 
@@ -32,11 +33,14 @@ class L2Book:
         "_ask_ver",
         "_bid_ladder",
         "_bid_ver",
+        "_tm",
         "ask_probe",
+        "ask_px",
         "asks",
         "asset_id",
         "best_ask",
         "best_bid",
+        "bid_px",
         "bids",
         "exchange_ms",
         "hash",
@@ -70,8 +74,11 @@ class L2Book:
         self.n = n = tick.n
         self.bids: list[int] = [0] * (n + 1)
         self.asks: list[int] = [0] * (n + 1)
+        self._tm = tick.micros
         self.best_bid = -1
         self.best_ask = n + 1
+        self.bid_px = 0
+        self.ask_px = MICROS
         self.n_bids = 0
         self.n_asks = 0
         self._bid_ver += 1
@@ -89,16 +96,19 @@ class L2Book:
                 self.n_bids += 1
             if t > self.best_bid:
                 self.best_bid = t
+                self.bid_px = t * self._tm
         elif old:
             self.n_bids -= 1
             if t == self.best_bid:
                 if not self.n_bids:
                     self.best_bid = -1
+                    self.bid_px = 0
                 else:
                     t -= 1
                     while not bids[t]:
                         t -= 1
                     self.best_bid = t
+                    self.bid_px = t * self._tm
 
     def set_ask(self, t: int, size: int) -> None:
         """Set the ask level at tick ``t`` to ``size`` micros (absolute; 0 deletes)."""
@@ -111,16 +121,19 @@ class L2Book:
                 self.n_asks += 1
             if t < self.best_ask:
                 self.best_ask = t
+                self.ask_px = t * self._tm
         elif old:
             self.n_asks -= 1
             if t == self.best_ask:
                 if not self.n_asks:
                     self.best_ask = self.n + 1
+                    self.ask_px = MICROS
                 else:
                     t += 1
                     while not asks[t]:
                         t += 1
                     self.best_ask = t
+                    self.ask_px = t * self._tm
 
     def load(self, bids: list[tuple[int, int]], asks: list[tuple[int, int]]) -> None:
         """Replace the whole book with ``(tick, size micros)`` levels (a snapshot)."""
@@ -165,6 +178,8 @@ class L2Book:
             na = n + 1 - asks.count(0)
         self.bids, self.asks = bids, asks
         self.best_bid, self.best_ask, self.n_bids, self.n_asks = bb, ba, nb, na
+        self.bid_px = bb * self._tm if bb >= 0 else 0
+        self.ask_px = ba * self._tm if ba <= n else MICROS
         self._bid_ver += 1
         self._ask_ver += 1
         self.needs_snapshot = False
@@ -195,11 +210,11 @@ class L2Book:
     # -- reads ---------------------------------------------------------------------------------
     def best_bid_micros(self) -> int:
         """Best bid in price micros; 0 when there are no bids (the venue's "0")."""
-        return self.best_bid * self.tick.micros if self.best_bid >= 0 else 0
+        return self.bid_px
 
     def best_ask_micros(self) -> int:
         """Best ask in price micros; $1 when there are no asks (the venue's "1")."""
-        return self.best_ask * self.tick.micros if self.best_ask <= self.n else MICROS
+        return self.ask_px
 
     def crossed(self) -> bool:
         """Best bid ≥ best ask: the book cannot be right (missed update or stale side)."""

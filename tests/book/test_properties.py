@@ -37,6 +37,9 @@ def test_any_delta_sequence_equals_the_final_snapshot(seq: list[tuple[bool, int,
         snap.n_asks,
     )
     assert b.best_bid == max((t for t, _ in snap.bid_levels()), default=-1)
+    assert b.best_bid_micros() == (b.best_bid * 10_000 if b.best_bid >= 0 else 0)
+    assert b.best_ask_micros() == (b.best_ask * 10_000 if b.best_ask <= 100 else 1_000_000)
+    assert (b.bid_px, b.ask_px) == (snap.bid_px, snap.ask_px)
 
 
 levels = st.dictionaries(st.integers(1, 99), st.integers(1, 10**9), min_size=1, max_size=30)
