@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## create .venv/ with polylab and its pinned tools (idempotent)
 
-demo: setup ## the main job on embedded defaults: synthetic recording -> replay --verify -> opportunities
+demo: setup ## the main job on embedded defaults: local exchange + paper-trade SumTo100, Clipper, Sniper (~35 s)
 	@$(VENV)/bin/polylab demo
 
 test: setup check ## lint, type-check and run the whole test suite
