@@ -19,6 +19,7 @@ from polylab.analysis.windows import SumMonitor
 from polylab.book.registry import BookRegistry
 from polylab.config import PolylabConfig, build_strategies, config_id
 from polylab.engine import Engine
+from polylab.execution.base import Executor
 from polylab.execution.paper import PaperTrader
 from polylab.feed.decode import market_decoder
 from polylab.feed.recording import RecordingReader, decode_meta
@@ -31,6 +32,7 @@ from polylab.store.run_folder import Provenance, RunRecorder, code_version, file
 
 __all__ = [
     "BacktestResult",
+    "RunParts",
     "StrategyStats",
     "depth_tracker",
     "load_meta_file",
@@ -98,6 +100,83 @@ def depth_tracker(
     )
 
 
+class RunParts:
+    """What every run assembles around the engine (a backtest, a paper or a live session):
+    portfolio, risk gate, run recorder and both opportunity observers; ``finish`` closes the
+    run into its tables and headline numbers, ``write`` makes the run folder."""
+
+    def __init__(
+        self,
+        cfg: PolylabConfig,
+        registry: BookRegistry,
+        executor: Executor,
+        starting_cash_micros: int,
+    ) -> None:
+        self.config = cfg
+        self.registry = registry
+        self.portfolio = Portfolio(starting_cash_micros)
+        self.recorder = RunRecorder()
+        self.monitor = SumMonitor(registry.catalog, registry.books)
+        self.tracker = depth_tracker(registry.catalog, registry.books, cfg)
+        self.engine = Engine(
+            registry=registry,
+            strategies=build_strategies(cfg),
+            risk=RiskManager(cfg.risk, self.portfolio),
+            executor=executor,
+            portfolio=self.portfolio,
+            sinks=[self.recorder],
+            config=cfg.engine,
+            observers=[self.monitor.on_market, self.tracker.on_market],
+        )
+
+    def finish(self, now_ns: int, seconds: float) -> BacktestResult:
+        """Flush orders still due, record windows and positions, summarize."""
+        self.engine.flush(now_ns)
+        rec = self.recorder
+        windows = self.monitor.finish(now_ns)
+        for w in windows:
+            rec.record("opportunities", w)
+        for dw in self.tracker.finish(now_ns):
+            rec.record("depth_opportunities", dw)
+        snap = self.portfolio.snapshot(self.registry.books)
+        for p in snap.positions:
+            rec.record("positions", p)
+        return summarize(
+            self.engine,
+            rec,
+            snap,
+            len(windows),
+            config_id(self.config),
+            seconds,
+            self.registry.catalog,
+        )
+
+    def write(
+        self,
+        result: BacktestResult,
+        out_dir: str | Path,
+        *,
+        data_hash: str,
+        data_path: str,
+        started_ns: int,
+        extra: dict[str, Any] | None = None,
+    ) -> Path:
+        """The run folder, with provenance (config id, code version, data hash)."""
+        result.provenance = Provenance(
+            config_id=result.config_id,
+            code_version=code_version(),
+            data_hash=data_hash,
+            data_path=data_path,
+            started_ns=started_ns,
+            ended_ns=time.time_ns(),
+        )
+        result.run_dir = str(out_dir)
+        summary: dict[str, Any] = msgspec.structs.asdict(result)
+        summary["config"] = msgspec.to_builtins(self.config)
+        summary.update(extra or {})
+        return self.recorder.write(out_dir, summary)
+
+
 def load_meta_file(path: str | Path, catalog: MarketCatalog) -> int:
     """Add the markets of a metadata file (``{"markets": [...]}``) to ``catalog``."""
     markets = decode_meta(Path(path).read_text())
@@ -116,24 +195,11 @@ def run_backtest(
 ) -> tuple[BacktestResult, RunRecorder, Engine]:
     """Run every strategy of ``config`` over ``recording``; write a run folder if ``out_dir``."""
     cfg = config or PolylabConfig()
-    cid = config_id(cfg)
     reg = BookRegistry()
     if meta is not None:
         load_meta_file(meta, reg.catalog)
-    portfolio = Portfolio(starting_cash_micros)
-    recorder = RunRecorder()
-    monitor = SumMonitor(reg.catalog, reg.books)
-    tracker = depth_tracker(reg.catalog, reg.books, cfg)
-    engine = Engine(
-        registry=reg,
-        strategies=build_strategies(cfg),
-        risk=RiskManager(cfg.risk, portfolio),
-        executor=PaperTrader(cfg.paper, reg.catalog),
-        portfolio=portfolio,
-        sinks=[recorder],
-        config=cfg.engine,
-        observers=[monitor.on_market, tracker.on_market],
-    )
+    parts = RunParts(cfg, reg, PaperTrader(cfg.paper, reg.catalog), starting_cash_micros)
+    engine = parts.engine
     dec = market_decoder()
     t0 = time.perf_counter()
     started = time.time_ns()
@@ -154,32 +220,16 @@ def run_backtest(
                 engine.on_games(parse_scoreboard(rec.payload), last)
             except ScoreboardError:
                 reg.stats.malformed += 1
-    engine.flush(last)
-    windows = monitor.finish(last)
-    for w in windows:
-        recorder.record("opportunities", w)
-    for dw in tracker.finish(last):
-        recorder.record("depth_opportunities", dw)
-    snap = portfolio.snapshot(reg.books)
-    for p in getattr(snap, "positions", ()):
-        recorder.record("positions", p)
-    result = summarize(
-        engine, recorder, snap, len(windows), cid, time.perf_counter() - t0, reg.catalog
-    )
+    result = parts.finish(last, time.perf_counter() - t0)
     if out_dir is not None:
-        prov = Provenance(
-            config_id=cid,
-            code_version=code_version(),
+        parts.write(
+            result,
+            out_dir,
             data_hash=file_sha256(recording),
             data_path=str(recording),
             started_ns=started,
-            ended_ns=time.time_ns(),
         )
-        result.provenance = prov
-        result.run_dir = str(out_dir)
-        summary: dict[str, Any] = msgspec.structs.asdict(result)
-        summary["config"] = msgspec.to_builtins(cfg)
-        recorder.write(out_dir, summary)
+    recorder = parts.recorder
     return result, recorder, engine
 
 

@@ -19,9 +19,9 @@ from typing import Any
 import msgspec
 
 from polylab.analysis.windows import SumMonitor
-from polylab.backtest import BacktestResult, depth_tracker, summarize
+from polylab.backtest import BacktestResult, RunParts
 from polylab.book.registry import BookRegistry
-from polylab.config import PolylabConfig, build_strategies, config_id
+from polylab.config import PolylabConfig
 from polylab.engine import Engine
 from polylab.execution.base import Executor
 from polylab.execution.paper import PaperTrader
@@ -30,9 +30,8 @@ from polylab.feed.market_ws import MarketFeed, MarketFeedConfig
 from polylab.feed.sports_sources import HttpScoreboardSource
 from polylab.market import MarketCatalog
 from polylab.money import MICROS
-from polylab.risk.manager import RiskManager
 from polylab.risk.portfolio import Portfolio
-from polylab.store.run_folder import Provenance, RunRecorder, code_version
+from polylab.store.run_folder import RunRecorder
 
 __all__ = ["PaperRun", "Venue", "run_paper", "venue"]
 
@@ -107,21 +106,15 @@ async def run_paper(
         found = await gamma.discover()
     catalog = found.catalog()
     reg = BookRegistry(catalog)
-    portfolio = Portfolio(starting_cash_micros)
-    recorder = RunRecorder()
-    monitor = SumMonitor(catalog, reg.books)
-    tracker = depth_tracker(catalog, reg.books, config)
-    strategies = build_strategies(config)
-    teams = next((getattr(st, "teams", None) for st in strategies if st.name == "sniper"), None)
-    engine = Engine(
-        registry=reg,
-        strategies=strategies,
-        risk=RiskManager(config.risk, portfolio),
-        executor=PaperTrader(config.paper, catalog),
-        portfolio=portfolio,
-        sinks=[recorder],
-        config=config.engine,
-        observers=[monitor.on_market, tracker.on_market],
+    parts = RunParts(
+        config,
+        reg,
+        executor(catalog) if executor is not None else PaperTrader(config.paper, catalog),
+        starting_cash_micros,
+    )
+    engine = parts.engine
+    teams = next(
+        (getattr(st, "teams", None) for st in engine.strategies if st.name == "sniper"), None
     )
     feed_cfg = MarketFeedConfig(url=f"{v.ws_url}/ws/market", stale_after_ms=30_000)
     sources = (
@@ -133,7 +126,7 @@ async def run_paper(
         else []
     )
     feed = MarketFeed(feed_cfg, reg, on_event=lambda ns, ev: engine.on_applied(ev, ns))
-    run = PaperRun(engine, feed, recorder, monitor, portfolio, catalog)
+    run = PaperRun(engine, feed, parts.recorder, parts.monitor, parts.portfolio, catalog)
     tokens = [t for m in catalog.markets.values() for t in m.token_ids]
 
     async def timer() -> None:
@@ -179,30 +172,14 @@ async def run_paper(
             await asyncio.sleep(0.02)
             engine.on_time(time.time_ns())
     now = time.time_ns()
-    engine.flush(now)
-    windows = monitor.finish(now)
-    for w in windows:
-        recorder.record("opportunities", w)
-    for dw in tracker.finish(now):
-        recorder.record("depth_opportunities", dw)
-    snap = portfolio.snapshot(reg.books)
-    for p in snap.positions:
-        recorder.record("positions", p)
-    result = summarize(
-        engine, recorder, snap, len(windows), config_id(config), (now - started) / 1e9, catalog
-    )
+    result = parts.finish(now, (now - started) / 1e9)
     if out_dir is not None:
-        result.provenance = Provenance(
-            config_id=result.config_id,
-            code_version=code_version(),
+        parts.write(
+            result,
+            out_dir,
             data_hash="",
             data_path=v.url,
             started_ns=started,
-            ended_ns=now,
+            extra={"feed": msgspec.to_builtins(feed.counters)},
         )
-        result.run_dir = str(out_dir)
-        summary: dict[str, Any] = msgspec.structs.asdict(result)
-        summary["config"] = msgspec.to_builtins(config)
-        summary["feed"] = msgspec.to_builtins(feed.counters)
-        recorder.write(out_dir, summary)
     return result, run

@@ -105,3 +105,24 @@ def test_credentials_from_env_file_never_show(tmp_path: Path) -> None:
     assert load_credentials(env={}, env_file=tmp_path / "none") is None
     with pytest.raises(TypeError):
         __import__("pickle").dumps(creds)
+
+
+def test_live_session_is_dry_run_without_the_flag() -> None:
+    from polylab.config import load_config
+    from polylab.execution.live import Credentials
+    from polylab.runner.live import run_live
+    from polylab.runner.paper import venue
+
+    cfg = load_config(env={"RISK_MAX_POSITION": "300", "DRY_RUN": "false"})
+
+    async def main():  # type: ignore[no-untyped-def]
+        async with venue(None, seed=11) as v:
+            with pytest.raises(LiveError, match="POLY_PRIVATE_KEY"):
+                await run_live(cfg, v, None, seconds=0.1)
+            return await run_live(cfg, v, Credentials(KEY, None), live=False, seconds=8.0)
+
+    res, run, ex = asyncio.run(main())
+    assert run.engine.executor is ex and ex.config.dry_run  # DRY_RUN=false alone is not enough
+    orders = run.recorder.rows.get("orders", [])
+    assert ex.signed > 0 and orders and {o.status for o in orders} == {"dry_run"}
+    assert res.trades == 0 and not run.recorder.rows.get("fills")
