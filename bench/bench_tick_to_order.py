@@ -28,8 +28,8 @@ import msgspec
 from polylab.book.l2 import L2Book
 from polylab.book.registry import BookRegistry
 from polylab.config import load_config
+from polylab.domain import ExecutionResult, Intent, OrderReport
 from polylab.engine import Engine
-from polylab.execution.base import ExecutionResult, OrderReport
 from polylab.execution.signer import OrderSigner
 from polylab.execution.signing_v2 import exchange_domain
 from polylab.feed.discovery import GammaClient
@@ -38,7 +38,6 @@ from polylab.risk.manager import RiskManager
 from polylab.risk.portfolio import Portfolio
 from polylab.sim.config import SimConfig
 from polylab.sim.server import SimThread
-from polylab.strategy.base import Intent
 from polylab.strategy.sum_to_100 import SumTo100
 
 KEY = "0x" + "11" * 32

@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 
 from polylab.book.registry import BookRegistry
+from polylab.domain import Game, Intent
 from polylab.feed.wire import Book, LeanPriceChange, MarketResolved, PriceChange
-from polylab.strategy.base import Game, Intent, Strategy
+from polylab.strategy.base import Strategy
 
 if TYPE_CHECKING:
     from polylab.book.l2 import L2Book
-    from polylab.execution.base import ExecutionResult, Executor
+    from polylab.domain import ExecutionResult
+    from polylab.execution.base import Executor
     from polylab.market import MarketCatalog
     from polylab.risk.manager import RiskManager
     from polylab.risk.portfolio import Portfolio

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
-from polylab.strategy.base import Context, Game, Intent
+from polylab.domain import Game, Intent
+from polylab.strategy.base import Context
 
 
 class Exploding:

@@ -12,57 +12,14 @@ Units: prices in price micros, sizes in share micros, cash and fees in micros, t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import msgspec
-
-from polylab.strategy.base import Intent
+from polylab.domain import ExecutionResult, Intent, OrderReport, OrderStatus
 
 if TYPE_CHECKING:
     from polylab.book.l2 import L2Book
 
 __all__ = ["ExecutionResult", "Executor", "OrderReport", "OrderStatus"]
-
-OrderStatus = Literal["filled", "partial", "unfilled", "rejected", "timeout", "dry_run"]
-
-
-class OrderReport(msgspec.Struct, frozen=True, kw_only=True):
-    """One leg's outcome.
-
-    ``filled``: shares obtained (micros); ``cost``: cash paid for a BUY or received for a SELL,
-    fees excluded; ``fee``: taker fee charged; ``avg_price``: cost / filled in price micros
-    (0 if nothing filled); ``order_id``: venue or simulated id; ``reason``: why not filled.
-    """
-
-    intent_id: str
-    leg: int
-    token_id: str
-    side: Literal["BUY", "SELL"]
-    limit_price: int
-    requested: int
-    filled: int
-    cost: int
-    fee: int
-    avg_price: int
-    status: OrderStatus
-    sent_ns: int
-    done_ns: int
-    order_id: str = ""
-    reason: str = ""
-
-
-class ExecutionResult(msgspec.Struct, frozen=True, kw_only=True):
-    """All legs of one intent, once every leg is final.
-
-    ``complete``: every leg filled in full. ``unwound``: reports of orders the executor sent to
-    undo leg risk (a set whose legs filled unevenly), empty when none were needed.
-    """
-
-    intent_id: str
-    intent: Intent
-    reports: tuple[OrderReport, ...]
-    complete: bool
-    unwound: tuple[OrderReport, ...] = ()
 
 
 class Executor(Protocol):

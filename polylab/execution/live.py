@@ -23,13 +23,12 @@ from typing import TYPE_CHECKING, Literal
 import msgspec
 from dotenv import dotenv_values
 
+from polylab.domain import ExecutionResult, Intent, Leg, OrderReport
 from polylab.execution.auth import ApiCreds
-from polylab.execution.base import ExecutionResult, OrderReport
 from polylab.execution.signer import OrderSigner
 from polylab.execution.signing_v2 import SignedOrderV2, exchange_domain
 from polylab.market import MarketCatalog
 from polylab.money import MICROS, MoneyError, parse_micros, tick_size
-from polylab.strategy.base import Intent, Leg
 
 if TYPE_CHECKING:
     from polylab.book.l2 import L2Book

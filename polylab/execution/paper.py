@@ -36,14 +36,14 @@ import msgspec
 
 from polylab.analysis.vwap import vwap_buy_with_fees, vwap_sell_with_fees
 from polylab.book.ladder import Ladder
-from polylab.execution.base import ExecutionResult, OrderReport, OrderStatus
+from polylab.domain import ExecutionResult, OrderReport, OrderStatus, Side
 from polylab.fees import FeeModel
 from polylab.money import MICROS, MoneyError, parse_micros
 
 if TYPE_CHECKING:
     from polylab.book.l2 import L2Book
+    from polylab.domain import Intent
     from polylab.market import MarketCatalog
-    from polylab.strategy.base import Intent
 
 __all__ = ["PaperConfig", "PaperTrader"]
 
@@ -95,7 +95,7 @@ class _Order:
         self,
         leg: int,
         token_id: str,
-        side: Literal["BUY", "SELL"],
+        side: Side,
         price: int | None,
         size: int,
         order_type: str,
@@ -214,7 +214,7 @@ class PaperTrader:
         for r in p.reports:
             excess = r.filled - target
             if excess > 0:
-                side: Literal["BUY", "SELL"] = "SELL" if r.side == "BUY" else "BUY"
+                side = Side.SELL if r.side == Side.BUY else Side.BUY
                 oid = f"paper-{p.seq}-{r.leg}u"
                 out.append(_Order(r.leg, r.token_id, side, None, excess, "FAK", oid, now, arrive))
         return out

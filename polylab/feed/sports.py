@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import msgspec
 
-from polylab.strategy.base import Game
+from polylab.domain import Game
 
 __all__ = [
     "CompetitionWire",

@@ -15,9 +15,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from polylab.domain import Game
 from polylab.feed.sports import ScoreboardError, parse_scoreboard
 from polylab.feed.sports_sources import HttpScoreboardSource
-from polylab.strategy.base import Game
 
 __all__ = ["app", "game_rows"]
 

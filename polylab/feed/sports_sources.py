@@ -22,9 +22,9 @@ from typing import Protocol, runtime_checkable
 import httpx
 import msgspec
 
+from polylab.domain import Game
 from polylab.feed.recording import RecordingReader
 from polylab.feed.sports import ParseStats, ScoreboardError, TeamDirectory, parse_scoreboard
-from polylab.strategy.base import Game
 
 __all__ = [
     "HttpScoreboardSource",

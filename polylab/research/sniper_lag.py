@@ -15,13 +15,13 @@ import msgspec
 
 from polylab.book.l2 import L2Book
 from polylab.book.registry import BookRegistry
+from polylab.domain import Game, Intent
 from polylab.feed.decode import market_decoder
 from polylab.feed.recording import RecordingReader, RecordingWriter, decode_meta
 from polylab.feed.sports import ScoreboardError, encode_scoreboard, parse_scoreboard
 from polylab.feed.wire import Book, PriceChange
 from polylab.market import Market, MarketCatalog
 from polylab.money import MICROS, parse_micros, price_micros_to_str
-from polylab.strategy.base import Game, Intent
 from polylab.strategy.sniper import LagRecord, Sniper, SniperConfig
 
 if TYPE_CHECKING:

@@ -38,8 +38,8 @@ from polylab.errors import ConfigError
 from polylab.money import MICROS
 
 if TYPE_CHECKING:
+    from polylab.domain import Intent
     from polylab.risk.portfolio import Portfolio
-    from polylab.strategy.base import Intent
 
 __all__ = ["Approved", "Decision", "Rejected", "RiskConfig", "RiskManager"]
 

@@ -45,7 +45,7 @@ from polylab.risk.records import (
 
 if TYPE_CHECKING:
     from polylab.book.l2 import L2Book
-    from polylab.execution.base import ExecutionResult, OrderReport
+    from polylab.domain import ExecutionResult, OrderReport
     from polylab.market import MarketCatalog, OutcomeGroup
 
 __all__ = [

@@ -11,6 +11,8 @@ from typing import Literal
 
 import msgspec
 
+from polylab.domain import Side
+
 __all__ = [
     "Fill",
     "MergeRecord",
@@ -38,7 +40,7 @@ class Fill(msgspec.Struct, frozen=True, kw_only=True):
     group_id: str
     leg: int
     token_id: str
-    side: Literal["BUY", "SELL"]
+    side: Side
     size: int
     price: int
     cost: int

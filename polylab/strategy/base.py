@@ -9,83 +9,24 @@ Units: prices in price micros (per share), sizes in share micros, cash in micros
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import msgspec
+from polylab.domain import Game, Intent, Leg, OrderType, Side
 
 if TYPE_CHECKING:
     from polylab.book.l2 import L2Book
     from polylab.market import MarketCatalog
 
-__all__ = ["Context", "Game", "Intent", "Leg", "Strategy", "budget_of"]
-
-Side = Literal["BUY", "SELL"]
-OrderType = Literal["FOK", "FAK", "GTC", "GTD"]
-
-
-class Leg(msgspec.Struct, frozen=True, kw_only=True):
-    """One order of an intent: buy/sell ``size`` shares of ``token_id`` no worse than ``price``.
-
-    ``price``: limit (worst acceptable) price, micros; ``size``: share micros.
-    """
-
-    token_id: str
-    side: Side
-    price: int
-    size: int
-    order_type: OrderType = "FOK"
-
-
-class Intent(msgspec.Struct, frozen=True, kw_only=True):
-    """What a strategy wants done, with why and how much it expects to make.
-
-    ``kind``: "set" (all legs belong to one complete set: leg risk applies) or "single".
-    ``edge``: expected profit in cash micros for the whole intent, fees included.
-    ``group_id``: the outcome group / market the intent is about (risk limits key on it).
-    """
-
-    strategy: str
-    group_id: str
-    kind: Literal["set", "single"]
-    legs: tuple[Leg, ...]
-    edge: int
-    created_ns: int
-    reason: str = ""
-
-    @property
-    def cost(self) -> int:
-        """Worst-case cash out for the BUY legs (limit × size), micros."""
-        return sum(
-            -(-(leg.price * leg.size) // 1_000_000) for leg in self.legs if leg.side == "BUY"
-        )
-
-
-class Game(msgspec.Struct, frozen=True, kw_only=True):
-    """A scoreboard game in polylab's words (from an ESPN-format scoreboard or another source).
-
-    ``home``/``away``: team abbreviations; ``winner``: abbreviation, or None for a draw or an
-    unfinished game; ``final``: state "post" *and* completed (postponed games are not final).
-    """
-
-    id: str
-    league: str
-    state: str
-    completed: bool
-    home: str
-    away: str
-    home_score: int
-    away_score: int
-    winner: str | None
-    start: str = ""
-    status_name: str = ""
-    home_name: str = ""
-    away_name: str = ""
-    detail: str = ""
-
-    @property
-    def final(self) -> bool:
-        """A result that can be traded on: the game is over and the status says so."""
-        return self.state == "post" and self.completed
+__all__ = [
+    "Context",
+    "Game",
+    "Intent",
+    "Leg",
+    "OrderType",
+    "Side",
+    "Strategy",
+    "budget_of",
+]
 
 
 class Context(Protocol):

@@ -24,8 +24,9 @@ from polylab.analysis.set_cost import (
     GroupLegs,
     fallback_fee,
 )
+from polylab.domain import Intent, Leg, OrderType, Side
 from polylab.money import MICROS, cost_micros
-from polylab.strategy.base import Context, Intent, Leg, budget_of
+from polylab.strategy.base import Context, budget_of
 from polylab.strategy.sum_to_100 import (
     SetArbitrage,
     config_from_env,
@@ -141,7 +142,7 @@ class Clipper(SetArbitrage):
             self._reject("no_edge")
             return None
         out = tuple(
-            Leg(token_id=t, side="BUY", price=p, size=size, order_type="FOK")
+            Leg(token_id=t, side=Side.BUY, price=p, size=size, order_type=OrderType.FOK)
             for t, p in zip(legs.tokens, prices, strict=True)
         )
         return self._emit(legs, key, out, (cost, fees, edge), now)

@@ -37,9 +37,9 @@ from typing import Literal
 
 import msgspec
 
+from polylab.domain import Game
 from polylab.feed.sports import TeamDirectory, TeamNames
 from polylab.market import Market
-from polylab.strategy.base import Game
 
 __all__ = [
     "MAX_START_GAP_S",

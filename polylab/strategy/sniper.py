@@ -29,10 +29,11 @@ from typing import Annotated, Literal
 import msgspec
 
 from polylab.analysis.vwap import vwap_buy, vwap_buy_with_fees
+from polylab.domain import Game, Intent, Leg, OrderType, Side
 from polylab.feed.sports import TeamDirectory
 from polylab.market import Market
 from polylab.money import MICROS, MoneyError, parse_micros, price_micros_to_str
-from polylab.strategy.base import Context, Game, Intent, Leg, budget_of
+from polylab.strategy.base import Context, budget_of
 from polylab.strategy.mapping import MarketMapping, map_games, result_of
 
 __all__ = ["LagRecord", "Skip", "Sniper", "SniperConfig"]
@@ -327,10 +328,10 @@ class Sniper:
             legs=(
                 Leg(
                     token_id=w.win,
-                    side="BUY",
+                    side=Side.BUY,
                     price=v.worst_price,
                     size=v.filled,
-                    order_type=cfg.order_type,
+                    order_type=OrderType(cfg.order_type),
                 ),
             ),
             edge=edge,

@@ -34,10 +34,11 @@ from polylab.analysis.set_cost import (
     best_set,
     no_edge_at_top,
 )
+from polylab.domain import Game, Intent, Leg, OrderType, Side
 from polylab.errors import ConfigError
 from polylab.market import MarketCatalog
 from polylab.money import MICROS, MoneyError, cash_to_str, parse_micros, size_to_str
-from polylab.strategy.base import Context, Game, Intent, Leg, budget_of
+from polylab.strategy.base import Context, budget_of
 
 __all__ = [
     "SetArbitrage",
@@ -344,7 +345,13 @@ class SumTo100(SetArbitrage):
             self._reject("thin")
             return None
         out = tuple(
-            Leg(token_id=t, side="BUY", price=v.worst_price, size=q.size, order_type="FOK")
+            Leg(
+                token_id=t,
+                side=Side.BUY,
+                price=v.worst_price,
+                size=q.size,
+                order_type=OrderType.FOK,
+            )
             for t, v in zip(legs.tokens, q.legs, strict=True)
         )
         return self._emit(legs, key, out, (q.cost, q.fees, q.edge), now)

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from polylab.domain import Intent, Leg
 from polylab.execution.eip712 import SigningKey
 from polylab.execution.live import LiveConfig, LiveError, LiveExecutor, load_credentials
 from polylab.execution.rest_async import AsyncClobRest
 from polylab.execution.signer import OrderSigner
 from polylab.sim.config import SimConfig
 from polylab.sim.server import running_sim
-from polylab.strategy.base import Intent, Leg
 
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 MAKER = "0x" + "33" * 20

@@ -11,13 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from polylab.book.l2 import L2Book
-from polylab.execution.base import ExecutionResult, Executor
+from polylab.domain import ExecutionResult, Intent, Leg
+from polylab.execution.base import Executor
 from polylab.execution.paper import PaperConfig, PaperTrader
 from polylab.fees import FeeModel
 from polylab.market import Market, MarketCatalog, OutcomeGroup
 from polylab.money import MICROS, parse_micros, tick_size
 from polylab.risk.portfolio import Portfolio
-from polylab.strategy.base import Intent, Leg
 
 S = MICROS
 MS = 1_000_000

@@ -16,6 +16,7 @@ import msgspec
 import pytest
 from aiohttp import web
 
+from polylab.domain import Game
 from polylab.feed.recording import RecordingWriter
 from polylab.feed.sports import (
     ParseStats,
@@ -30,7 +31,6 @@ from polylab.feed.sports_sources import (
     ScoreboardSource,
     iter_sports_records,
 )
-from polylab.strategy.base import Game
 
 ESPN = "espn/ha-teamtracker"
 FILES = {"nfl": "scoreboard_nfl.json", "nhl": "scoreboard_nhl.json", "mls": "scoreboard_mls.json"}

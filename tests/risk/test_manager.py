@@ -9,13 +9,12 @@ from typing import Literal
 import msgspec
 import pytest
 
+from polylab.domain import ExecutionResult, Intent, Leg, OrderReport
 from polylab.errors import ConfigError
-from polylab.execution.base import ExecutionResult, OrderReport
 from polylab.market import Market, MarketCatalog
 from polylab.money import MICROS
 from polylab.risk.manager import Approved, Rejected, RiskConfig, RiskManager
 from polylab.risk.portfolio import DAY_NS, Portfolio
-from polylab.strategy.base import Intent, Leg
 
 S = MICROS
 YES, NO = "yes", "no"

@@ -9,11 +9,10 @@ from typing import Literal
 import pytest
 
 from polylab.book.l2 import L2Book
-from polylab.execution.base import ExecutionResult, OrderReport
+from polylab.domain import ExecutionResult, Intent, Leg, OrderReport
 from polylab.market import Market, MarketCatalog, OutcomeGroup
 from polylab.money import MICROS, tick_size
 from polylab.risk.portfolio import DAY_NS, Portfolio, PortfolioError
-from polylab.strategy.base import Intent, Leg
 
 YES, NO = "yes-token", "no-token"
 CID = "0xcond"

@@ -8,11 +8,12 @@ from decimal import ROUND_CEILING, Decimal
 import pytest
 
 from polylab.book.l2 import L2Book
+from polylab.domain import Leg
 from polylab.errors import ConfigError
 from polylab.fees import FeeModel
 from polylab.market import Market, MarketCatalog
 from polylab.money import MICROS, tick_size
-from polylab.strategy.base import Leg, Strategy
+from polylab.strategy.base import Strategy
 from polylab.strategy.clipper import Clipper, ClipperConfig
 from polylab.strategy.sum_to_100 import sweep_ranges
 

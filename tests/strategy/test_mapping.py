@@ -7,9 +7,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from polylab.domain import Game
 from polylab.feed.sports import TeamDirectory, parse_scoreboard
 from polylab.market import Market
-from polylab.strategy.base import Game
 from polylab.strategy.mapping import map_games, match_market, result_of
 
 ESPN = "espn/ha-teamtracker"

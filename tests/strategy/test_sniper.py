@@ -9,11 +9,12 @@ import msgspec
 import pytest
 
 from polylab.book.l2 import L2Book
+from polylab.domain import Game, Intent
 from polylab.fees import FeeModel
 from polylab.market import Market, MarketCatalog
 from polylab.money import MICROS, tick_size
 from polylab.research.sniper_lag import lag_frame, plot_lags, replay_sniper, write_sniper_demo
-from polylab.strategy.base import Game, Intent, Strategy
+from polylab.strategy.base import Strategy
 from polylab.strategy.sniper import LagRecord, Sniper, SniperConfig
 
 S = MICROS  # one share / one dollar in micros

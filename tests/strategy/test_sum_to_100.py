@@ -12,6 +12,7 @@ import pytest
 
 from polylab.book.l2 import L2Book
 from polylab.book.registry import BookRegistry
+from polylab.domain import Intent, Leg
 from polylab.errors import ConfigError
 from polylab.feed.recording import RecordingWriter
 from polylab.feed.replay import iter_market_events
@@ -19,7 +20,7 @@ from polylab.feed.wire import Book, PriceChange
 from polylab.fees import FeeModel
 from polylab.market import Market, MarketCatalog
 from polylab.money import MICROS, tick_size
-from polylab.strategy.base import Intent, Leg, Strategy
+from polylab.strategy.base import Strategy
 from polylab.strategy.sum_to_100 import SumTo100, SumTo100Config, sweep_ranges
 
 D = Decimal
