@@ -19,6 +19,7 @@ from typing import Literal
 import msgspec
 
 from polylab.fees import FeeModel
+from polylab.money import TickSize, parse_micros, tick_size
 
 __all__ = ["Market", "MarketCatalog", "OutcomeGroup"]
 
@@ -47,6 +48,27 @@ class Market(msgspec.Struct, frozen=True, kw_only=True):
     home: str = ""
     away: str = ""
     game_start: str = ""
+
+    def __post_init__(self) -> None:
+        # Parse once at the edge: a market with an unknown grid or size floor is refused here,
+        # naming the value, instead of failing later on the order path.
+        tick_size(self.tick_size)
+        parse_micros(self.min_order_size)
+
+    @property
+    def tick(self) -> TickSize:
+        """The catalog's price grid (a book's ``tick`` wins after a ``tick_size_change``)."""
+        return tick_size(self.tick_size)
+
+    @property
+    def tick_micros(self) -> int:
+        """Tick size in price micros (0.01 → 10_000)."""
+        return tick_size(self.tick_size).micros
+
+    @property
+    def min_size_micros(self) -> int:
+        """The venue's minimum order size in share micros ("5" → 5_000_000)."""
+        return parse_micros(self.min_order_size)
 
 
 class OutcomeGroup(msgspec.Struct, frozen=True, kw_only=True):

@@ -110,14 +110,13 @@ def vwap_buy(src: L2Book | Ladder, size: int) -> Vwap:
             p = t * src.tick.micros
             n = p * size
             return Vwap(size, size, n, -(-n // MICROS), 1, p)
-        cached = src._ask_ladder
-        ver = src._ask_ver
-        if size > 0 and (cached is None or cached.version != ver) and src.ask_probe != ver:
-            src.ask_probe = ver  # first look at this state: walk it; the next one builds
-            v = _walk_array_up(src, size)
+        cached = src.cached_ask_ladder()
+        if cached is None:  # first look at this state: walk the array; the next look builds
+            v = _walk_array_up(src, size) if size > 0 else None
             if v is not None:
                 return v
-        lad = src.ask_ladder()
+            cached = src.ask_ladder()
+        lad: Ladder = cached
     else:
         lad = src  # type: ignore[assignment]
     filled, notional, levels, worst = _walk_np(lad, size)

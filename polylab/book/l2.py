@@ -30,11 +30,11 @@ class L2Book:
 
     __slots__ = (
         "_ask_ladder",
+        "_ask_probe",
         "_ask_ver",
         "_bid_ladder",
         "_bid_ver",
         "_tm",
-        "ask_probe",
         "ask_px",
         "asks",
         "asset_id",
@@ -64,9 +64,7 @@ class L2Book:
         self._ask_ver = 0
         self._bid_ladder: Ladder | None = None
         self._ask_ladder: Ladder | None = None
-        self.ask_probe = -1
-        """Ask-side version last served by a direct walk (analysis.vwap): a second query of
-        the same state builds the cached ladder instead."""
+        self._ask_probe = -1  # ask version last looked at without a ladder (cached_ask_ladder)
         self._reset(tick)
 
     def _reset(self, tick: TickSize) -> None:
@@ -252,6 +250,19 @@ class L2Book:
             lad = Ladder.from_arrays(ticks, sizes, self.tick.micros, self._ask_ver)
             self._ask_ladder = lad
         return lad
+
+    def cached_ask_ladder(self) -> Ladder | None:
+        """The ask ladder when it is worth having, else None: the cached ladder while the ask
+        side is unchanged; built on the second query of one state; None on the first, when a
+        direct walk of the tick array is cheaper than building (most states are read once)."""
+        lad = self._ask_ladder
+        ver = self._ask_ver
+        if lad is not None and lad.version == ver:
+            return lad
+        if self._ask_probe != ver:
+            self._ask_probe = ver
+            return None
+        return self.ask_ladder()
 
     def bid_ladder(self) -> Ladder:
         """Sorted, cumulated bids for selling (cached until the bid side changes)."""

@@ -124,7 +124,7 @@ class BookRegistry:
     def _new_book(self, asset_id: str, market: str, tick: TickSize | None) -> L2Book:
         if tick is None:
             m = self.catalog.by_token.get(asset_id)
-            tick = tick_size(m.tick_size) if m is not None else tick_size("0.01")
+            tick = m.tick if m is not None else tick_size("0.01")
         b = L2Book(asset_id, tick, market)
         self.books[asset_id] = b
         self.catalog.observe(market, asset_id)
