@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from polylab.market import Market, MarketCatalog
     from polylab.risk.records import Position
 
-__all__ = ["Key", "LimitKeys", "unrealized_at_risk", "worst_case"]
+__all__ = ["Key", "LimitKeys", "exposure_by_key", "unrealized_at_risk", "worst_case"]
 
 Key = tuple[str, str]
 """A limit key: ("token", token id) | ("market", condition id) | ("event", neg-risk event id)."""
@@ -107,6 +107,19 @@ class LimitKeys:
         if not toks or any(self.market(t) is None for t in toks):
             return None
         return toks
+
+
+def exposure_by_key(positions: Mapping[str, Position], keys: LimitKeys) -> dict[Key, int]:
+    """What held positions can still lose, summed per limit key, cash micros: a long's basis,
+    a short's $1 per share minus what selling it brought (``Portfolio.exposure``'s rule)."""
+    out: dict[Key, int] = {}
+    for tok, pos in positions.items():
+        sh, b = pos.shares, pos.basis
+        e = max(b, 0) if sh >= 0 else -sh + b
+        if e:
+            for k in keys.of(tok):
+                out[k] = out.get(k, 0) + e
+    return out
 
 
 def _fee_bound(catalog: MarketCatalog | None, token_id: str, size: int, price: int) -> int:

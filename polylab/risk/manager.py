@@ -7,7 +7,8 @@ Rules, in the order they are checked (``Rejected.rule`` names the one that refus
 * ``duplicate``: an intent id already in flight.
 * validation (``polylab.risk.validate``): ``no_legs``, ``invalid_side``, ``invalid_order_type``,
   ``invalid_size``, ``off_size_grid``, ``invalid_price``, ``unknown_token``,
-  ``off_tick_grid``, ``duplicate_token``; the reason names the leg and the value.
+  ``off_tick_grid``, ``duplicate_token``; the reason names the leg and the value. An intent
+  that cannot even be read (an attribute raises) is ``invalid``, with the error's text.
 * ``rate``: orders (legs) approved in the last second + this intent's > ``max_submits_per_s``.
 * ``open_orders``: orders in flight + this intent's > ``max_open_orders``.
 * ``daily_loss``: the day's worst case must stay above −``max_daily_loss``: PnL realized during
@@ -49,7 +50,13 @@ import msgspec
 
 from polylab.errors import ConfigError
 from polylab.money import MICROS
-from polylab.risk.exposure import Key, LimitKeys, unrealized_at_risk, worst_case
+from polylab.risk.exposure import (
+    Key,
+    LimitKeys,
+    exposure_by_key,
+    unrealized_at_risk,
+    worst_case,
+)
 from polylab.risk.validate import validate
 
 if TYPE_CHECKING:
@@ -225,13 +232,16 @@ class RiskManager:
             toks = self.keys.for_group(group_id, token_ids)
             if toks is None:
                 return 0
+            positions = self.portfolio.positions()
+            held = exposure_by_key(positions, self.keys)
+            kr = self._key_reserved
             room = cfg.max_position_micros
-            for key in {k for t in toks for k in self.keys.of(t)}:
-                room = min(room, cfg.max_position_micros - self._at_risk(key))
+            for k in {k for t in toks for k in self.keys.of(t)}:
+                room = min(room, cfg.max_position_micros - held.get(k, 0) - kr.get(k, 0))
             if cfg.require_cash:
                 room = min(room, self.portfolio.cash - sum(r.cost for r in self._open.values()))
             now = self._last_ns if now_ns is None else now_ns
-            day = self._day_base(now, self.portfolio.positions())
+            day = self._day_base(now, positions)
             room = min(room, cfg.max_daily_loss_micros + day - 1)
             return max(0, room)
 
@@ -277,9 +287,6 @@ class RiskManager:
             return True
 
     # -- internals (under the lock) ------------------------------------------------------------
-    def _at_risk(self, key: Key) -> int:
-        return self.portfolio.exposure(self.keys.tokens(key)) + self._key_reserved.get(key, 0)
-
     def _day_base(self, now_ns: int, positions: Mapping[str, Position]) -> int:
         realized = self.portfolio.realized_on_day(now_ns)
         unrealized = unrealized_at_risk(positions, self.keys, self.books)
@@ -327,8 +334,10 @@ class RiskManager:
                     keyed[k] = keyed.get(k, 0) + c
         cost = intent.cost
         if cost:
+            exposed = exposure_by_key(positions, self.keys)
+            kr = self._key_reserved
             for k, c in keyed.items():
-                at_risk = self._at_risk(k)
+                at_risk = exposed.get(k, 0) + kr.get(k, 0)
                 if at_risk + c > cfg.max_position_micros:
                     return (
                         "position",
@@ -350,7 +359,8 @@ class RiskManager:
                     selling[leg.token_id] = selling.get(leg.token_id, 0) + leg.size
             for tok, size in selling.items():
                 inflight = sum(r.sells.get(tok, 0) for r in self._open.values())
-                held = self.portfolio.position(tok) - inflight
+                pos = positions.get(tok)
+                held = (pos.shares if pos is not None else 0) - inflight
                 if size > held:
                     why = f"sell {size} of {tok[:16]}… but only {held} free to sell"
                     return "short", why, 0, {}

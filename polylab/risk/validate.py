@@ -5,7 +5,7 @@ off the token's grid, a size that is not whole 0.01 shares, a token the catalog 
 the same token twice) is a recorded rejection naming the rule and the value, never an order
 and never a crash. Rules (``Rejected.rule``):
 
-* ``no_legs``: the intent has no legs (or ``legs`` is not a sequence of legs).
+* ``no_legs``: the intent has no legs (or ``legs`` is not a sequence of ``Leg``).
 * ``invalid_side``: a leg's side is not "BUY" or "SELL".
 * ``invalid_order_type``: not one of FOK, FAK, GTC, GTD.
 * ``invalid_size``: size not an integer > 0 (share micros).
@@ -68,26 +68,31 @@ def validate(
     by_token = catalog.by_token if catalog is not None else {}
     seen: set[str] = set()
     for i, leg in enumerate(legs):
-        side = getattr(leg, "side", None)
+        try:
+            side, otype, size, price, tok = (
+                leg.side,
+                leg.order_type,
+                leg.size,
+                leg.price,
+                leg.token_id,
+            )
+        except AttributeError:
+            return "no_legs", f"leg {i} is not a Leg: {leg!r}"
         if side not in _SIDES:
             return "invalid_side", f"leg {i} side must be BUY or SELL, was {side!r}"
-        otype = getattr(leg, "order_type", None)
         if otype not in _ORDER_TYPES:
             return (
                 "invalid_order_type",
                 f"leg {i} order type must be FOK/FAK/GTC/GTD, was {otype!r}",
             )
-        size = getattr(leg, "size", None)
         if type(size) is not int or size <= 0:
             return "invalid_size", f"leg {i} size must be an integer > 0 share micros, was {size!r}"
         if size % SIZE_STEP_MICROS:
             return "off_size_grid", (
                 f"leg {i} size {size} micros is not a multiple of {SIZE_STEP_MICROS} (0.01 share)"
             )
-        price = getattr(leg, "price", None)
         if type(price) is not int or not 0 < price < MICROS:
             return "invalid_price", f"leg {i} price must be in (0, 1e6) micros, was {price!r}"
-        tok = getattr(leg, "token_id", None)
         market = by_token.get(tok) if type(tok) is str else None
         if market is None or type(tok) is not str:
             return "unknown_token", f"leg {i} token {_short(tok)!s} is not in the market catalog"

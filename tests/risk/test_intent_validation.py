@@ -129,7 +129,7 @@ def test_no_duplicate_token_within_a_set() -> None:
 
 def test_a_malformed_leg_object_is_a_rejection_not_a_crash() -> None:
     it = Intent(strategy="s", group_id="m", kind="set", legs=("BUY",), edge=0, created_ns=0)  # type: ignore[arg-type]
-    assert rejected(it, "invalid_side").rule == "invalid_side"
+    assert "leg 0 is not a Leg: 'BUY'" in rejected(it, "no_legs").reason
     it = Intent(strategy="s", group_id="m", kind="set", legs=None, edge=0, created_ns=0)  # type: ignore[arg-type]
     assert rejected(it, "no_legs").rule == "no_legs"
 
