@@ -13,7 +13,9 @@ names the tokens whose held positions count against it (``LimitKeys.tokens``).
   bounded by the sum of its BUY legs' worst cases.
 * a SELL leg: its fee bound plus what selling at the limit can give up beyond what the gate
   already counts for the shares sold: ``max(basis, value at the bid) − limit × size`` (≥ 0);
-  shares sold beyond those held (``allow_short``) can lose $1 − limit each.
+  shares sold beyond those held (``allow_short``) can lose $1 − limit each. In a set (leg
+  risk), at least what buying the leg back at $1 would cost: (1 − limit) × size plus the
+  buy-back's fee bound, the bound of that unwind.
 * markets that publish no fee schedule are charged the strategies' default flat 1 % per share
   (``DEFAULT_FALLBACK_FEE_MICROS``), so the bound does not rest on a fee that may be charged.
 
@@ -145,13 +147,18 @@ def worst_case(
         pos = positions.get(tok)
         held = pos.shares if pos is not None and pos.shares > 0 else 0
         sold = min(size, held)
+        give_up = 0
         if sold and pos is not None:
             basis = pos.basis * sold // held
             book = books.get(tok) if books is not None else None
             value = (book.bid_px if book is not None else 0) * sold // MICROS
-            total += max(0, max(basis, value) - price * sold // MICROS)
+            give_up = max(0, max(basis, value) - price * sold // MICROS)
         if size > sold:
-            total += -(-(MICROS - price) * (size - sold) // MICROS)
+            give_up += -(-(MICROS - price) * (size - sold) // MICROS)
+        if intent.kind == "set":  # an uneven set is unwound by buying back, at up to $1
+            buy_back = -(-(MICROS - price) * size // MICROS)
+            give_up = max(give_up, buy_back + _fee_bound(catalog, tok, size, _HALF))
+        total += give_up
     return total
 
 

@@ -178,6 +178,30 @@ def test_a_sell_below_basis_counts_what_it_can_give_up() -> None:
     assert Decimal(d.worst) / S == max(basis, value) - proceeds + flat_fee(Decimal(10))
 
 
+def test_a_sell_set_counts_the_bound_of_buying_a_leg_back() -> None:
+    r, p, reg = gate()
+    for tok, bid in ((YES2, "0.6"), (NO2, "0.45")):
+        fill(p, tok, "BUY", 10, 500_000, f"held-{tok}")  # $5 basis each
+        set_bid(reg, tok, bid)
+    legs = (
+        Leg(token_id=YES2, side="SELL", price=550_000, size=10 * S),
+        Leg(token_id=NO2, side="SELL", price=500_000, size=10 * S),
+    )
+    d = r.check(
+        "sells",
+        Intent(strategy="s", group_id="m2", kind="set", legs=legs, edge=0, created_ns=0),
+        NOW,
+    )
+    assert isinstance(d, Approved)
+    n, fee = Decimal(10), flat_fee(Decimal(10))
+    expected = Decimal(0)
+    for limit, basis, value in ((Decimal("0.55"), 5, 6), (Decimal("0.5"), 5, Decimal("4.5"))):
+        give_up = max(0, max(basis, value) - limit * n)  # sold at the limit
+        buy_back = (1 - limit) * n + fee  # or the leg alone fills and is bought back at $1
+        expected += fee + max(give_up, buy_back)
+    assert Decimal(d.worst) / S == expected == Decimal("9.9")
+
+
 def test_held_positions_count_at_what_selling_them_now_brings() -> None:
     r, p, reg = gate()
     fill(p, YES, "BUY", 400, 500_000, "held")  # $200 basis, bid 0.01: −$196 if sold now
