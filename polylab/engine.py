@@ -152,6 +152,8 @@ class Engine:
         self._cooldown_ns = self.config.cooldown_ms * 1_000_000
         self._handlers = registry.handlers
         self._open: dict[str, Intent] = {}
+        if risk.catalog is None:  # the gate resolves tokens and tick grids through these
+            risk.bind(registry.catalog, registry.books)
 
     # -- Context ---------------------------------------------------------------------------------
     @property
@@ -174,7 +176,7 @@ class Engine:
 
     def budget(self, group_id: str, token_ids: tuple[str, ...]) -> int:
         """What the risk gate would still approve on this group (cash micros)."""
-        return self.risk.headroom(group_id, token_ids)
+        return self.risk.headroom(group_id, token_ids, now_ns=self._now)
 
     # -- inputs ----------------------------------------------------------------------------------
     def on_event(self, ev: Any, recv_ns: int) -> None:

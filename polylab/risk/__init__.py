@@ -1,7 +1,8 @@
 """Risk: the gate between strategies and executors, and the books it reads.
 
-``RiskManager.check`` approves or rejects each intent atomically against per-group exposure,
-daily loss, open orders, submit rate, cash and a kill switch; ``Portfolio`` books execution
+``RiskManager.check`` approves or rejects each intent atomically: malformed intents
+(``validate``), exposure per token, market and neg-risk event, the day's worst-case loss
+(``exposure``), open orders, submit rate, cash and a kill switch; ``Portfolio`` books execution
 results into cash, FIFO lots, realized/unrealized PnL, fees, merges and settlements, all in
 integer micros.
 """
