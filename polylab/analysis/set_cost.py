@@ -251,13 +251,12 @@ def _unit_fee(fm: FeeModel | None, p: int) -> int:
 
 
 def _rule_bound(legs: GroupLegs, buy: bool, min_edge_micros: int, fallback_fee_micros: int) -> int:
-    """The marginal rule as one bound on n × Σ unit cost (n legs, micros × 1e12 per share).
+    """The marginal rule as a bound on n·Σu, u = p ± fee per share at p (micros × 1e12).
 
-    A marginal set (one more share of every leg at the legs' current levels) earns, per set,
-    ``1 − Σ u`` (buy) or ``Σ u − 1`` (sell), less the fallback fee ``fb·k/n`` (k legs without a
-    schedule), where ``u = p ± fee per share at p``. It clears when that is > 0 and ≥
-    ``min_edge``. Multiplied by n to stay in integers: buy clears iff ``n·Σu ≤ bound``, sell
-    iff ``n·Σu ≥ bound``."""
+    A marginal set (one more share of every leg at its current level) earns ``1 − Σu`` (buy)
+    or ``Σu − 1`` (sell) less the fallback ``fb·k/n`` (k legs without a schedule); it clears
+    when that is > 0 and ≥ ``min_edge``. Times n, in integers: buy clears iff n·Σu ≤ bound,
+    sell iff n·Σu ≥ bound."""
     n = len(legs.tokens)
     fbk = fallback_fee_micros * legs.n_fallback * _M2 if legs.n_fallback else 0
     need = max(n * min_edge_micros * _M2, 1)
@@ -300,12 +299,7 @@ def _walk(
     ladder is built."""
     if cap is not None and cap <= 0:
         return 0
-    arrs: list[list[int]] = []
-    ticks: list[int] = []
-    tms: list[int] = []
-    rems: list[int] = []
-    prices: list[int] = []
-    units: list[int] = []
+    arrs, ticks, tms, rems, prices, units = [], [], [], [], [], []
     fees = legs.fees
     sign = 1 if buy else -1
     for tok, fm in zip(legs.tokens, fees, strict=True):
@@ -385,13 +379,12 @@ def best_set(
 ) -> SetQuote | None:
     """The size that earns the most while every set in it clears ``min_edge_micros``, priced.
 
-    Depth is added while the **marginal** set (the next share of every leg at its current
-    level, each leg's fee at that level's price, plus the fallback) earns > 0 and ≥
-    ``min_edge_micros`` per set; deeper levels only cost more, so profit rises up to there and
-    falls after, and the average edge per set stays ≥ the minimum. The size is rounded down to
-    a multiple of ``step`` (the venue's size grid), kept ≤ ``cap_micros`` and, buying, so that
-    ``limit_cost`` ≤ ``budget_micros`` (the risk gate's headroom). None when no set clears, or
-    when the exact quote (fees and cash rounded against us) shows no profit."""
+    Depth is added while the **marginal** set (every leg's next share at its level, plus that
+    level's fee and the fallback) earns > 0 and ≥ the minimum per set: profit rises up to there
+    and falls after, and the average clears too. Rounded down to a multiple of ``step`` (the
+    size grid), ≤ ``cap_micros`` and, buying, ``limit_cost`` ≤ ``budget_micros`` (the risk
+    headroom). None when no set clears or the exact quote (rounded against us) shows no profit.
+    """
     buy = side == "buy"
     bound = _rule_bound(legs, buy, min_edge_micros, fallback_fee_micros)
     budget = budget_micros if buy else None

@@ -11,7 +11,13 @@ from fractions import Fraction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from polylab.analysis.set_cost import GroupIndex, GroupLegs, best_set, marginal_clears
+from polylab.analysis.set_cost import (
+    GroupIndex,
+    GroupLegs,
+    best_set,
+    limit_cost,
+    marginal_clears,
+)
 from polylab.book.l2 import L2Book
 from polylab.fees import FeeModel
 from polylab.market import Market, MarketCatalog
@@ -151,11 +157,12 @@ def reference(
     buy: bool,
     min_edge: int,
     cap: int | None,
-) -> tuple[list[bool], list[Fraction], list[int]]:
+) -> tuple[list[bool], list[Fraction], list[int], list[int]]:
     """Walk 0.01 share at a time. For step j (size (j+1)·0.01): does the marginal set, i.e.
     this step, earn > 0 and ≥ ``min_edge`` per set; the fair profit (no rounding) of the size,
     dollars; the exact quote's edge, micros (cash rounded to 1e-6 against us, each leg's fee
-    Σ r·p(1−p)·take rounded up to 1e-5, the fallback likewise)."""
+    Σ r·p(1−p)·take rounded up to 1e-5, the fallback likewise); the cash at the legs' limit
+    (worst) prices, Σ ⌈p·size⌉ micros, as the risk gate counts it."""
     n = len(legs)
     k = sum(r is None for r in rates)
     depth = min(sum(s for _, s in lv) for lv in legs)
@@ -166,15 +173,18 @@ def reference(
     ok: list[bool] = []
     fair: list[Fraction] = []
     exact: list[int] = []
+    limit: list[int] = []
     profit = Fraction(0)
     size = 0
     while size + STEP <= depth:
         per_set = Fraction(0)
+        worst = []
         for i, lv in enumerate(legs):
             if not left[i]:
                 idx[i] += 1
                 left[i] = lv[idx[i]][1]
             p = lv[idx[i]][0]
+            worst.append(p)
             take = min(STEP, left[i])  # sizes are whole 0.01 shares here
             left[i] -= take
             cash[i] += p * take
@@ -193,7 +203,8 @@ def reference(
         if k:
             f += ceil_div(ceil_div(size * FB * k, MICROS * n), 10) * 10
         exact.append(size - c - f if buy else c - f - size)
-    return ok, fair, exact
+        limit.append(sum(ceil_div(p * size, MICROS) for p in worst))
+    return ok, fair, exact, limit
 
 
 @st.composite
@@ -220,6 +231,7 @@ def books_st(draw: st.DrawFn) -> tuple[str, list[list[Level]]]:
     fee_choice=st.lists(st.sampled_from([None, 0, 30_000, 70_000]), min_size=4, max_size=4),
     min_edge=st.sampled_from([0, 1_000, 3_000, 20_000]),
     cap=st.none() | st.integers(1, 4000).map(lambda h: h * STEP),
+    budget=st.none() | st.integers(1, 20_000).map(lambda c: c * STEP),
 )
 def test_chosen_size_earns_at_least_as_much_as_every_size_the_rule_allows(
     drawn: tuple[str, list[list[Level]]],
@@ -227,12 +239,14 @@ def test_chosen_size_earns_at_least_as_much_as_every_size_the_rule_allows(
     fee_choice: list[int | None],
     min_edge: int,
     cap: int | None,
+    budget: int | None,
 ) -> None:
     """Random books of 2–4 legs on 0.01 or 0.001 grids, fee schedules or the fallback, either
     side: every size the rule allows (each of its sets clears the minimum) earns no more than
     the chosen one, which is the largest such size (profit still rising up to it); the chosen
     size's own last set clears the minimum; its average clears it too; and its quote is the
-    exact reference. The exact quote rounds each leg's fee up to 1e-5, so against other sizes
+    exact reference. Buying with a budget, the sizes allowed are also those whose cash at their
+    limit prices fits it. The exact quote rounds each leg's fee up to 1e-5, so against other sizes
     it may differ from the fair profit by that rounding (≤ 10 micros a leg)."""
     grid, raw = drawn
     n = len(raw)
@@ -240,10 +254,12 @@ def test_chosen_size_earns_at_least_as_much_as_every_size_the_rule_allows(
     legs = [sorted(lv, reverse=not buy) for lv in raw]  # best first
     gl, toks = event(rates)
     books = {t: book(t, grid, lv, buy) for t, lv in zip(toks, legs, strict=True)}
-    q = best_set(gl, books, "buy" if buy else "sell", min_edge_micros=min_edge, cap_micros=cap)
-    ok, fair, exact = reference(legs, rates, buy, min_edge, cap)
-    allowed = 0  # steps the rule allows: every set up to there clears
-    while allowed < len(ok) and ok[allowed]:
+    side = "buy" if buy else "sell"
+    q = best_set(gl, books, side, min_edge_micros=min_edge, cap_micros=cap, budget_micros=budget)
+    ok, fair, exact, limit = reference(legs, rates, buy, min_edge, cap)
+    fits = [not buy or budget is None or c <= budget for c in limit]
+    allowed = 0  # steps allowed: every set up to there clears the rule, and the cash fits
+    while allowed < len(ok) and ok[allowed] and fits[allowed]:
         allowed += 1
     if q is None:
         assert allowed == 0 or exact[allowed - 1] <= 0
@@ -251,6 +267,7 @@ def test_chosen_size_earns_at_least_as_much_as_every_size_the_rule_allows(
     j = q.size // STEP - 1
     assert q.size % STEP == 0 and 0 <= j < len(ok)
     assert ok[j], "the chosen size's last set fails the rule"
+    assert fits[j] and limit_cost(q) == limit[j]
     assert j == allowed - 1, "stopped while the next set still cleared the rule"
     assert q.edge == exact[j] > 0
     assert fair[j] >= Fraction(min_edge, MICROS) * Fraction(q.size, MICROS)  # the average
