@@ -1,4 +1,4 @@
-"""Sum deviation analyzer: exact set prices through the depth, largest sizes, windows, frames.
+"""Sum deviation analyzer: exact set prices through the depth, sizes, windows, frames.
 
 Expected answers are computed here in ``Decimal`` from the level lists, never by the code
 under test.

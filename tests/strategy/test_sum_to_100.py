@@ -1,6 +1,6 @@
-"""SumTo100: the spec's worked example, the largest profitable size, freshness, config loading,
-and a recorded stream replayed through the registry. Expected values come from Decimal
-arithmetic written here."""
+"""SumTo100: the spec's worked example, the most profitable size (marginal rule), the risk
+budget, freshness, config loading, and a recorded stream replayed through the registry.
+Expected values come from Decimal arithmetic written here."""
 
 from __future__ import annotations
 
