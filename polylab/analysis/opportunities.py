@@ -7,7 +7,7 @@ of book; this module prices the depth (through ``analysis.set_cost``):
 
 * ``SumAnalyzer.scan``: ``Opportunity`` rows for every group (binary pairs: label
   ``stale_leg``, the mirrored books disagree; neg-risk events: ``structural``), side and size,
-  with the largest size that still has an edge;
+  with the size that earns the most (``max_size``);
 * ``OpportunityTracker``: windows (start, end, duration) during which a set of a reference size
   had an edge, to compare with polylab's reaction time;
 * ``opportunities_frame`` / ``windows_frame``: polars frames for notebooks.
@@ -57,8 +57,10 @@ class Opportunity(msgspec.Struct, frozen=True, kw_only=True):
     ``cost``: Σ legs' cash, fees excluded (buy: paid; sell: received); ``fees``: Σ taker fees
     (fallback included); ``edge``: total profit against $1 per set; ``edge_per_set``: micros
     per set. ``vwaps``/``worst_prices``: each leg's average and last price (price micros; the
-    average rounded against us). ``max_size``: the largest size (0.01-share steps) with a
-    positive edge, 0 when none.
+    average rounded against us). ``max_size``: the size that earns the most (0.01-share steps;
+    sets are added while the next one still earns > 0 after fees, ``set_cost.best_set``), 0
+    when none. Sizes past it may still show a positive total edge, but every set added there
+    loses money.
     """
 
     group: str

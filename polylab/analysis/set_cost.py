@@ -7,11 +7,12 @@ strategies (``strategy.sum_to_100``, ``strategy.clipper``):
   market, kept in step with the catalog;
 * ``quote_set``: the exact cost (buy) or proceeds (sell) of ``size`` sets: every leg's VWAP and
   taker fee, read straight off the books' tick arrays (``analysis.vwap`` for deep walks);
-* ``best_set``: the **largest** size whose edge per set stays ≥ a minimum. Within a stretch
-  where no leg changes level the edge is linear in size, and every deeper level costs more
-  (p + fee(p) rises with p), so the edge is concave: one merged walk over the legs' ladders
-  finds the root in O(levels touched), and ``quote_set`` then checks it exactly (rounding of
-  per-leg fees can only move it down by a step or so).
+* ``best_set``: the size that **earns the most** while every set clears a minimum edge:
+  depth is added while the *marginal* set (one more share of every leg at its current level,
+  fees at that level's price) still earns ≥ ``min_edge`` per set. Deeper levels only cost more
+  (p + fee(p) rises with p), so profit peaks exactly there; the average edge then clears too.
+  One walk over the legs' tick arrays in lockstep finds it, ``quote_set`` prices it;
+* ``marginal_clears``: the same rule at given leg prices (Clipper, top of book).
 
 Fees: each leg uses its market's ``FeeModel``. Legs whose market publishes none share a flat
 fallback of ``fallback_fee_micros`` per set (a fee per share of $1 payout, SUMTO100_FEE_RATE),
@@ -51,6 +52,8 @@ __all__ = [
     "SetSide",
     "best_set",
     "fallback_fee",
+    "limit_cost",
+    "marginal_clears",
     "no_edge_at_top",
     "quote_set",
     "top_sum",
@@ -247,65 +250,120 @@ def _unit_fee(fm: FeeModel | None, p: int) -> int:
     return num if e == 1 else -(-num // MICROS ** (2 * e - 2))
 
 
-def _walk_limit(
+def _rule_bound(legs: GroupLegs, buy: bool, min_edge_micros: int, fallback_fee_micros: int) -> int:
+    """The marginal rule as a bound on n·Σu, u = p ± fee per share at p (micros × 1e12).
+
+    A marginal set (one more share of every leg at its current level) earns ``1 − Σu`` (buy)
+    or ``Σu − 1`` (sell) less the fallback ``fb·k/n`` (k legs without a schedule); it clears
+    when that is > 0 and ≥ ``min_edge``. Times n, in integers: buy clears iff n·Σu ≤ bound,
+    sell iff n·Σu ≥ bound."""
+    n = len(legs.tokens)
+    fbk = fallback_fee_micros * legs.n_fallback * _M2 if legs.n_fallback else 0
+    need = max(n * min_edge_micros * _M2, 1)
+    return n * _M3 - fbk - need if buy else n * _M3 + fbk + need
+
+
+def marginal_clears(
+    legs: GroupLegs,
+    prices: list[int],
+    buy: bool,
+    min_edge_micros: int,
+    fallback_fee_micros: int = DEFAULT_FALLBACK_FEE_MICROS,
+) -> bool:
+    """True when one more set at these leg prices (price micros, in ``legs.tokens`` order)
+    earns > 0 and ≥ ``min_edge_micros`` per set after each leg's fee at its price and the
+    fallback: the sizing rule of ``best_set``, for a caller that reads the levels itself."""
+    sign = 1 if buy else -1
+    total = 0
+    for p, fm in zip(prices, legs.fees, strict=True):
+        total += p * _M2 + sign * _unit_fee(fm, p)
+    bound = _rule_bound(legs, buy, min_edge_micros, fallback_fee_micros)
+    n = len(prices)
+    return n * total <= bound if buy else n * total >= bound
+
+
+def _walk(
     legs: GroupLegs,
     books: dict[str, L2Book],
     buy: bool,
-    min_edge_micros: int,
+    bound: int,
     cap: int | None,
-    fallback_fee_micros: int,
+    budget: int | None,
 ) -> int:
-    """Largest size (share micros, unrounded) whose edge per set ≥ ``min_edge`` by the merged
-    segment walk: within a segment every leg's price is fixed, so the edge is linear there."""
-    lads = []
-    for tok in legs.tokens:
+    """Largest size (share micros, unrounded) reached by adding depth while the marginal set
+    clears ``bound`` (``_rule_bound``), within ``cap`` and, buying, within ``budget`` cash
+    micros at the legs' worst prices. The legs' tick arrays are walked in lockstep: a segment
+    ends where any leg's level runs out (the breakpoints are the union of the legs' level
+    boundaries). A leg's next level is searched only up to the price the others leave for it
+    (Σ prices must stay under $1 buying, over $1 selling), so the scan stays short and no
+    ladder is built."""
+    if cap is not None and cap <= 0:
+        return 0
+    arrs, ticks, tms, rems, prices, units = [], [], [], [], [], []
+    fees = legs.fees
+    sign = 1 if buy else -1
+    for tok, fm in zip(legs.tokens, fees, strict=True):
         b = books.get(tok)
         if b is None:
             return 0
-        lad = b.ask_ladder() if buy else b.bid_ladder()
-        if not lad.total:
+        t = b.best_ask if buy else b.best_bid
+        if t > b.n or t < 0:
             return 0
-        lads.append(lad)
-    limit = min(lad.total for lad in lads)
-    if cap is not None:
-        limit = min(limit, cap)
-    n = len(lads)
-    fees = legs.fees
-    extra = min_edge_micros * _M2
-    if legs.n_fallback and fallback_fee_micros:
-        extra += -(-fallback_fee_micros * legs.n_fallback * _M2 // n)
-    sign = 1 if buy else -1
-    idx = [0] * n
-    units = [
-        lad.prices[0] * _M2 + sign * _unit_fee(fm, lad.prices[0])
-        for lad, fm in zip(lads, fees, strict=True)
-    ]
-    total = sum(units)
-    x = g_acc = 0
-    while x < limit:
-        end = limit
+        arr = b.asks if buy else b.bids
+        tm = b.tick.micros
+        p = t * tm
+        arrs.append(arr)
+        ticks.append(t)
+        tms.append(tm)
+        rems.append(arr[t])
+        prices.append(p)
+        units.append(p * _M2 + sign * _unit_fee(fm, p))
+    n = len(arrs)
+    total, psum, x = sum(units), sum(prices), 0
+    while True:
+        if (n * total > bound) if buy else (n * total < bound):
+            return x
+        end = x + min(rems)
+        if cap is not None and end > cap:
+            end = cap
+        if budget is not None and psum > 0:
+            afford = budget * MICROS // psum
+            if afford < end:
+                return max(x, afford)
+        if end == cap:
+            return end
+        d, x = end - x, end
         for k in range(n):
-            c = lads[k].cum_size[idx[k]]
-            if c < end:
-                end = c
-        g = (_M3 - total if buy else total - _M3) - extra
-        if g < 0:
-            reach = x + g_acc // -g
-            if reach < end:
-                return reach
-        g_acc += g * (end - x)
-        x = end
-        if x >= limit:
-            break
-        for k in range(n):
-            lad = lads[k]
-            if lad.cum_size[idx[k]] == x:
-                i = idx[k] = idx[k] + 1
-                p = lad.prices[i]
-                u = p * _M2 + sign * _unit_fee(fees[k], p)
-                total += u - units[k]
-                units[k] = u
-    return x
+            r = rems[k] - d
+            if r:
+                rems[k] = r
+                continue
+            arr, tm, t = arrs[k], tms[k], ticks[k]
+            stop = MICROS - (psum - prices[k])
+            if buy:  # p < stop, else Σ prices ≥ $1
+                t += 1
+                while t * tm < stop and not arr[t]:
+                    t += 1
+                if t * tm >= stop:
+                    return x
+            else:  # p > stop, else Σ prices ≤ $1
+                t -= 1
+                while t >= 0 and t * tm > stop and not arr[t]:
+                    t -= 1
+                if t < 0 or t * tm <= stop:
+                    return x
+            p = t * tm
+            u = p * _M2 + sign * _unit_fee(fees[k], p)
+            total += u - units[k]
+            psum += p - prices[k]
+            ticks[k], rems[k], prices[k], units[k] = t, arr[t], p, u
+
+
+def limit_cost(q: SetQuote) -> int:
+    """Cash a BUY set commits at its legs' limit (worst) prices, micros: Σ ⌈worst × size⌉,
+    what the risk gate counts (``Intent.cost``)."""
+    s = q.size
+    return sum(-(-v.worst_price * s // MICROS) for v in q.legs)
 
 
 def best_set(
@@ -315,44 +373,31 @@ def best_set(
     *,
     min_edge_micros: int = 0,
     cap_micros: int | None = None,
+    budget_micros: int | None = None,
     fallback_fee_micros: int = DEFAULT_FALLBACK_FEE_MICROS,
     step: int = SIZE_STEP_MICROS,
 ) -> SetQuote | None:
-    """The largest size (a multiple of ``step``, ≤ ``cap_micros``) whose exact edge per set is
-    ≥ ``min_edge_micros``, priced; None when no size qualifies (or the edge would be ≤ 0)."""
+    """The size that earns the most while every set in it clears ``min_edge_micros``, priced.
+
+    Depth is added while the **marginal** set (every leg's next share at its level, plus that
+    level's fee and the fallback) earns > 0 and ≥ the minimum per set: profit rises up to there
+    and falls after, and the average clears too. Rounded down to a multiple of ``step`` (the
+    size grid), ≤ ``cap_micros`` and, buying, ``limit_cost`` ≤ ``budget_micros`` (the risk
+    headroom). None when no set clears or the exact quote (rounded against us) shows no profit.
+    """
     buy = side == "buy"
-    s = _walk_limit(legs, books, buy, min_edge_micros, cap_micros, fallback_fee_micros)
+    bound = _rule_bound(legs, buy, min_edge_micros, fallback_fee_micros)
+    budget = budget_micros if buy else None
+    s = _walk(legs, books, buy, bound, cap_micros, budget)
     s -= s % step
-    if s <= 0:
-        return None
-
-    def ok(size: int) -> SetQuote | None:
-        q = quote_set(legs, books, side, size, fallback_fee_micros)
-        if q is None or q.edge <= 0 or q.edge * MICROS < min_edge_micros * size:
+    while s > 0:
+        q = quote_set(legs, books, side, s, fallback_fee_micros)
+        if q is None or q.edge <= 0:
             return None
-        return q
-
-    q = ok(s)
-    if q is not None:
-        return q
-    # per-leg rounding (≤ 0.00001 + 1 micro a leg) broke the last step: gallop down to a size
-    # that passes, then bisect between it and the lowest failing one
-    hi, d, lo, best = s, step, 0, None
-    while s - d > 0:
-        best = ok(s - d)
-        if best is not None:
-            lo = s - d
-            break
-        hi, d = s - d, d * 2
-    while hi - lo > step:
-        mid = (lo + hi) // 2
-        mid -= mid % step
-        r = ok(mid)
-        if r is not None:
-            lo, best = mid, r
-        else:
-            hi = mid
-    return best
+        if budget is None or limit_cost(q) <= budget:
+            return q
+        s -= step  # per-leg cash rounding at the limit prices: a step or so
+    return None
 
 
 def top_sum(legs: GroupLegs, books: dict[str, L2Book], buy: bool) -> int | None:

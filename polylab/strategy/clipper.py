@@ -1,10 +1,15 @@
 """Clipper: complete-set arbitrage on the best asks only, the fastest check polylab has.
 
-Where ``SumTo100`` walks the depth for the largest profitable size, the Clipper reads one level
-per leg: when Σ best ask + fees < $1 − ``min_edge`` per set, it buys the size every leg offers
-at its best ask (the smallest top-of-book size, capped at ``max_size``), one BUY FOK leg per
-outcome at that leg's best ask. No ladder is built and nothing deeper is read, so it reacts
-first to a transient stale leg, at the cost of leaving deeper liquidity to others.
+Where ``SumTo100`` walks the depth for the most profitable size, the Clipper reads one level
+per leg: when the marginal set at the best asks (Σ best ask + each leg's fee at its best ask +
+the fallback) earns ≥ ``min_edge`` per set (``analysis.set_cost.marginal_clears``, the rule
+``best_set`` applies level by level), it buys the size every leg offers at its best ask (the
+smallest top-of-book size, capped at ``max_size`` and the risk headroom, on the 0.01-share
+grid), one BUY FOK leg per outcome at that leg's best ask. Every set of that size is bought at
+the same prices, so the marginal set is the average set: the rule is exact, not the rounded
+total (fees rounded up per leg) divided by the size. No ladder is built and nothing deeper is
+read, so it reacts first to a transient stale leg, at the cost of leaving deeper liquidity to
+others.
 
 Fees as in ``analysis.set_cost``: each leg's market schedule at its best ask, and the flat
 fallback ``fee_rate_micros`` per set for legs whose market publishes none. Units: prices are
@@ -23,6 +28,7 @@ from polylab.analysis.set_cost import (
     SIZE_STEP_MICROS,
     GroupLegs,
     fallback_fee,
+    marginal_clears,
 )
 from polylab.domain import Intent, Leg, OrderType, Side
 from polylab.money import MICROS, cost_micros
@@ -131,6 +137,9 @@ class Clipper(SetArbitrage):
         if size < cfg.min_size_micros or size < legs.min_order or size <= 0:
             self._reject("thin")
             return None
+        if not marginal_clears(legs, prices, True, cfg.min_edge_micros, cfg.fee_rate_micros):
+            self._reject("no_edge")  # the set at the top earns < min_edge after fees
+            return None
         cost = fees = 0
         for p, fm in zip(prices, legs.fees, strict=True):
             cost += cost_micros(p, size, round_up=True)
@@ -138,7 +147,7 @@ class Clipper(SetArbitrage):
                 fees += fm.fee(size, p)
         fees += fallback_fee(size, legs, cfg.fee_rate_micros)
         edge = size - cost - fees
-        if edge <= 0 or edge * MICROS < cfg.min_edge_micros * size:
+        if edge <= 0:
             self._reject("no_edge")
             return None
         out = tuple(

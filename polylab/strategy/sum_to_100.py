@@ -3,10 +3,13 @@
 A complete set (both tokens of a binary market, or the YES token of every market of a neg-risk
 event) pays exactly $1. When the legs' asks, walked through the depth and with taker fees,
 add up to less than $1 minus ``min_edge`` per set, buying ``size`` sets locks in the rest.
-SumTo100 finds the **largest** such size (``analysis.set_cost.best_set``: one merged walk over
-the legs' ladders, then an exact check), requires at least ``min_liquidity`` shares of it on
-every leg, refuses books that are stale or crossed, and returns one ``kind="set"`` intent: a
-BUY FOK leg per outcome at that leg's worst price, ``edge`` = expected profit after fees.
+SumTo100 buys the size that **earns the most** (``analysis.set_cost.best_set``): depth is added
+while the marginal set, every leg's next share at its level plus that level's fee, still earns
+``min_edge``; a deeper level that would lose money is left alone even when the average would
+absorb it. The size fits ``max_size`` and the risk gate's headroom (``budget_of``), must reach
+``min_liquidity`` shares on every leg, books must be fresh and uncrossed, and the result is one
+``kind="set"`` intent: a BUY FOK leg per outcome at that leg's worst price, ``edge`` = expected
+profit after fees.
 
 Binary pairs are mirrored by the venue, so an edge there is a transient stale leg; neg-risk
 events can be mispriced for longer (structural). Both go through the same code.
@@ -32,6 +35,7 @@ from polylab.analysis.set_cost import (
     GroupIndex,
     GroupLegs,
     best_set,
+    limit_cost,
     no_edge_at_top,
 )
 from polylab.domain import Game, Intent, Leg, OrderType, Side
@@ -300,7 +304,7 @@ class SumTo100(SetArbitrage):
         self.max_book_age_ms = self.config.max_book_age_ms
 
     def evaluate(self, ctx: Context, legs: GroupLegs) -> Intent | None:
-        """The largest profitable set of ``legs`` as a BUY-all intent, or None."""
+        """The most profitable set of ``legs`` (marginal rule) as a BUY-all intent, or None."""
         cfg = self.config
         books = ctx.books
         self.checks += 1
@@ -326,15 +330,15 @@ class SumTo100(SetArbitrage):
             self._reject("no_edge")
             return None
         room = budget_of(ctx, legs.group.id, legs.tokens)
-        worst = sum(v.worst_price for v in q.legs)
-        if room is not None and worst * q.size > room * MICROS:
-            cap = room * MICROS // worst
+        if room is not None and limit_cost(q) > room:
+            # the same walk, stopped where the limit cash would pass the headroom
             q = best_set(
                 legs,
                 books,
                 "buy",
                 min_edge_micros=cfg.min_edge_micros,
-                cap_micros=min(cfg.max_size_micros, cap - cap % SIZE_STEP_MICROS),
+                cap_micros=cfg.max_size_micros,
+                budget_micros=room,
                 fallback_fee_micros=cfg.fee_rate_micros,
                 step=SIZE_STEP_MICROS,
             )

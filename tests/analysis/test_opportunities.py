@@ -1,4 +1,4 @@
-"""Sum deviation analyzer: exact set prices through the depth, largest sizes, windows, frames.
+"""Sum deviation analyzer: exact set prices through the depth, sizes, windows, frames.
 
 Expected answers are computed here in ``Decimal`` from the level lists, never by the code
 under test.
@@ -13,8 +13,6 @@ from pathlib import Path
 import msgspec
 import pytest
 from fixture_data import write_capture
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from polylab.analysis.opportunities import (
     DepthWindow,
@@ -220,26 +218,28 @@ def test_every_walk_path_matches_the_reference(
     assert quote_set(gl, books, "buy" if buy else "sell", micros(too_many)) is None
 
 
-def test_best_set_finds_the_edge_limited_size_by_hand() -> None:
-    """Marginal cost per set: 0.92 + fees up to 100 sets, then B's 0.40 level makes each extra
-    set lose; with min edge 0.003/set the last profitable size is 203.60 (worked by hand:
-    edge 0.61106 ≥ 0.6108 required; at 203.61 it would be 0.61059 < 0.61083)."""
+def test_best_set_stops_where_the_next_set_loses_money() -> None:
+    """Neg-risk, fee rate 0.04: each of the first 100 sets costs 0.92 + 0.025504 in fees; past
+    100, B's 0.40 level makes every extra set cost 1.02 + fees and lose money. The size is 100
+    (the average-edge rule bought 203.60 sets and gave back part of the profit)."""
     (legs,) = [g for g in GroupIndex(MarketCatalog(negrisk())).groups if g.group.kind == "negrisk"]
-    q = best_set(legs, nr_books(), "buy", min_edge_micros=3_000)
-    assert q is not None and q.size == micros(D("203.60"))
     rates: list[Decimal | None] = [D("0.04")] * 3
-    e = ref_edge(NR_LEGS, D("203.60"), rates)
-    assert e == D("0.61106") and e >= D("0.003") * D("203.60")
-    assert ref_edge(NR_LEGS, D("203.61"), rates) < D("0.003") * D("203.61")
-    assert q.edge == micros(e)
-    # min edge 0: the break-even size is further out
+    fee = sum(D("0.04") * p * (1 - p) for p in (D("0.30"), D("0.30"), D("0.32")))
+    assert 1 - D("0.92") - fee == D("0.054496")  # the marginal set up to 100: clears 0.003
+    assert 1 - D("1.02") < 0  # the marginal set after 100 loses even before fees
+    q = best_set(legs, nr_books(), "buy", min_edge_micros=3_000)
+    assert q is not None and q.size == 100 * MICROS
+    assert q.edge == micros(ref_edge(NR_LEGS, D(100), rates))
+    assert ref_edge(NR_LEGS, D(100), rates) > ref_edge(NR_LEGS, D("203.60"), rates)
+    # min edge 0 changes nothing: the 101st set loses money whatever the minimum
     z = best_set(legs, nr_books(), "buy", min_edge_micros=0)
-    assert z is not None and z.size > q.size
-    assert ref_edge(NR_LEGS, D(z.size) / MICROS, rates) > 0
-    assert ref_edge(NR_LEGS, D(z.size + 10_000) / MICROS, rates) <= 0
+    assert z is not None and z.size == 100 * MICROS
+    # a minimum above the first sets' marginal edge: nothing
+    assert best_set(legs, nr_books(), "buy", min_edge_micros=54_497) is None
+    assert best_set(legs, nr_books(), "buy", min_edge_micros=54_496) is not None
     # the cap wins when smaller
-    c = best_set(legs, nr_books(), "buy", min_edge_micros=3_000, cap_micros=150 * MICROS)
-    assert c is not None and c.size == 150 * MICROS
+    c = best_set(legs, nr_books(), "buy", min_edge_micros=3_000, cap_micros=micros(D("60.5")))
+    assert c is not None and c.size == micros(D("60.5"))
 
 
 def test_best_set_is_depth_limited_in_the_worked_example() -> None:
@@ -270,51 +270,6 @@ def test_sell_side_set_when_bids_sum_above_one() -> None:
     top = best_set(legs, books, "sell")
     assert top is not None and top.size == 100 * MICROS
     assert top.edge == micros(ref_edge(bid_legs, D(100), [None] * 3, buy=False))
-
-
-@settings(max_examples=150, deadline=None)
-@given(
-    legs=st.lists(
-        st.lists(st.tuples(st.integers(1, 99), st.integers(1, 40_000)), min_size=1, max_size=5),
-        min_size=2,
-        max_size=4,
-    ),
-    min_edge=st.sampled_from([0, 1_000, 3_000, 20_000]),
-    rate=st.sampled_from(["0", "0.03", "0.07"]),
-)
-def test_best_set_is_valid_and_one_step_more_is_not(
-    legs: list[list[tuple[int, int]]], min_edge: int, rate: str
-) -> None:
-    """Property: the size found meets the minimum edge exactly (Decimal reference) and the next
-    0.01 share either does not or does not exist in the book."""
-    markets = negrisk(fee=FeeModel.from_rate(rate), n=len(legs))
-    (gl,) = [g for g in GroupIndex(MarketCatalog(markets)).groups if g.group.kind == "negrisk"]
-    books: dict[str, L2Book] = {}
-    text: list[Levels] = []
-    for i, lv in enumerate(legs):
-        merged: dict[int, int] = {}
-        for t, s in lv:
-            merged[t] = merged.get(t, 0) + s
-        levels = sorted(merged.items())
-        text.append([(str(D(t) / 100), str(D(s) / 100)) for t, s in levels])
-        books[f"y{i}"] = make_book(f"y{i}", [], text[-1])
-    rates: list[Decimal | None] = [D(rate)] * len(legs)
-    q = best_set(gl, books, "buy", min_edge_micros=min_edge)
-    need = D(min_edge) / MICROS
-    if q is None:
-        e = ref_quote(text, D("0.01"), rates)
-        if e is not None:
-            edge = D("0.01") - e[0] - e[1]
-            assert edge <= 0 or edge < need * D("0.01")
-        return
-    s = D(q.size) / MICROS
-    edge = ref_edge(text, s, rates)
-    assert q.edge == micros(edge) and edge > 0 and edge >= need * s
-    nxt = s + D("0.01")
-    after = ref_quote(text, nxt, rates)
-    if after is not None:
-        e2 = nxt - after[0] - after[1]
-        assert e2 <= 0 or e2 < need * nxt
 
 
 # -- analyzer ----------------------------------------------------------------------------------

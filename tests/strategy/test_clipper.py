@@ -106,6 +106,36 @@ def test_threshold_cap_and_minimum_size() -> None:
     assert thin.on_book(example(), "Y") == [] and thin.rejected == {"thin": 1}
 
 
+def test_top_of_book_size_follows_the_marginal_rule_with_fees() -> None:
+    """Binary market with a 0.07 schedule, asks 0.45 × 33.33 and 0.48 × 1000. One more set at
+    the top costs 0.93 + 0.07·(0.45·0.55 + 0.48·0.52) = 0.964797: it earns 0.035203 exactly, so
+    a 0.035203 minimum is met and all 33.33 sets of the thinnest top level are bought. (The old
+    check divided the rounded total by the size: fees rounded up to 1e-5 per leg put it 16
+    micros short and nothing was bought.) One micro more and the set fails."""
+    fee = FeeModel.from_rate("0.07")
+    unit = 1 - D("0.93") - D("0.07") * (D("0.45") * D("0.55") + D("0.48") * D("0.52"))
+    assert unit == D("0.035203")
+
+    def ctx() -> Ctx:
+        c = Ctx([Market(condition_id="0xf", token_ids=("Y", "N"), fee=fee)])
+        c.set("Y", [("0.45", "33.33"), ("0.46", "500")])
+        c.set("N", [("0.48", "1000")])
+        return c
+
+    (it,) = Clipper(ClipperConfig(min_edge_micros=m(unit))).on_book(ctx(), "Y")
+    size = D("33.33")
+    fees = sum(
+        (size * D("0.07") * p * (1 - p)).quantize(D("0.00001"), ROUND_CEILING)
+        for p in (D("0.45"), D("0.48"))
+    )
+    assert {leg.size for leg in it.legs} == {m(size)}
+    assert it.edge == m(size - size * D("0.93") - fees) > 0
+    assert it.edge < unit * size * MICROS  # the rounding the old average check tripped on
+    assert [leg.price for leg in it.legs] == [m("0.45"), m("0.48")]
+    c = Clipper(ClipperConfig(min_edge_micros=m(unit) + 1))
+    assert c.on_book(ctx(), "Y") == [] and c.rejected == {"no_edge": 1}
+
+
 def test_fair_books_stale_books_crossed_books_and_repeats() -> None:
     fair = Ctx([BIN])
     fair.set("Y", [("0.54", "100")], [("0.52", "100")])

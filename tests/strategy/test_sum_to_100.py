@@ -1,6 +1,6 @@
-"""SumTo100: the spec's worked example, the largest profitable size, freshness, config loading,
-and a recorded stream replayed through the registry. Expected values come from Decimal
-arithmetic written here."""
+"""SumTo100: the spec's worked example, the most profitable size (marginal rule), the risk
+budget, freshness, config loading, and a recorded stream replayed through the registry.
+Expected values come from Decimal arithmetic written here."""
 
 from __future__ import annotations
 
@@ -137,25 +137,38 @@ def nr_ctx(**kw: object) -> Ctx:
     return ctx
 
 
-def test_largest_size_is_where_the_edge_per_set_falls_to_the_minimum() -> None:
-    """Neg-risk, fee rate 0.04: the first 100 sets cost 0.92 + fees; beyond that B's 0.40 level
-    loses money on every extra set. By hand the last size keeping 0.003/set is 203.60."""
+def test_size_stops_where_the_next_set_would_lose_money() -> None:
+    """Neg-risk, fee rate 0.04: the first 100 sets cost 0.92 + fees each; beyond that B's 0.40
+    level makes every extra set lose (1.02 before fees), so SumTo100 buys exactly 100 sets. The
+    average-edge rule went on to 203.60 sets and earned less."""
     ctx = nr_ctx()
     (it,) = SumTo100().on_book(ctx, "y1")
-    size = D("203.60")
-    e = ref_edge(NR_LEGS, size, D("0.04"))
-    assert e >= D("0.003") * size
-    nxt = size + D("0.01")
-    assert ref_edge(NR_LEGS, nxt, D("0.04")) < D("0.003") * nxt
-    assert all(leg.size == m(size) for leg in it.legs) and it.edge == m(e)
-    assert [leg.price for leg in it.legs] == [m("0.30"), m("0.40"), m("0.32")]
+    e = ref_edge(NR_LEGS, D(100), D("0.04"))
+    assert e > ref_edge(NR_LEGS, D("203.60"), D("0.04")) > 0
+    assert all(leg.size == m("100") for leg in it.legs) and it.edge == m(e)
+    assert [leg.price for leg in it.legs] == [m("0.30"), m("0.30"), m("0.32")]
     assert it.group_id == "ev1" and "structural" in it.reason
 
 
+def test_issue_example_buys_the_50_profitable_sets_only() -> None:
+    """YES asks 50 @ 0.40 and 50 @ 0.70, NO 100 @ 0.50, flat fee 0.01 per set: the first 50
+    sets earn 0.09 each, every further one loses 0.21. The average rule bought 70.42 sets for a
+    profit of 0.21; the marginal rule buys 50 for 4.50."""
+    ctx = Ctx([BIN])
+    ctx.set("Y", [("0.40", "50"), ("0.70", "50")])
+    ctx.set("N", [("0.50", "100")])
+    (it,) = SumTo100().on_book(ctx, "Y")
+    assert 1 - D("0.40") - D("0.50") - D("0.01") == D("0.09")
+    assert 1 - D("0.70") - D("0.50") - D("0.01") == D("-0.21")
+    assert [leg.size for leg in it.legs] == [m("50"), m("50")]
+    assert it.edge == m(50 * D("0.09")) == 4_500_000
+    assert [leg.price for leg in it.legs] == [m("0.40"), m("0.50")]
+
+
 def test_max_size_caps_and_min_liquidity_blocks() -> None:
-    cfg = SumTo100Config(max_size_micros=m(120))
+    cfg = SumTo100Config(max_size_micros=m("60.5"))
     (it,) = SumTo100(cfg).on_book(nr_ctx(), "y0")
-    assert it.legs[0].size == m(120) and it.edge == m(ref_edge(NR_LEGS, D(120), D("0.04")))
+    assert it.legs[0].size == m("60.5") and it.edge == m(ref_edge(NR_LEGS, D("60.5"), D("0.04")))
     # the worked example has only 100 profitable sets: below a 150-share liquidity floor
     s = SumTo100(SumTo100Config(min_liquidity_micros=m(150)))
     assert s.on_book(worked_example(), "Y") == [] and s.rejected == {"thin": 1}
@@ -172,6 +185,41 @@ def test_min_edge_above_the_best_per_set_edge_gives_nothing() -> None:
     assert it.legs[0].size == m(50)  # only YES's 0.45 level keeps 0.06 per set
     too_much = SumTo100(SumTo100Config(min_edge_micros=m(per_set) + 1))
     assert too_much.on_book(worked_example(), "Y") == []
+
+
+class BudgetCtx(Ctx):
+    """A Context whose risk gate has ``room`` cash micros of headroom (``budget_of``)."""
+
+    def __init__(self, markets: list[Market], room: int) -> None:
+        super().__init__(markets)
+        self.room = room
+
+    def budget(self, group_id: str, token_ids: tuple[str, ...]) -> int:
+        return self.room
+
+
+def test_budget_is_met_at_the_limit_prices_of_the_size_bought() -> None:
+    """YES 100 @ 0.40 then 100 @ 0.45, NO 300 @ 0.50: all 200 sets clear 0.003 (0.09, then
+    0.04). With $92 of headroom the first 100 sets fit (0.90 × 100 at their limits); the 101st
+    would lift YES's limit to 0.45. SumTo100 buys 100, not the 96.84 that $92 buys at the
+    deep limit prices of the unconstrained size. $100 buys 105.26 sets at 0.95."""
+
+    def ctx(room: int) -> BudgetCtx:
+        c = BudgetCtx([BIN], room)
+        c.set("Y", [("0.40", "100"), ("0.45", "100")])
+        c.set("N", [("0.50", "300")])
+        return c
+
+    (free,) = SumTo100().on_book(ctx(10**12), "Y")
+    assert free.legs[0].size == m("200")
+    (it,) = SumTo100().on_book(ctx(m("92")), "Y")
+    assert [leg.size for leg in it.legs] == [m("100"), m("100")]
+    assert [leg.price for leg in it.legs] == [m("0.40"), m("0.50")]
+    assert it.cost == m("90") and it.edge == m(100 * D("0.09"))
+    (deep,) = SumTo100().on_book(ctx(m("100")), "Y")
+    assert deep.legs[0].size == m("105.26") and deep.cost <= m("100")
+    s = SumTo100()
+    assert s.on_book(ctx(m("0.0089")), "Y") == [] and s.rejected == {"budget": 1}
 
 
 def test_stale_or_crossed_books_are_refused_and_fresh_ones_accepted() -> None:
@@ -333,8 +381,8 @@ def test_recorded_stale_leg_and_structural_event_yield_exactly_two_intents(
         got.extend((recv_ns, it) for it in strat.on_timer(ctx))
     assert [(ns, it.group_id) for ns, it in got] == [(T0 + 5 * MS + 2, "ev1"), (t_stale, "0xbin")]
     nr, binary = got[0][1], got[1][1]
-    assert nr.legs[0].size == m("203.60")
-    assert nr.edge == m(ref_edge(NR_LEGS, D("203.60"), D("0.04")))
+    assert nr.legs[0].size == m("100")
+    assert nr.edge == m(ref_edge(NR_LEGS, D(100), D("0.04")))
     per_set = (D("0.45") * 50 + D("0.46") * 50) / 100 + D("0.48") + D("0.01")
     assert binary.edge == m((1 - per_set) * 100) and binary.legs[0].size == m(100)
     assert [(leg.token_id, leg.price) for leg in binary.legs] == [
