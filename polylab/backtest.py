@@ -83,6 +83,10 @@ class BacktestResult(msgspec.Struct, kw_only=True):
     fees_usd: str
     events: int
     seconds: float
+    unfilled_legs: int = 0
+    """Intent legs that found less than their size at their limit (unfilled or partial)."""
+    unwinds: int = 0
+    """Unwind orders that filled (undoing a set's uneven legs, usually at a loss)."""
     by_strategy: dict[str, StrategyStats] = {}
     provenance: Provenance | None = None
     run_dir: str = ""
@@ -298,5 +302,7 @@ def summarize(
         fees_usd=cash_to_str(fees),
         events=engine.stats.events,
         seconds=round(seconds, 3),
+        unfilled_legs=engine.stats.unfilled_legs,
+        unwinds=engine.stats.unwinds,
         by_strategy=per,
     )
