@@ -86,7 +86,7 @@ class BacktestResult(msgspec.Struct, kw_only=True):
     seconds: float
     unfilled_legs: int = 0
     """Intent legs that found less than their size at their limit (unfilled or partial)."""
-    unwinds: int = 0
+    unwind_fills: int = 0
     """Unwind orders that filled (undoing a set's uneven legs, usually at a loss)."""
     by_strategy: dict[str, StrategyStats] = {}
     provenance: Provenance | None = None
@@ -306,6 +306,6 @@ def summarize(
         events=engine.stats.events,
         seconds=round(seconds, 3),
         unfilled_legs=engine.stats.unfilled_legs,
-        unwinds=engine.stats.unwinds,
+        unwind_fills=engine.stats.unwind_fills,
         by_strategy=per,
     )

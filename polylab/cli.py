@@ -227,6 +227,7 @@ def _paper_session(
         t.add_row("books / events", f"{len(run.engine.books)} / {st.events:,}")
         t.add_row("intents / approved / rejected", f"{st.intents} / {st.approved} / {st.rejected}")
         t.add_row("trades / fills", f"{snap.trades} / {snap.fills}")
+        t.add_row("unfilled legs / unwind fills", f"{st.unfilled_legs} / {st.unwind_fills}")
         t.add_row(
             "pnl (realized + unrealized)", f"{cash_to_str(snap.realized + snap.unrealized)} $"
         )

@@ -96,7 +96,7 @@ class EngineStats(msgspec.Struct):
     timers: int = 0
     unfilled_legs: int = 0
     """Legs that found less than their size at their limit (status unfilled or partial)."""
-    unwinds: int = 0
+    unwind_fills: int = 0
     """Orders the executor sent, and that filled, to undo a set's uneven legs."""
 
 
@@ -351,7 +351,7 @@ class Engine:
             self.claims.end(res.intent_id, res.reports, self.registry.books, now)
         st = self.stats
         st.unfilled_legs += sum(1 for r in res.reports if r.status in ("unfilled", "partial"))
-        st.unwinds += sum(1 for r in res.unwound if r.filled > 0)
+        st.unwind_fills += sum(1 for r in res.unwound if r.filled > 0)
         fills = self.portfolio.apply(res, self.catalog)
         self.risk.release(res.intent_id)
         for row in fills:

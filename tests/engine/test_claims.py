@@ -95,7 +95,7 @@ def test_two_strategies_seeing_one_edge_never_claim_the_same_shares() -> None:
     assert [getattr(i, "strategy", "") for i in intents] == ["sum_to_100", "clipper"]
     asked = leg_sizes_by_level(rec, eng)
     assert asked == {(YES, 400_000): 100 * MICROS, (NO, 500_000): 100 * MICROS}
-    assert eng.stats.unfilled_legs == 0 and eng.stats.unwinds == 0
+    assert eng.stats.unfilled_legs == 0 and eng.stats.unwind_fills == 0
     fills = rec.rows["fills"]
     assert sum(getattr(f, "size", 0) for f in fills) == 200 * MICROS  # 100 sets, all filled
     # the same run with the venue's books shown as they are: the Clipper asks for shares
