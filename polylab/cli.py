@@ -220,7 +220,7 @@ def _paper_session(
     from polylab.runner.paper import PaperRun, run_paper, venue
 
     def render(run: PaperRun) -> Table:
-        snap = run.portfolio.snapshot(run.engine.books)
+        snap = run.portfolio.snapshot(run.engine.registry.books)
         st = run.engine.stats
         t = Table(title=title, show_header=False)
         t.add_row("elapsed", f"{(time.time_ns() - run.started) / 1e9:.0f} s")

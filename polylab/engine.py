@@ -6,6 +6,11 @@ strategies return intents, risk checks are atomic, and the executor's ``submit``
 (signing, sending, storage and publishing happen elsewhere). Results go to sinks (a run
 recorder, later a bus and a store).
 
+One view of liquidity: every approved intent claims the shares its legs will take
+(``book.claims``), and strategies read the books net of those claims (``Engine.books``) until
+the venue's book shows the fill or the intent ends, so two strategies never chase the same
+shares. Executors and observers see the venue's books as they are.
+
 Units: prices in price micros, sizes in share micros, cash in micros, times in ns.
 """
 

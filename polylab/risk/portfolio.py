@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 
 from polylab.money import MICROS, cost_micros
 from polylab.risk.lots import Lot, Trade, closing_order, pair_sets
+from polylab.risk.payout import pays_one
 from polylab.risk.records import (
     Fill,
     MergeRecord,
@@ -252,16 +253,24 @@ class Portfolio:
             return max(0, min(self.position(t) for t in group.token_ids))
 
     def merge_sets(
-        self, group: OutcomeGroup, now_ns: int, *, allow_negrisk: bool = False
+        self,
+        group: OutcomeGroup,
+        now_ns: int,
+        *,
+        allow_negrisk: bool = False,
+        catalog: MarketCatalog | None = None,
     ) -> MergeRecord | None:
         """Merge every complete set of ``group`` held into $1 of cash each; None if none.
 
         Binary groups merge on-chain any time (CTF ``mergePositions``, NegRiskAdapter or the
         V2 Router). A neg-risk group (the YES of every outcome of an event) has no on-chain
         merge: it pays $1 at resolution (``settle``), so it is skipped unless
-        ``allow_negrisk`` books the locked dollar now (research only).
+        ``allow_negrisk`` books the locked dollar now (research only), and then, given the
+        ``catalog``, only when the group is the whole event (``risk.payout``).
         """
-        if group.kind == "negrisk" and not allow_negrisk:
+        if group.kind == "negrisk" and (
+            not allow_negrisk or (catalog is not None and not pays_one(group, catalog))
+        ):
             return None
         with self.lock:
             n = self.complete_sets(group)

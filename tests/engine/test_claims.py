@@ -98,6 +98,10 @@ def test_two_strategies_seeing_one_edge_never_claim_the_same_shares() -> None:
     assert eng.stats.unfilled_legs == 0 and eng.stats.unwind_fills == 0
     fills = rec.rows["fills"]
     assert sum(getattr(f, "size", 0) for f in fills) == 200 * MICROS  # 100 sets, all filled
+    # each strategy's sets merge for $1 on its own account: 0.10 a set (no fees here)
+    realized = {t.strategy: t.realized for t in eng.portfolio.trades()}
+    assert realized == {"sum_to_100": 60 * 100_000, "clipper": 40 * 100_000}
+    assert sum(realized.values()) == eng.portfolio.realized
     # the same run with the venue's books shown as they are: the Clipper asks for shares
     # SumTo100 already took, and its legs find nothing
     eng2, rec2 = make_engine(sum_cap=60, net_books=False)

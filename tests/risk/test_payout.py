@@ -9,9 +9,13 @@ from engine_recordings import write_negrisk_arb
 
 from polylab.backtest import run_backtest
 from polylab.config import load_config
+from polylab.execution.base import ExecutionResult, OrderReport
 from polylab.feed.discovery import decode_events, markets_from_event
 from polylab.market import Market, MarketCatalog, OutcomeGroup
+from polylab.money import MICROS
 from polylab.risk.payout import pays_one, why_not_whole
+from polylab.risk.portfolio import Portfolio
+from polylab.strategy.base import Intent, Leg
 
 
 def event_markets(n: int, *, listed: int = 0, other: int = -1, closed: int = -1) -> list[Market]:
@@ -50,6 +54,46 @@ def test_a_partial_set_does_not_pay_one() -> None:
     assert "placeholder / 'Other'" in why_not_whole(negrisk(other), other)
     closed = MarketCatalog(event_markets(3, listed=3, closed=1))
     assert "not tradable" in why_not_whole(negrisk(closed), closed)
+
+
+def bought(tokens: tuple[str, ...], shares: int, price: int) -> ExecutionResult:
+    """A set intent whose every leg bought ``shares`` at ``price`` (no fees)."""
+    reports = tuple(
+        OrderReport(
+            intent_id="a",
+            leg=i,
+            token_id=t,
+            side="BUY",
+            limit_price=price,
+            requested=shares,
+            filled=shares,
+            cost=shares * price // MICROS,
+            fee=0,
+            avg_price=price,
+            status="filled",
+            sent_ns=1,
+            done_ns=1,
+        )
+        for i, t in enumerate(tokens)
+    )
+    legs = tuple(Leg(token_id=t, side="BUY", price=price, size=shares) for t in tokens)
+    intent = Intent(strategy="s", group_id="ev", kind="set", legs=legs, edge=0, created_ns=0)
+    return ExecutionResult(intent_id="a", intent=intent, reports=reports, complete=True)
+
+
+def test_a_research_merge_books_one_dollar_only_for_the_whole_event() -> None:
+    def held(cat: MarketCatalog) -> Portfolio:
+        p = Portfolio(100 * MICROS)
+        p.apply(bought(negrisk(cat).token_ids, 10 * MICROS, 300_000), cat)
+        return p
+
+    whole = MarketCatalog(event_markets(3, listed=3))
+    m = held(whole).merge_sets(negrisk(whole), 1, allow_negrisk=True, catalog=whole)
+    assert m is not None and m.payout == 10 * MICROS
+    partial = MarketCatalog(event_markets(3, listed=4))
+    p = held(partial)
+    assert p.merge_sets(negrisk(partial), 1, allow_negrisk=True, catalog=partial) is None
+    assert p.cash == 100 * MICROS - 9 * MICROS  # still held, not paid
 
 
 def _gamma_market(i: int, *, tokens: bool = True, other: bool = False) -> dict[str, object]:
