@@ -36,8 +36,7 @@ import msgspec
 from polylab.book.l2 import L2Book
 
 if TYPE_CHECKING:
-    from polylab.execution.base import OrderReport
-    from polylab.strategy.base import Leg
+    from polylab.domain import Leg, OrderReport
 
 __all__ = ["Claim", "ClaimLedger", "ClaimStats"]
 

@@ -11,15 +11,14 @@ from collections import Counter
 import pytest
 
 from polylab.book.registry import BookRegistry
+from polylab.domain import ExecutionResult, Intent, Leg, OrderReport
 from polylab.engine import Engine, EngineConfig
-from polylab.execution.base import ExecutionResult, OrderReport
 from polylab.execution.paper import PaperConfig, PaperTrader
 from polylab.feed.wire import Book, Level, PriceChange, PriceChangeEntry
 from polylab.market import Market, MarketCatalog
 from polylab.money import MICROS
 from polylab.risk.manager import RiskConfig, RiskManager
 from polylab.risk.portfolio import Portfolio
-from polylab.strategy.base import Intent, Leg
 from polylab.strategy.clipper import Clipper, ClipperConfig
 from polylab.strategy.sum_to_100 import SumTo100, SumTo100Config
 

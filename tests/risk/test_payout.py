@@ -9,13 +9,12 @@ from engine_recordings import write_negrisk_arb
 
 from polylab.backtest import run_backtest
 from polylab.config import load_config
-from polylab.execution.base import ExecutionResult, OrderReport
+from polylab.domain import ExecutionResult, Intent, Leg, OrderReport
 from polylab.feed.discovery import decode_events, markets_from_event
 from polylab.market import Market, MarketCatalog, OutcomeGroup
 from polylab.money import MICROS
 from polylab.risk.payout import pays_one, why_not_whole
 from polylab.risk.portfolio import Portfolio
-from polylab.strategy.base import Intent, Leg
 
 
 def event_markets(n: int, *, listed: int = 0, other: int = -1, closed: int = -1) -> list[Market]:
