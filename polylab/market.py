@@ -32,7 +32,8 @@ class Market(msgspec.Struct, frozen=True, kw_only=True):
     ``event_markets``: how many markets the event lists at the source (Gamma ``/events``),
     tradable or not; 0 when unknown. ``neg_risk_other``: the "Other" / placeholder outcome of
     an augmented neg-risk event (Gamma ``negRiskOther``), whose meaning changes as outcomes
-    are named.
+    are named. ``neg_risk_augmented``: the event is augmented neg-risk (Gamma event
+    ``negRiskAugmented``): outcomes can still be added, so its listed markets may not be all.
     """
 
     condition_id: str
@@ -53,6 +54,7 @@ class Market(msgspec.Struct, frozen=True, kw_only=True):
     game_start: str = ""
     event_markets: int = 0
     neg_risk_other: bool = False
+    neg_risk_augmented: bool = False
 
 
 class OutcomeGroup(msgspec.Struct, frozen=True, kw_only=True):

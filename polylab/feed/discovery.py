@@ -104,6 +104,7 @@ class GammaEvent(msgspec.Struct, frozen=True, rename="camel"):
     slug: str = ""
     title: str = ""
     neg_risk: bool | None = False
+    neg_risk_augmented: bool | None = False
     markets: list[GammaMarket] = []
 
 
@@ -161,12 +162,14 @@ def market_from_gamma(
     event_id: str = "",
     assume_version: Version | None = None,
     event_markets: int = 0,
+    augmented: bool = False,
 ) -> Market:
     """One Gamma market → ``Market``; raises ``DiscoveryError`` naming the market and the field.
 
     ``event_id`` (the parent event when read from ``/events``) wins over the market's embedded
     ``events[0].id``. ``assume_version`` only fills a *missing* version (pre-Oct-2026 data).
-    ``event_markets``: how many markets the parent event lists (0: unknown).
+    ``event_markets``: how many markets the parent event lists (0: unknown); ``augmented``:
+    the parent event is augmented neg-risk.
     """
     mid = str(gm.id) or gm.condition_id or gm.slug or "?"
     version = _version(gm, mid, assume_version)
@@ -224,6 +227,7 @@ def market_from_gamma(
         game_start=(gm.event_start_time or gm.game_start_time or "") if game_id else "",
         event_markets=event_markets,
         neg_risk_other=bool(gm.neg_risk_other),
+        neg_risk_augmented=augmented,
     )
 
 
@@ -252,15 +256,17 @@ class Discovered(msgspec.Struct):
 
 
 def _collect(
-    items: list[tuple[GammaMarket, str, int]],
+    items: list[tuple[GammaMarket, str, int, bool]],
     out: Discovered,
     strict: bool,
     assume_version: Version | None,
 ) -> None:
-    for gm, ev, n in items:
+    for gm, ev, n, aug in items:
         try:
             out.markets.append(
-                market_from_gamma(gm, event_id=ev, assume_version=assume_version, event_markets=n)
+                market_from_gamma(
+                    gm, event_id=ev, assume_version=assume_version, event_markets=n, augmented=aug
+                )
             )
         except DiscoveryError as exc:
             if strict:
@@ -275,7 +281,7 @@ def markets_from_gamma(
 ) -> Discovered:
     """Convert decoded ``/markets`` objects, skipping (or, ``strict``, raising on) bad ones."""
     out = Discovered()
-    _collect([(m, "", 0) for m in markets], out, strict, assume_version)
+    _collect([(m, "", 0, False) for m in markets], out, strict, assume_version)
     return out
 
 
@@ -286,7 +292,11 @@ def markets_from_event(
     the number of markets the event lists (rejected ones included: a set without them is not
     the whole event)."""
     out = Discovered()
-    items = [(m, str(e.id), len(e.markets)) for e in events for m in e.markets]
+    items = [
+        (m, str(e.id), len(e.markets), bool(e.neg_risk_augmented))
+        for e in events
+        for m in e.markets
+    ]
     _collect(items, out, strict, assume_version)
     return out
 
@@ -367,8 +377,8 @@ class GammaClient:
     ) -> Discovered:
         """Markets from ``/markets``, plus the event ids of neg-risk groups from ``/events``.
 
-        A market seen in both keeps the event's id and market count (the market object may not
-        embed them).
+        A market seen in both keeps the event's id, market count and augmented flag (the market
+        object may not embed them).
         """
         found = markets_from_gamma(
             await self.fetch_markets(**params), strict=strict, assume_version=assume_version
@@ -389,6 +399,7 @@ class GammaClient:
                         old,
                         event_id=old.event_id or m.event_id,
                         event_markets=old.event_markets or m.event_markets,
+                        neg_risk_augmented=old.neg_risk_augmented or m.neg_risk_augmented,
                     )
             known = {mid for mid, _ in found.rejected}
             found.rejected.extend(r for r in by_event.rejected if r[0] not in known)

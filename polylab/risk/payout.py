@@ -10,9 +10,10 @@ merge), the catalog must show
   (Gamma ``/events`` embeds them all, including ones discovery had to skip, e.g. a placeholder
   without token ids); when the count is unknown (an old recording) the catalog's grouping is
   all there is to go on;
-* no augmented "Other" / placeholder outcome (Gamma ``negRiskOther``): its meaning changes as
-  outcomes are named, so holding it does not pin the payout (the venue's documentation tells
-  integrators to leave those alone);
+* no augmented event (Gamma ``negRiskAugmented``) and no "Other" / placeholder outcome
+  (``negRiskOther``): outcomes can still be named out of the placeholders and "Other" changes
+  meaning as they are, so no set of today's tradable markets pins the payout (the venue's
+  documentation tells integrators to trade named outcomes only and leave those alone);
 * every market tradable (active, not closed): a set whose leg cannot be traded is not one
   polylab can have bought in full, or unwind.
 
@@ -44,6 +45,8 @@ def why_not_whole(group: OutcomeGroup, catalog: MarketCatalog) -> str:
             return f"event {group.id}: market {cid} is not one of its neg-risk markets"
         if m.neg_risk_other:
             return f"event {group.id}: market {cid} is a placeholder / 'Other' outcome"
+        if m.neg_risk_augmented:
+            return f"event {group.id} is augmented: outcomes can still be added"
         if not m.active:
             return f"event {group.id}: market {cid} is not tradable (closed or inactive)"
         declared = max(declared, m.event_markets)

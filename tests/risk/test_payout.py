@@ -129,6 +129,11 @@ def test_discovery_counts_the_events_markets_including_skipped_placeholders() ->
     body = json.dumps([{"id": "78", "markets": [_gamma_market(0), _gamma_market(1, other=True)]}])
     cat = markets_from_event(decode_events(body)).catalog()
     assert "'Other'" in why_not_whole(negrisk(cat), cat)
+    body = json.dumps(
+        [{"id": "79", "negRiskAugmented": True, "markets": [_gamma_market(0), _gamma_market(1)]}]
+    )
+    cat = markets_from_event(decode_events(body)).catalog()
+    assert "augmented" in why_not_whole(negrisk(cat), cat)
 
 
 def test_pnl_at_payout_values_only_whole_events_at_one_dollar(tmp_path: Path) -> None:
@@ -142,3 +147,11 @@ def test_pnl_at_payout_values_only_whole_events_at_one_dollar(tmp_path: Path) ->
     assert res_whole.pnl == res_partial.pnl
     assert res_whole.pnl_at_payout > res_whole.pnl  # 100 sets locked at $1
     assert res_partial.pnl_at_payout == res_partial.pnl  # marked at the bids, not at $1
+
+
+def test_a_real_augmented_event_is_not_a_one_dollar_set(shared_fixtures: Path) -> None:
+    raw = shared_fixtures / "polymarket/nautilus_trader/gamma_events_dem_nominee_2028.json"
+    cat = markets_from_event(decode_events(raw.read_bytes()), assume_version="v1").catalog()
+    g = negrisk(cat)
+    assert len(g.markets) == 2  # two named outcomes of an event that can still grow
+    assert "augmented" in why_not_whole(g, cat)
