@@ -343,9 +343,9 @@ class Engine:
         self.stats.approved += 1
         self._busy[key] = -1
         self._open[iid] = intent
-        if self.claims is not None:
-            self.claims.claim(iid, intent.legs, self.registry.books, now)
         self.executor.submit(iid, intent, now)
+        if self.claims is not None:  # after the orders are on their way: off the tick-to-order path
+            self.claims.claim(iid, intent.legs, self.registry.books, now)
         return iid
 
     def _finish(self, res: ExecutionResult, now: int) -> None:

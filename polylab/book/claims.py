@@ -140,6 +140,8 @@ class ClaimLedger:
         """Claim what every leg would take at its limit, walking the current net view; returns
         the share micros claimed. Legs on unknown tokens or with bad sides/sizes claim nothing."""
         made: list[tuple[str, Claim]] = []
+        if self._by_token:
+            self.sync(raw, now_ns)  # walk views that reflect the books as they are now
         view = self.books(raw)
         exp = now_ns + self.ttl_ns
         for i, leg in enumerate(legs):
@@ -267,14 +269,20 @@ class ClaimLedger:
         v = self._views.get(tok)
         if v is None or v.tick != rb.tick:
             v = L2Book(rb.asset_id, rb.tick, rb.market)
-        # a copy of the raw state (no scans: best levels and counts come along), new versions
-        v.bids, v.asks = rb.bids[:], rb.asks[:]
+        # the raw state (no scans: best levels and counts come along) with new versions; a side
+        # is copied only if claims change it, else shared (read-only, and the view is rebuilt
+        # before strategies read it again whenever the raw book changes)
+        cs = self._by_token.get(tok, ())
+        asks_claimed = any(c.buy for c in cs)
+        bids_claimed = any(not c.buy for c in cs)
+        v.bids = rb.bids[:] if bids_claimed else rb.bids
+        v.asks = rb.asks[:] if asks_claimed else rb.asks
         v.best_bid, v.best_ask, v.bid_px, v.ask_px = rb.best_bid, rb.best_ask, rb.bid_px, rb.ask_px
         v.n_bids, v.n_asks = rb.n_bids, rb.n_asks
         v._bid_ver += 1
         v._ask_ver += 1
         tm = rb.tick.micros
-        for c in self._by_token.get(tok, ()):
+        for c in cs:
             if c.price % tm:
                 continue
             t = c.price // tm
