@@ -6,6 +6,7 @@ the same complete-set edge (SumTo100 walks depth, Clipper reads the top of book)
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 
 import pytest
@@ -36,7 +37,7 @@ class Recorder:
 
 
 def make_engine(
-    *, net_books: bool = True, sum_cap: int = 1_000, latency_ms: int = 50
+    *, net_books: bool = True, sum_cap: int = 1_000, latency_ms: int = 50, twins: bool = False
 ) -> tuple[Engine, Recorder]:
     cat = MarketCatalog([Market(condition_id=CID, token_ids=(YES, NO), min_order_size="5")])
     reg = BookRegistry(cat)
@@ -46,10 +47,13 @@ def make_engine(
         SumTo100(SumTo100Config(min_liquidity_micros=5 * MICROS, max_size_micros=sum_cap * MICROS)),
         Clipper(ClipperConfig(max_size_micros=1_000 * MICROS)),
     ]
+    if twins:  # a second depth walker with a smaller appetite
+        cfg = SumTo100Config(min_liquidity_micros=5 * MICROS, max_size_micros=25 * MICROS)
+        strategies.insert(1, SumTo100(cfg, name="sum_to_100_b"))
     eng = Engine(
         registry=reg,
         strategies=strategies,
-        risk=RiskManager(RiskConfig(max_position_micros=1_000 * MICROS), pf),
+        risk=RiskManager(RiskConfig(max_position_micros=5_000 * MICROS), pf),
         executor=PaperTrader(PaperConfig(latency_ms=latency_ms), cat),
         portfolio=pf,
         sinks=[rec],
@@ -71,8 +75,8 @@ def snapshot(token: str, asks: list[tuple[str, str]], bids: list[tuple[str, str]
 
 def load(eng: Engine, yes_asks: list[tuple[str, str]], no_asks: list[tuple[str, str]]) -> None:
     """YES and NO books whose asks sum below $1 (both strategies see the edge at once)."""
-    eng.on_event(snapshot(YES, yes_asks, [("0.30", "500")]), T0)
-    eng.on_event(snapshot(NO, no_asks, [("0.40", "500")]), T0 + 1)
+    eng.on_event(snapshot(YES, yes_asks, [("0.05", "500")]), T0)
+    eng.on_event(snapshot(NO, no_asks, [("0.05", "500")]), T0 + 1)
 
 
 def leg_sizes_by_level(rec: Recorder, eng: Engine) -> Counter[tuple[str, int]]:
@@ -209,3 +213,25 @@ def test_claims_walk_only_levels_inside_the_limit(side: str) -> None:
         assert v.best_ask == 45 and v.asks[45] == 10 * MICROS and v.bids[30] == 10 * MICROS
     else:
         assert v.best_bid == 25 and v.bids[25] == 10 * MICROS and v.asks[40] == 10 * MICROS
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_on_random_static_books_every_leg_finds_what_it_claimed(seed: int) -> None:
+    rng = random.Random(seed)
+
+    def ladder(lo: int) -> list[tuple[str, str]]:
+        ticks = [lo, *sorted(rng.sample(range(lo + 1, lo + 12), rng.randint(0, 3)))]
+        return [(f"0.{t:02d}", str(rng.choice((5, 10, 20, 40, 80)))) for t in ticks]
+
+    y = rng.randint(30, 50)  # the tops sum to at most 0.92: an edge after the 0.01 fee
+    eng, rec = make_engine(twins=True)
+    load(eng, ladder(y), ladder(92 - y - rng.randint(0, 12)))
+    eng.flush(T0 + 2)
+    assert eng.stats.approved >= 1
+    assert eng.stats.unfilled_legs == 0 and eng.stats.unwind_fills == 0
+    bought: Counter[str] = Counter()
+    for f in rec.rows["fills"]:
+        bought[getattr(f, "token_id", "")] += getattr(f, "size", 0)
+    assert bought[YES] == bought[NO] > 0  # every set complete
+    for tok in (YES, NO):
+        assert bought[tok] <= sum(size for _, size in eng.registry.books[tok].ask_levels())
