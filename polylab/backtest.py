@@ -27,6 +27,7 @@ from polylab.feed.sports import ScoreboardError, parse_scoreboard
 from polylab.market import MarketCatalog
 from polylab.money import MICROS, cash_to_str
 from polylab.risk.manager import RiskManager
+from polylab.risk.payout import pays_one
 from polylab.risk.portfolio import Portfolio
 from polylab.store.run_folder import Provenance, RunRecorder, code_version, file_sha256
 
@@ -83,6 +84,10 @@ class BacktestResult(msgspec.Struct, kw_only=True):
     fees_usd: str
     events: int
     seconds: float
+    unfilled_legs: int = 0
+    """Intent legs that found less than their size at their limit (unfilled or partial)."""
+    unwind_fills: int = 0
+    """Unwind orders that filled (undoing a set's uneven legs, usually at a loss)."""
     by_strategy: dict[str, StrategyStats] = {}
     provenance: Provenance | None = None
     run_dir: str = ""
@@ -237,12 +242,14 @@ def locked_value(engine: Engine, snap: Any, catalog: MarketCatalog) -> int:
     """What marking complete neg-risk sets at their best bids leaves out, micros.
 
     A set of every outcome's YES of a neg-risk event cannot be merged on-chain, but pays
-    exactly $1 at resolution; ``pnl_at_payout`` values those sets at $1 instead of the bids.
+    exactly $1 at resolution; ``pnl_at_payout`` values those sets at $1 instead of the bids,
+    but only when the markets held are the whole event (``risk.payout``: no missing market,
+    no placeholder / "Other" outcome); a partial set stays marked at the bids.
     """
     marks = {p.token_id: p.mark for p in getattr(snap, "positions", ())}
     extra = 0
     for g in catalog.groups():
-        if g.kind != "negrisk":
+        if g.kind != "negrisk" or not pays_one(g, catalog):
             continue
         n = engine.portfolio.complete_sets(g)
         if n > 0:
@@ -298,5 +305,7 @@ def summarize(
         fees_usd=cash_to_str(fees),
         events=engine.stats.events,
         seconds=round(seconds, 3),
+        unfilled_legs=engine.stats.unfilled_legs,
+        unwind_fills=engine.stats.unwind_fills,
         by_strategy=per,
     )

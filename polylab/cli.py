@@ -220,13 +220,14 @@ def _paper_session(
     from polylab.runner.paper import PaperRun, run_paper, venue
 
     def render(run: PaperRun) -> Table:
-        snap = run.portfolio.snapshot(run.engine.books)
+        snap = run.portfolio.snapshot(run.engine.registry.books)
         st = run.engine.stats
         t = Table(title=title, show_header=False)
         t.add_row("elapsed", f"{(time.time_ns() - run.started) / 1e9:.0f} s")
         t.add_row("books / events", f"{len(run.engine.books)} / {st.events:,}")
         t.add_row("intents / approved / rejected", f"{st.intents} / {st.approved} / {st.rejected}")
         t.add_row("trades / fills", f"{snap.trades} / {snap.fills}")
+        t.add_row("unfilled legs / unwind fills", f"{st.unfilled_legs} / {st.unwind_fills}")
         t.add_row(
             "pnl (realized + unrealized)", f"{cash_to_str(snap.realized + snap.unrealized)} $"
         )

@@ -6,6 +6,11 @@ strategies return intents, risk checks are atomic, and the executor's ``submit``
 (signing, sending, storage and publishing happen elsewhere). Results go to sinks (a run
 recorder, later a bus and a store).
 
+One view of liquidity: every approved intent claims the shares its legs will take
+(``book.claims``), and strategies read the books net of those claims (``Engine.books``) until
+the venue's book shows the fill or the intent ends, so two strategies never chase the same
+shares. Executors and observers see the venue's books as they are.
+
 Units: prices in price micros, sizes in share micros, cash in micros, times in ns.
 """
 
@@ -17,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
+from polylab.book.claims import ClaimLedger
 from polylab.book.registry import BookRegistry
 from polylab.domain import Game, Intent
 from polylab.feed.wire import Book, LeanPriceChange, MarketResolved, PriceChange
@@ -68,11 +74,18 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     own fill yet; a limit that refused it will refuse it again).
     ``timer_hz``: strategy timer rate. ``merge_sets``: merge complete sets into collateral as
     soon as they are held.
+    ``net_books``: show strategies the books net of what approved intents in flight have
+    claimed (``book.claims``); False shows the venue's books as they are.
+    ``claim_hold_ms``: after an intent's result, how long a filled leg's claim may wait for
+    the book to show the fill (ms); ``claim_ttl_ms``: the most any claim lives (ms).
     """
 
     cooldown_ms: int = 250
     timer_hz: float = 10.0
     merge_sets: bool = True
+    net_books: bool = True
+    claim_hold_ms: int = 1_000
+    claim_ttl_ms: int = 30_000
 
 
 class EngineStats(msgspec.Struct):
@@ -86,6 +99,10 @@ class EngineStats(msgspec.Struct):
     results: int = 0
     strategy_errors: int = 0
     timers: int = 0
+    unfilled_legs: int = 0
+    """Legs that found less than their size at their limit (status unfilled or partial)."""
+    unwind_fills: int = 0
+    """Orders the executor sent, and that filled, to undo a set's uneven legs."""
 
 
 class IntentRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -154,12 +171,23 @@ class Engine:
         self._open: dict[str, Intent] = {}
         if risk.catalog is None:  # the gate resolves tokens and tick grids through these
             risk.bind(registry.catalog, registry.books)
+        self.claims: ClaimLedger | None = (
+            ClaimLedger(
+                hold_ns=self.config.claim_hold_ms * 1_000_000,
+                ttl_ns=self.config.claim_ttl_ms * 1_000_000,
+            )
+            if self.config.net_books
+            else None
+        )
 
     # -- Context ---------------------------------------------------------------------------------
     @property
     def books(self) -> dict[str, L2Book]:
-        """Books by token id."""
-        return self.registry.books
+        """Books by token id, net of what our own intents in flight have claimed."""
+        cl = self.claims
+        if cl is None:
+            return self.registry.books
+        return cl.books(self.registry.books)
 
     @property
     def catalog(self) -> MarketCatalog:
@@ -207,6 +235,9 @@ class Engine:
         if tokens:
             for obs in self.observers:
                 obs(ev.market, recv_ns)
+            cl = self.claims
+            if cl is not None and cl.active:
+                cl.sync(self.registry.books, recv_ns)
             for tok in tokens:
                 for s in self.strategies:
                     self._handle(s, self._guard(s, "on_book", s.on_book, tok))
@@ -224,6 +255,9 @@ class Engine:
     def on_games(self, games: list[Game], recv_ns: int) -> None:
         """A scoreboard snapshot received at ``recv_ns``."""
         self._now = recv_ns
+        cl = self.claims
+        if cl is not None and cl.active:
+            cl.sync(self.registry.books, recv_ns)
         for s in self.strategies:
             self._handle(s, self._guard(s, "on_games", s.on_games, games))
         self._tick(recv_ns)
@@ -240,6 +274,9 @@ class Engine:
             else:
                 self._next_timer = now + self._timer_ns
             self.stats.timers += 1
+            cl = self.claims
+            if cl is not None and cl.active:
+                cl.sync(self.registry.books, now)
             for s in self.strategies:
                 self._handle(s, self._guard(s, "on_timer", s.on_timer))
         if self.executor.pending():
@@ -309,12 +346,19 @@ class Engine:
         self._busy[key] = -1
         self._open[iid] = intent
         self.executor.submit(iid, intent, now)
+        if self.claims is not None:  # after the orders are on their way: off the tick-to-order path
+            self.claims.claim(iid, intent.legs, self.registry.books, now)
         return iid
 
     def _finish(self, res: ExecutionResult, now: int) -> None:
         self.stats.results += 1
         intent = self._open.pop(res.intent_id, res.intent)
         self._busy[(intent.strategy, intent.group_id)] = now + self._cooldown_ns
+        if self.claims is not None:
+            self.claims.end(res.intent_id, res.reports, self.registry.books, now)
+        st = self.stats
+        st.unfilled_legs += sum(1 for r in res.reports if r.status in ("unfilled", "partial"))
+        st.unwind_fills += sum(1 for r in res.unwound if r.filled > 0)
         fills = self.portfolio.apply(res, self.catalog)
         self.risk.release(res.intent_id)
         for row in fills:

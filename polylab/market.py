@@ -30,6 +30,11 @@ class Market(msgspec.Struct, frozen=True, kw_only=True):
     ``version``: "v1" for CTF markets (domain "2" orders), "v2" for Protocol V2 markets
     (ExchangeV3, domain "3"). ``event_id`` groups the markets of one neg-risk event.
     ``fee``: taker schedule; ``None`` means the market published none.
+    ``event_markets``: how many markets the event lists at the source (Gamma ``/events``),
+    tradable or not; 0 when unknown. ``neg_risk_other``: the "Other" / placeholder outcome of
+    an augmented neg-risk event (Gamma ``negRiskOther``), whose meaning changes as outcomes
+    are named. ``neg_risk_augmented``: the event is augmented neg-risk (Gamma event
+    ``negRiskAugmented``): outcomes can still be added, so its listed markets may not be all.
     """
 
     condition_id: str
@@ -48,6 +53,9 @@ class Market(msgspec.Struct, frozen=True, kw_only=True):
     home: str = ""
     away: str = ""
     game_start: str = ""
+    event_markets: int = 0
+    neg_risk_other: bool = False
+    neg_risk_augmented: bool = False
 
     def __post_init__(self) -> None:
         # Parse once at the edge: a market with an unknown grid or size floor is refused here,

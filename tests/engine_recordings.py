@@ -12,7 +12,7 @@ from polylab.market import Market
 T0 = 1_800_000_000_000_000_000
 
 
-def negrisk_markets(n: int = 3) -> list[Market]:
+def negrisk_markets(n: int = 3, *, event_markets: int = 0) -> list[Market]:
     return [
         Market(
             condition_id=f"0x{i:064x}",
@@ -21,6 +21,7 @@ def negrisk_markets(n: int = 3) -> list[Market]:
             neg_risk=True,
             event_id="ev-1",
             fee=FeeModel.from_rate("0.04"),
+            event_markets=event_markets,
         )
         for i in range(n)
     ]
@@ -41,11 +42,17 @@ def book(m: Market, yes: bool, bids: list[tuple[str, str]], asks: list[tuple[str
 
 
 def write_negrisk_arb(
-    path: Path, *, yes_ask: str = "0.30", size: str = "100", resolve_winner: int | None = 0
+    path: Path,
+    *,
+    yes_ask: str = "0.30",
+    size: str = "100",
+    resolve_winner: int | None = 0,
+    event_markets: int = 0,
 ) -> list[Market]:
     """Three-outcome neg-risk event whose YES asks sum to 0.90 (``size`` shares each); the NO
-    books mirror the YES books. A harmless change at +200 ms, resolutions at +1 s."""
-    ms = negrisk_markets()
+    books mirror the YES books. A harmless change at +200 ms, resolutions at +1 s.
+    ``event_markets``: how many markets the source says the event has (0: not said)."""
+    ms = negrisk_markets(event_markets=event_markets)
     comp = f"{1 - float(yes_ask) + 0.05:.2f}"  # NO ask = 1 − YES bid, YES bid = ask − 0.05
     bid = f"{float(yes_ask) - 0.05:.2f}"
     frames = []

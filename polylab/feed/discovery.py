@@ -82,6 +82,7 @@ class GammaMarket(msgspec.Struct, frozen=True, rename="camel"):
     outcomes: str | list[str] | None = None
     outcome_prices: str | list[str] | None = None
     neg_risk: bool | None = False
+    neg_risk_other: bool | None = False
     active: bool | None = True
     closed: bool | None = False
     accepting_orders: bool | None = None
@@ -103,6 +104,7 @@ class GammaEvent(msgspec.Struct, frozen=True, rename="camel"):
     slug: str = ""
     title: str = ""
     neg_risk: bool | None = False
+    neg_risk_augmented: bool | None = False
     markets: list[GammaMarket] = []
 
 
@@ -155,12 +157,19 @@ def _version(gm: GammaMarket, mid: str, assume: Version | None) -> Version:
 
 
 def market_from_gamma(
-    gm: GammaMarket, *, event_id: str = "", assume_version: Version | None = None
+    gm: GammaMarket,
+    *,
+    event_id: str = "",
+    assume_version: Version | None = None,
+    event_markets: int = 0,
+    augmented: bool = False,
 ) -> Market:
     """One Gamma market → ``Market``; raises ``DiscoveryError`` naming the market and the field.
 
     ``event_id`` (the parent event when read from ``/events``) wins over the market's embedded
     ``events[0].id``. ``assume_version`` only fills a *missing* version (pre-Oct-2026 data).
+    ``event_markets``: how many markets the parent event lists (0: unknown); ``augmented``:
+    the parent event is augmented neg-risk.
     """
     mid = str(gm.id) or gm.condition_id or gm.slug or "?"
     version = _version(gm, mid, assume_version)
@@ -216,6 +225,9 @@ def market_from_gamma(
         home=home,
         away=away,
         game_start=(gm.event_start_time or gm.game_start_time or "") if game_id else "",
+        event_markets=event_markets,
+        neg_risk_other=bool(gm.neg_risk_other),
+        neg_risk_augmented=augmented,
     )
 
 
@@ -244,14 +256,18 @@ class Discovered(msgspec.Struct):
 
 
 def _collect(
-    items: list[tuple[GammaMarket, str]],
+    items: list[tuple[GammaMarket, str, int, bool]],
     out: Discovered,
     strict: bool,
     assume_version: Version | None,
 ) -> None:
-    for gm, ev in items:
+    for gm, ev, n, aug in items:
         try:
-            out.markets.append(market_from_gamma(gm, event_id=ev, assume_version=assume_version))
+            out.markets.append(
+                market_from_gamma(
+                    gm, event_id=ev, assume_version=assume_version, event_markets=n, augmented=aug
+                )
+            )
         except DiscoveryError as exc:
             if strict:
                 raise
@@ -265,16 +281,23 @@ def markets_from_gamma(
 ) -> Discovered:
     """Convert decoded ``/markets`` objects, skipping (or, ``strict``, raising on) bad ones."""
     out = Discovered()
-    _collect([(m, "") for m in markets], out, strict, assume_version)
+    _collect([(m, "", 0, False) for m in markets], out, strict, assume_version)
     return out
 
 
 def markets_from_event(
     events: list[GammaEvent], *, strict: bool = False, assume_version: Version | None = None
 ) -> Discovered:
-    """Convert decoded ``/events`` objects: every embedded market tagged with its event id."""
+    """Convert decoded ``/events`` objects: every embedded market tagged with its event id and
+    the number of markets the event lists (rejected ones included: a set without them is not
+    the whole event)."""
     out = Discovered()
-    _collect([(m, str(e.id)) for e in events for m in e.markets], out, strict, assume_version)
+    items = [
+        (m, str(e.id), len(e.markets), bool(e.neg_risk_augmented))
+        for e in events
+        for m in e.markets
+    ]
+    _collect(items, out, strict, assume_version)
     return out
 
 
@@ -354,7 +377,8 @@ class GammaClient:
     ) -> Discovered:
         """Markets from ``/markets``, plus the event ids of neg-risk groups from ``/events``.
 
-        A market seen in both keeps the event's id (the market object may not embed it).
+        A market seen in both keeps the event's id, market count and augmented flag (the market
+        object may not embed them).
         """
         found = markets_from_gamma(
             await self.fetch_markets(**params), strict=strict, assume_version=assume_version
@@ -369,9 +393,13 @@ class GammaClient:
                 if i is None:
                     seen[m.condition_id] = len(found.markets)
                     found.markets.append(m)
-                elif not found.markets[i].event_id:
+                else:
+                    old = found.markets[i]
                     found.markets[i] = msgspec.structs.replace(
-                        found.markets[i], event_id=m.event_id
+                        old,
+                        event_id=old.event_id or m.event_id,
+                        event_markets=old.event_markets or m.event_markets,
+                        neg_risk_augmented=old.neg_risk_augmented or m.neg_risk_augmented,
                     )
             known = {mid for mid, _ in found.rejected}
             found.rejected.extend(r for r in by_event.rejected if r[0] not in known)

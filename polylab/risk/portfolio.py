@@ -2,14 +2,18 @@
 
 Accounting (exact, FIFO lots):
 
-* Each token's position is a queue of **lots** (shares, basis) tagged with the intent that
-  opened them. A BUY of ``s`` shares for ``cost`` plus ``fee`` opens a lot of basis
-  ``cost + fee`` (the fee is part of what the shares cost). A SELL closes lots first in, first
-  out; proceeds net of the fee (``cost − fee``) minus the basis removed is **realized PnL**,
-  credited to the trades (intents) whose lots it closed. A SELL beyond the shares held opens a
-  short lot of negative shares and basis (the venue forbids this; the risk gate stops it).
+* Each token's position is a queue of **lots** (shares, basis) tagged with the intent and the
+  strategy that opened them. A BUY of ``s`` shares for ``cost`` plus ``fee`` opens a lot of
+  basis ``cost + fee`` (the fee is part of what the shares cost). A SELL closes the intent's
+  own lots first (an unwind undoes its own legs), then its strategy's, then others', each
+  first in, first out (``risk.lots``); proceeds net of the fee (``cost − fee``) minus the
+  basis removed is **realized PnL**, credited to the trades (intents) whose lots it closed, so
+  per-strategy realized PnL adds up to the total and lands where it was made. A SELL beyond
+  the shares held opens a short lot of negative shares and basis (the venue forbids this; the
+  risk gate stops it).
 * ``merge_sets`` turns ``n`` complete sets (``n`` shares of every token of a group) into ``n``
-  cash micros ($1 per set): the lots' basis leaves, ``n − basis`` is realized.
+  cash micros ($1 per set): the lots' basis leaves, ``n − basis`` is realized. Sets are
+  paired within one intent first, then within one strategy, then across.
 * ``settle`` pays $1 a share for the winning token and 0 for the others; the basis leaves.
 * Invariant, exact at every step: ``cash + Σ basis = starting_cash + realized``.
   ``unrealized`` marks longs to the best bid and shorts to the best ask.
@@ -33,6 +37,8 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from polylab.money import MICROS, cost_micros
+from polylab.risk.lots import Lot, Trade, closing_order, pair_sets
+from polylab.risk.payout import pays_one
 from polylab.risk.records import (
     Fill,
     MergeRecord,
@@ -69,53 +75,6 @@ class PortfolioError(ValueError):
     """A request the portfolio cannot book (e.g. a winner that is not one of the market's)."""
 
 
-class _Lot:
-    __slots__ = ("basis", "intent_id", "shares")
-
-    def __init__(self, intent_id: str, shares: int, basis: int) -> None:
-        self.intent_id = intent_id
-        self.shares = shares
-        self.basis = basis
-
-
-class _Trade:
-    __slots__ = (
-        "closed_ns",
-        "fees",
-        "fills",
-        "first_ns",
-        "group_id",
-        "intent_id",
-        "last_ns",
-        "open_shares",
-        "opened",
-        "realized",
-        "strategy",
-    )
-
-    def __init__(self, intent_id: str, strategy: str, group_id: str, ts: int) -> None:
-        self.intent_id, self.strategy, self.group_id = intent_id, strategy, group_id
-        self.first_ns = self.last_ns = ts
-        self.opened = self.open_shares = self.realized = self.fees = self.fills = 0
-        self.closed_ns = 0
-
-    def record(self) -> TradeRecord:
-        return TradeRecord(
-            intent_id=self.intent_id,
-            strategy=self.strategy,
-            group_id=self.group_id,
-            first_ns=self.first_ns,
-            last_ns=self.last_ns,
-            opened=self.opened,
-            open_shares=self.open_shares,
-            realized=self.realized,
-            fees=self.fees,
-            fills=self.fills,
-            closed=self.opened > 0 and self.open_shares == 0,
-            closed_ns=self.closed_ns,
-        )
-
-
 class Portfolio:
     """Cash, FIFO lots per token, realized PnL per trade and per UTC day; all micros."""
 
@@ -130,8 +89,8 @@ class Portfolio:
         self.merges: list[MergeRecord] = []
         self.settlements: list[SettleRecord] = []
         self.history: list[Fill] = []
-        self._lots: dict[str, deque[_Lot]] = {}
-        self._trades: dict[str, _Trade] = {}
+        self._lots: dict[str, deque[Lot]] = {}
+        self._trades: dict[str, Trade] = {}
         self._daily: dict[int, int] = {}
         self._cond_of: dict[str, str] = {}
         self._tokens_of: dict[str, tuple[str, ...]] = {}
@@ -215,10 +174,10 @@ class Portfolio:
             for t in m.token_ids:
                 self._cond_of[t] = m.condition_id
 
-    def _trade(self, intent_id: str, strategy: str, group_id: str, ts: int) -> _Trade:
+    def _trade(self, intent_id: str, strategy: str, group_id: str, ts: int) -> Trade:
         t = self._trades.get(intent_id)
         if t is None:
-            t = self._trades[intent_id] = _Trade(intent_id, strategy, group_id, ts)
+            t = self._trades[intent_id] = Trade(intent_id, strategy, group_id, ts)
         return t
 
     def _realize(self, intent_id: str, pnl: int, closed: int, ts: int) -> None:
@@ -249,8 +208,9 @@ class Portfolio:
         lots = self._lots.setdefault(rep.token_id, deque())
         sign = 1 if buy else -1
         left, flow_left, realized = rep.filled, flow, 0
-        while left and lots and (lots[0].shares > 0) != buy:
-            lot = lots[0]
+        for lot in closing_order(lots, intent_id, strategy, buy):
+            if not left:
+                break
             held = abs(lot.shares)
             close = min(left, held)
             removed = lot.basis if close == held else lot.basis * close // held
@@ -262,10 +222,10 @@ class Portfolio:
             pnl = -part - removed
             realized += pnl
             self._realize(lot.intent_id, pnl, close, ts)
-            if not lot.shares:
-                lots.popleft()
+        if left != rep.filled:
+            lots = self._lots[rep.token_id] = deque(lot for lot in lots if lot.shares)
         if left:
-            lots.append(_Lot(intent_id, sign * left, flow_left))
+            lots.append(Lot(intent_id, sign * left, flow_left, strategy))
             tr.opened += left
             tr.open_shares += left
         return Fill(
@@ -287,57 +247,40 @@ class Portfolio:
             order_id=rep.order_id,
         )
 
-    def _take(self, token_id: str, n: int) -> list[tuple[str, int, int]]:
-        """Remove ``n`` long shares FIFO: ``(intent_id, shares, basis)`` pieces."""
-        pieces: list[tuple[str, int, int]] = []
-        lots = self._lots[token_id]
-        while n:
-            lot = lots[0]
-            close = min(n, lot.shares)
-            removed = lot.basis if close == lot.shares else lot.basis * close // lot.shares
-            lot.shares -= close
-            lot.basis -= removed
-            n -= close
-            pieces.append((lot.intent_id, close, removed))
-            if not lot.shares:
-                lots.popleft()
-        return pieces
-
     def complete_sets(self, group: OutcomeGroup) -> int:
         """Complete sets of ``group`` held: the least long position over its tokens (micros)."""
         with self.lock:
             return max(0, min(self.position(t) for t in group.token_ids))
 
     def merge_sets(
-        self, group: OutcomeGroup, now_ns: int, *, allow_negrisk: bool = False
+        self,
+        group: OutcomeGroup,
+        now_ns: int,
+        *,
+        allow_negrisk: bool = False,
+        catalog: MarketCatalog | None = None,
     ) -> MergeRecord | None:
         """Merge every complete set of ``group`` held into $1 of cash each; None if none.
 
         Binary groups merge on-chain any time (CTF ``mergePositions``, NegRiskAdapter or the
         V2 Router). A neg-risk group (the YES of every outcome of an event) has no on-chain
         merge: it pays $1 at resolution (``settle``), so it is skipped unless
-        ``allow_negrisk`` books the locked dollar now (research only).
+        ``allow_negrisk`` books the locked dollar now (research only), and then, given the
+        ``catalog``, only when the group is the whole event (``risk.payout``).
         """
-        if group.kind == "negrisk" and not allow_negrisk:
+        if group.kind == "negrisk" and (
+            not allow_negrisk or (catalog is not None and not pays_one(group, catalog))
+        ):
             return None
         with self.lock:
             n = self.complete_sets(group)
             if n <= 0:
                 return None
-            pieces = [p for tok in group.token_ids for p in self._take(tok, n)]
-            basis = sum(b for _, _, b in pieces)
+            basis = 0
+            for iid, shares, b, paid in pair_sets(self._lots, group.token_ids, n):
+                basis += b
+                self._realize(iid, paid - b, shares, now_ns)
             payout = n
-            given = 0
-            shares_total = sum(s for _, s, _ in pieces)
-            for i, (iid, shares, b) in enumerate(pieces):
-                if i == len(pieces) - 1:
-                    alloc = payout - given
-                elif basis > 0:
-                    alloc = payout * b // basis
-                else:
-                    alloc = payout * shares // shares_total
-                given += alloc
-                self._realize(iid, alloc - b, shares, now_ns)
             self.cash += payout
             self._last_ns = max(self._last_ns, now_ns)
             rec = MergeRecord(

@@ -136,8 +136,10 @@ def test_bad_markets_are_skipped_with_a_reason_and_raise_when_strict(
 
 # -- against the simulator's /gamma ----------------------------------------------------------
 def _same_market(a: Market, b: Market) -> bool:
-    """Equal in everything but ``event_id`` (Gamma's numeric event id vs the sim's own key)."""
-    return msgspec.structs.replace(a, event_id="") == msgspec.structs.replace(b, event_id="")
+    """Equal in everything but ``event_id`` (Gamma's numeric event id vs the sim's own key) and
+    the event facts known from ``/events`` only."""
+    blank = {"event_id": "", "event_markets": 0, "neg_risk_augmented": False}
+    return msgspec.structs.replace(a, **blank) == msgspec.structs.replace(b, **blank)
 
 
 def _groups(markets: list[Market]) -> set[frozenset[str]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import msgspec
 import pytest
 
 from polylab.book.l2 import L2Book
@@ -201,3 +202,74 @@ def test_unwound_reports_are_booked_and_flagged() -> None:
 def test_negative_starting_cash_is_refused() -> None:
     with pytest.raises(PortfolioError, match=">= 0"):
         Portfolio(-1)
+
+
+def by(strategy: str, res: ExecutionResult) -> ExecutionResult:
+    """``res`` as if ``strategy`` had sent it."""
+    intent = msgspec.structs.replace(res.intent, strategy=strategy)
+    return msgspec.structs.replace(res, intent=intent)
+
+
+def realized_by_strategy(p: Portfolio) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for t in p.trades():
+        out[t.strategy] = out.get(t.strategy, 0) + t.realized
+    return out
+
+
+def test_an_unwind_closes_its_own_intents_lots_not_another_strategys() -> None:
+    p = Portfolio(100 * S)
+    p.apply(
+        by(
+            "sum_to_100",
+            result("s-1", rep(YES, "BUY", 10 * S, 400_000), rep(NO, "BUY", 10 * S, 500_000, leg=1)),
+        ),
+        CAT,
+    )
+    clip = result(
+        "c-2",
+        rep(YES, "BUY", 5 * S, 420_000),
+        rep(NO, "BUY", 0, 480_000, leg=1),
+        unwound=(rep(YES, "SELL", 5 * S, 300_000, 7),),
+    )
+    p.apply(by("clipper", clip), CAT)
+    trades = {t.intent_id: t for t in p.trades()}
+    # SumTo100 never sold: nothing realized, its 20 shares still open
+    assert trades["s-1"].realized == 0 and trades["s-1"].open_shares == 20 * S
+    # the Clipper's unwind sold back its own 5 YES: 1.50 − 0.007 fee − 2.10
+    assert trades["c-2"].closed and trades["c-2"].realized == 1_500_000 - 7 - 2_100_000
+    assert realized_by_strategy(p) == {"sum_to_100": 0, "clipper": p.realized}
+    assert p.basis(YES) == 4 * S and p.position(YES) == 10 * S
+    invariant(p)
+
+
+def test_a_sell_closes_its_strategys_lots_before_older_lots_of_others() -> None:
+    p = Portfolio(100 * S)
+    p.apply(by("a", result("a-1", rep(YES, "BUY", 10 * S, 400_000))), CAT)
+    p.apply(by("b", result("b-2", rep(YES, "BUY", 10 * S, 500_000))), CAT)
+    p.apply(by("b", result("b-3", rep(YES, "SELL", 4 * S, 600_000))), CAT)
+    assert realized_by_strategy(p) == {"a": 0, "b": 400_000} and p.realized == 400_000
+    # selling more than the strategy holds closes its own lot, then the oldest of the others
+    p.apply(by("b", result("b-4", rep(YES, "SELL", 8 * S, 600_000))), CAT)
+    assert realized_by_strategy(p) == {"a": 2 * 200_000, "b": 400_000 + 6 * 100_000}
+    assert sum(realized_by_strategy(p).values()) == p.realized
+    invariant(p)
+
+
+def test_merges_pair_each_intents_own_sets_first() -> None:
+    p = Portfolio(100 * S)
+    p.apply(by("x", result("x-1", rep(YES, "BUY", 5 * S, 400_000))), CAT)
+    p.apply(
+        by(
+            "y",
+            result("y-2", rep(YES, "BUY", 10 * S, 450_000), rep(NO, "BUY", 10 * S, 500_000, leg=1)),
+        ),
+        CAT,
+    )
+    m = p.merge_sets(PAIR, 3)
+    assert m is not None and m.sets == 10 * S and m.realized == 10 * S - 9_500_000
+    trades = {t.intent_id: t for t in p.trades()}
+    assert trades["y-2"].closed and trades["y-2"].realized == 500_000
+    assert trades["x-1"].realized == 0 and trades["x-1"].open_shares == 5 * S
+    assert p.basis(YES) == 2 * S and realized_by_strategy(p) == {"x": 0, "y": p.realized}
+    invariant(p)
