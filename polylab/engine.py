@@ -26,6 +26,7 @@ from polylab.book.claims import ClaimLedger
 from polylab.book.registry import BookRegistry
 from polylab.domain import Game, Intent
 from polylab.feed.wire import Book, LeanPriceChange, MarketResolved, PriceChange
+from polylab.risk.manager import Rejected
 from polylab.strategy.base import Strategy
 
 if TYPE_CHECKING:
@@ -48,9 +49,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-TIMER_NS = 100_000_000
-"""Strategies' timer period: 10 Hz."""
 
 
 class StrategyError(RuntimeError):
@@ -326,8 +324,7 @@ class Engine:
             ),
         )
         decision = self.risk.check(iid, intent, now)
-        reason = getattr(decision, "reason", None)
-        if reason is not None:
+        if isinstance(decision, Rejected):
             self.stats.rejected += 1
             self._busy[key] = now + self._cooldown_ns  # do not re-ask before anything changed
             self._emit(
@@ -336,8 +333,8 @@ class Engine:
                     intent_id=iid,
                     strategy=intent.strategy,
                     group_id=intent.group_id,
-                    rule=str(getattr(decision, "rule", "")),
-                    reason=str(reason),
+                    rule=decision.rule,
+                    reason=decision.reason,
                     ts_ns=now,
                 ),
             )
