@@ -33,13 +33,8 @@ from polylab.analysis.set_cost import (
 from polylab.domain import Intent, Leg, OrderType, Side
 from polylab.money import MICROS, cost_micros
 from polylab.strategy.base import Context, budget_of
-from polylab.strategy.sum_to_100 import (
-    SetArbitrage,
-    config_from_env,
-    config_from_mapping,
-    setting,
-    tunable,
-)
+from polylab.strategy.params import config_from_env, config_from_mapping, setting, tunable
+from polylab.strategy.sum_to_100 import SetArbitrage
 
 __all__ = ["Clipper", "ClipperConfig"]
 

@@ -15,7 +15,7 @@ from polylab.market import Market, MarketCatalog
 from polylab.money import MICROS, tick_size
 from polylab.strategy.base import Strategy
 from polylab.strategy.clipper import Clipper, ClipperConfig
-from polylab.strategy.sum_to_100 import sweep_ranges
+from polylab.strategy.params import sweep_ranges
 
 D = Decimal
 T0 = 1_700_000_000_000_000_000

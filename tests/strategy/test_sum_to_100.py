@@ -21,7 +21,8 @@ from polylab.fees import FeeModel
 from polylab.market import Market, MarketCatalog
 from polylab.money import MICROS, tick_size
 from polylab.strategy.base import Strategy
-from polylab.strategy.sum_to_100 import SumTo100, SumTo100Config, sweep_ranges
+from polylab.strategy.params import sweep_ranges
+from polylab.strategy.sum_to_100 import SumTo100, SumTo100Config
 
 D = Decimal
 T0 = 1_700_000_000_000_000_000
