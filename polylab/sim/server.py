@@ -69,19 +69,22 @@ async def _on_cleanup(app: web.Application) -> None:
 
 
 class SimHandle(msgspec.Struct, frozen=True):
-    """A running simulator: ``url`` ("http://127.0.0.1:PORT"), ``ws_url``, and its ``state``."""
+    """A running simulator: ``url`` ("http://127.0.0.1:PORT"), ``ws_url``, its ``state`` and
+    its WebSocket ``hub`` (connections and their counters)."""
 
     url: str
     ws_url: str
     state: SimState
     port: int
+    hub: ws.WsHub
 
 
 @contextlib.asynccontextmanager
 async def running_sim(config: SimConfig | None = None, port: int = 0) -> AsyncIterator[SimHandle]:
     """Serve a simulator on 127.0.0.1 (``port`` 0: an ephemeral one) for the ``async with``."""
     state = SimState(config or SimConfig())
-    runner = web.AppRunner(build_app(state), handle_signals=False)
+    app = build_app(state)
+    runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", port)
@@ -92,6 +95,7 @@ async def running_sim(config: SimConfig | None = None, port: int = 0) -> AsyncIt
             ws_url=f"ws://127.0.0.1:{bound}",
             state=state,
             port=bound,
+            hub=app[ws.HUB_KEY],
         )
     finally:
         await runner.cleanup()
