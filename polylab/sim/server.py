@@ -27,7 +27,7 @@ from typing import Final, TypeVar
 import msgspec
 from aiohttp import web
 
-from polylab.sim import gamma, generator, rest, rest_trading, ws
+from polylab.sim import gamma_routes, generator, rest, rest_trading, ws
 from polylab.sim.config import ConfigError, SimConfig, load_config
 from polylab.sim.state import SimState
 
@@ -42,12 +42,12 @@ T = TypeVar("T")
 
 def build_app(state: SimState) -> web.Application:
     """The simulator's application: REST routes, WebSocket and Gamma/scoreboard handlers."""
-    app = web.Application()
+    app = web.Application(middlewares=[rest.json_errors])
     app[STATE_KEY] = state
     rest.register(app, state)
     rest_trading.register(app, state)
     ws.register(app, state)
-    gamma.register(app, state)
+    gamma_routes.register(app, state)
     app.on_startup.append(_on_startup)
     app.on_cleanup.append(_on_cleanup)
     return app
@@ -189,8 +189,11 @@ async def _serve_forever(config: SimConfig, port: int) -> None:
         await asyncio.Event().wait()
 
 
-def serve(port: int, seed: int, config_path: Path | None = None) -> None:
-    """Serve until interrupted. A config file's own ``seed`` wins over ``seed``.
+def serve(
+    port: int, seed: int, config_path: Path | None = None, require_approval: bool = False
+) -> None:
+    """Serve until interrupted. A config file's own ``seed`` wins over ``seed``;
+    ``require_approval`` switches the config's field on (never off).
 
     A bad config file exits with its ``ConfigError`` message (naming the field), no traceback.
     """
@@ -203,6 +206,8 @@ def serve(port: int, seed: int, config_path: Path | None = None) -> None:
             config = msgspec.structs.replace(config, seed=seed)
     else:
         config = SimConfig(seed=seed)
+    if require_approval:
+        config = msgspec.structs.replace(config, require_approval=True)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve_forever(config, port))
 

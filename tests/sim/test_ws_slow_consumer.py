@@ -32,10 +32,9 @@ def _masked_text_frame(text: str) -> bytes:
     data = text.encode()
     mask = os.urandom(4)
     n = len(data)
-    if n < 126:
-        head = struct.pack("!BB", 0x81, 0x80 | n)
-    else:
-        head = struct.pack("!BBH", 0x81, 0x80 | 126, n)
+    assert n < 65536
+    short = n < 126
+    head = struct.pack("!BB", 0x81, 0x80 | n) if short else struct.pack("!BBH", 0x81, 0xFE, n)
     return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
 
 
