@@ -32,7 +32,7 @@ import heapq
 import itertools
 import logging
 import random
-from typing import Annotated, Protocol
+from typing import Annotated
 
 import msgspec
 from aiohttp import WSCloseCode, web
@@ -44,7 +44,6 @@ __all__ = [
     "FaultDecision",
     "FrameFaults",
     "Outbox",
-    "WriteBuffer",
     "http_fault",
     "order_reject",
 ]
@@ -223,14 +222,6 @@ DEFAULT_MAX_BUFFERED_BYTES = 8 * 1024 * 1024
 connection is dropped as a slow consumer."""
 
 
-class WriteBuffer(Protocol):
-    """What the outbox needs of a transport: its write buffer size and a hard close."""
-
-    def get_write_buffer_size(self) -> int: ...
-
-    def abort(self) -> None: ...
-
-
 class Outbox:
     """One connection's outgoing frames: fault decisions, a send-time heap, and a sender task.
 
@@ -250,7 +241,7 @@ class Outbox:
         faults: FrameFaults | None,
         disconnect_after_s: float = 0.0,
         *,
-        transport: WriteBuffer | None = None,
+        transport: asyncio.Transport | None = None,
         max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
     ) -> None:
         self.ws = ws
