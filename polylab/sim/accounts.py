@@ -8,9 +8,14 @@ Units: every amount is an integer in micros (collateral 6 decimals, shares 6 dec
   orders. Free shares = position − locked.
 
 Every address is funded with ``starting_collateral_micros`` the first time it is touched, the
-simulator's stand-in for a deposit. ``funded_micros`` counts all collateral ever created, so
-``total_collateral() + Σ complete sets outstanding == funded_micros`` is the conservation law the
-tests check (fees are collateral moved to the fee collector, never destroyed).
+simulator's stand-in for a deposit. With ``require_approval`` an address also needs allowance
+before it can trade, as on the venue (protocol doc §0.1): ``approve`` stands in for the wallet's
+on-chain approvals, ``update_allowance`` for ``/balance-allowance/update`` (the CLOB re-reading
+the chain); only after both does ``has_allowance`` hold. Without it every address is approved.
+
+``funded_micros`` counts all collateral ever created, so ``total_collateral() + Σ complete sets
+outstanding == funded_micros`` is the conservation law the tests check (fees are collateral
+moved to the fee collector, never destroyed).
 
 Errors::
 
@@ -20,9 +25,11 @@ Errors::
 
 from __future__ import annotations
 
+import hashlib
+
 from polylab.execution.eip712 import to_checksum_address
 
-__all__ = ["FEE_COLLECTOR", "Accounts", "SimInvariantError", "norm_address"]
+__all__ = ["FEE_COLLECTOR", "Accounts", "SimInvariantError", "norm_address", "sim_address"]
 
 FEE_COLLECTOR = "0xfEE0000000000000000000000000000000000fee"
 """Where taker fees go (an address nobody signs for; EIP-55 form, as accounts are keyed)."""
@@ -44,6 +51,13 @@ def norm_address(address: str) -> str:
         except ValueError:
             return address
     return address
+
+
+def sim_address(label: str) -> str:
+    """The EIP-55 address of the simulated trader named ``label`` ("mm-7-3", "taker-2"):
+    deterministic, and shaped like every address on the venue (trades name makers by it)."""
+    digest = hashlib.sha256(f"polylab-sim|trader|{label}".encode()).hexdigest()
+    return to_checksum_address("0x" + digest[:40])
 
 
 def _take(book: dict[str, int], key: str, micros: int, what: str) -> None:
@@ -68,7 +82,7 @@ def _take_pos(
 class Accounts:
     """Collateral and share balances of every address (keys are ``norm_address`` forms)."""
 
-    def __init__(self, starting_collateral_micros: int) -> None:
+    def __init__(self, starting_collateral_micros: int, require_approval: bool = False) -> None:
         if starting_collateral_micros < 0:
             raise ValueError(
                 f"starting_collateral_micros must be >= 0, was {starting_collateral_micros}"
@@ -80,6 +94,11 @@ class Accounts:
         self.locked: dict[tuple[str, str], int] = {}
         self.funded_micros = 0
         """All collateral ever created by funding (starting grants + ``fund``)."""
+        self.require_approval = require_approval
+        self.approved_onchain: set[str] = set()
+        """Addresses whose (simulated) on-chain approvals are in place."""
+        self.allowance_seen: set[str] = set()
+        """Addresses whose approvals the CLOB has read (``update_allowance``)."""
         self.free[FEE_COLLECTOR] = 0  # fees only: no starting grant
         self.reserved[FEE_COLLECTOR] = 0
 
@@ -134,6 +153,21 @@ class Accounts:
     def spend_reserved(self, address: str, micros: int) -> None:
         """A resting BUY paying for its fill out of its reservation."""
         _take(self.reserved, address, micros, "reserved collateral")
+
+    # -- allowance ------------------------------------------------------------------------
+    def approve(self, address: str) -> None:
+        """The wallet's on-chain approvals (collateral and positions, every exchange)."""
+        self.approved_onchain.add(address)
+
+    def update_allowance(self, address: str) -> bool:
+        """The CLOB re-reads the chain for ``address``; returns ``has_allowance`` after it."""
+        if address in self.approved_onchain:
+            self.allowance_seen.add(address)
+        return self.has_allowance(address)
+
+    def has_allowance(self, address: str) -> bool:
+        """Whether the CLOB lets ``address`` trade (always, unless approval is required)."""
+        return not self.require_approval or address in self.allowance_seen
 
     # -- shares ---------------------------------------------------------------------------
     def position(self, address: str, token_id: str) -> int:

@@ -17,11 +17,19 @@ def serve_cmd(
     port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1")] = 8765,
     seed: Annotated[int, typer.Option(help="market generator seed")] = 7,
     config: Annotated[Path | None, typer.Option(help="simulator config file (JSON/TOML)")] = None,
+    require_approval: Annotated[
+        bool,
+        typer.Option(
+            "--require-approval",
+            help="new addresses start with zero allowance: orders fail with 'not enough "
+            "balance / allowance' until POST /sim/approve and /balance-allowance/update",
+        ),
+    ] = False,
 ) -> None:
     """Serve CLOB REST, /ws/market, /ws/user, Gamma and scoreboards on one port until stopped."""
     from polylab.sim.server import serve
 
-    serve(port=port, seed=seed, config_path=config)
+    serve(port=port, seed=seed, config_path=config, require_approval=require_approval)
 
 
 @app.command("record")

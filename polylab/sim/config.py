@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from polylab.money import MICROS
-from polylab.sim.faults import FaultConfig
+from polylab.sim.faults import DEFAULT_MAX_BUFFERED_BYTES, FaultConfig
 
 __all__ = ["ConfigError", "SimConfig", "load_config"]
 
@@ -50,7 +50,14 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     and ``game_length_s`` (kick-off → final), both (min, max) seconds, shape the generator.
 
     Feeds: ``faults`` (``polylab.sim.faults.FaultConfig``, all off by default);
-    ``max_assets_per_connection`` on the market WebSocket (500, as documented).
+    ``max_assets_per_connection`` on the market WebSocket (500, as documented);
+    ``ws_max_buffered_bytes``: a WebSocket client with more than this many bytes waiting
+    (queued frames + socket buffer) is dropped as a slow consumer.
+
+    Accounts: ``require_approval`` off (the default) starts every address funded and approved;
+    on, a new address has its collateral but zero allowance, so its orders fail with
+    ``not enough balance / allowance`` until it approves (``POST /sim/approve``, the stand-in
+    for the on-chain approvals) and calls ``/balance-allowance/update`` (protocol doc §0.1).
     """
 
     seed: int = 7
@@ -78,6 +85,8 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     game_length_s: tuple[NonNeg, NonNeg] = (30.0, 90.0)
     faults: FaultConfig = msgspec.field(default_factory=FaultConfig)
     max_assets_per_connection: PosInt = 500
+    ws_max_buffered_bytes: PosInt = DEFAULT_MAX_BUFFERED_BYTES
+    require_approval: bool = False
 
     @property
     def server_secret(self) -> bytes:

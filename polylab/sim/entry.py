@@ -6,7 +6,8 @@ Three stages, in the order the exchange runs them:
    size lots, post-only only with GTC/GTD, GTD expiration, ``min_order_size`` for resting orders);
 2. ``marketable_error``: the order against the book (post-only crossing, $1 minimum for orders
    that would trade, FOK all-or-nothing, FAK needs at least one match);
-3. ``funds_error``: collateral (BUY, fees included) or free shares (SELL) for the whole order.
+3. ``funds_error``: allowance (when the simulator requires approval), then collateral (BUY,
+   fees included) or free shares (SELL) for the whole order.
 
 Units: price micros, size and cash micros; ``now_s`` unix seconds.
 """
@@ -29,6 +30,7 @@ __all__ = [
     "POST_ONLY_CROSSES",
     "funds_error",
     "marketable_error",
+    "not_enough_allowance",
     "not_enough_balance",
     "static_error",
 ]
@@ -48,6 +50,14 @@ def not_enough_balance(have: int, need: int) -> str:
     return (
         "not enough balance / allowance: the balance is not enough -> "
         f"balance: {have}, order amount: {need}"
+    )
+
+
+def not_enough_allowance(need: int) -> str:
+    """The venue's error for an address whose allowance the CLOB has not seen (base units)."""
+    return (
+        "not enough balance / allowance: the allowance is not enough -> "
+        f"allowance: 0, order amount: {need}"
     )
 
 
@@ -136,6 +146,8 @@ def funds_error(
     """
     a = order.owner
     if order.side == "SELL":
+        if not accounts.has_allowance(a):
+            return not_enough_allowance(order.size_micros)
         have = accounts.free_shares(a, order.token_id)
         return not_enough_balance(have, order.size_micros) if have < order.size_micros else ""
     exact = 0
@@ -151,5 +163,7 @@ def funds_error(
         shares = order.size_micros if budget is None else nominal * MICROS // order.price_micros
         nominal += fee_model.fee(shares, order.price_micros)
     need = max(exact, nominal)
+    if not accounts.has_allowance(a):
+        return not_enough_allowance(need)
     have = accounts.free_collateral(a)
     return not_enough_balance(have, need) if have < need else ""

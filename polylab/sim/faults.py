@@ -15,6 +15,11 @@ frame order give the same faults:
   of its lane), **malformed** (``malformed_prob``: garbage text or truncated JSON);
 * **forced disconnect** every ``disconnect_every_s`` seconds of a connection's life.
 
+Independently of faults, an ``Outbox`` bounds what one connection may have waiting: frames
+queued here plus the socket's write buffer. A client that stops reading fills both; past
+``max_buffered_bytes`` the connection is dropped as a slow consumer (the venue closes such
+connections too), so one stuck client cannot grow the simulator's memory without bound.
+
 For REST, ``http_fault(config, rng)`` draws a 429 / 5xx outcome and ``order_reject(config, rng)``
 an order-placement ``errorMsg``; the REST layer calls them before handling a request / an order.
 """
@@ -33,6 +38,7 @@ import msgspec
 from aiohttp import WSCloseCode, web
 
 __all__ = [
+    "DEFAULT_MAX_BUFFERED_BYTES",
     "MAIN_LANE",
     "FaultConfig",
     "FaultDecision",
@@ -211,8 +217,9 @@ class FrameFaults:
 
 _IDLE_FLUSH_S = 0.25
 """A frame held back for reordering is released after this long without a successor."""
-MAX_QUEUED_FRAMES = 100_000
-"""A connection whose outbox grows past this is closed as a slow consumer."""
+DEFAULT_MAX_BUFFERED_BYTES = 8 * 1024 * 1024
+"""Per-connection bound (bytes) on queued frames + socket write buffer; beyond it the
+connection is dropped as a slow consumer."""
 
 
 class Outbox:
@@ -221,23 +228,46 @@ class Outbox:
     Without faults every frame leaves in push order. ``push_now`` (PONG, INVALID OPERATION)
     skips drops, garbling and per-token lanes. ``disconnect_after_s`` > 0 closes
     the socket that many seconds after ``start`` (forced-disconnect fault).
+
+    ``buffered_bytes`` = text waiting here (held frames included; characters, which equal bytes
+    for the ASCII JSON the venue sends) + ``transport``'s write buffer. When a push takes it
+    past ``max_buffered_bytes`` the queue is dropped, the transport aborted (a close frame could
+    not get through a full socket anyway) and ``slow_consumer`` set.
     """
 
     def __init__(
-        self, ws: web.WebSocketResponse, faults: FrameFaults | None, disconnect_after_s: float = 0.0
+        self,
+        ws: web.WebSocketResponse,
+        faults: FrameFaults | None,
+        disconnect_after_s: float = 0.0,
+        *,
+        transport: asyncio.Transport | None = None,
+        max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
     ) -> None:
         self.ws = ws
         self.faults = faults
         self.disconnect_after_s = disconnect_after_s
+        self.transport = transport
+        self.max_buffered_bytes = max_buffered_bytes
         self._heap: list[tuple[float, int, str]] = []
         self._seq = itertools.count()
         self._held: dict[str, str] = {}
+        self._queued_bytes = 0
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self.sent = 0
         self.reordered = 0
         self.closed = False
+        self.slow_consumer = False
+        self.peak_buffered_bytes = 0
+        """Largest ``buffered_bytes`` seen after a push the connection survived."""
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes waiting for this client: queued frames plus the socket's write buffer."""
+        t = self.transport
+        return self._queued_bytes + (t.get_write_buffer_size() if t is not None else 0)
 
     def start(self) -> None:
         """Start the sender (and the disconnect timer); call on the event loop."""
@@ -256,6 +286,7 @@ class Outbox:
         f = self.faults
         if f is None:
             heapq.heappush(self._heap, (0.0, next(self._seq), text))
+            self._queued_bytes += len(text)
         else:
             d = f.decide(text, lane, self._now())
             if d.dropped:
@@ -263,20 +294,17 @@ class Outbox:
             held = self._held.pop(lane, None)
             if d.hold and held is None:
                 self._held[lane] = d.text
+                self._queued_bytes += len(d.text)
                 self._wake.set()
+                self._check_bound()
                 return
             heapq.heappush(self._heap, (d.send_at, next(self._seq), d.text))
+            self._queued_bytes += len(d.text)
             if held is not None:
                 self.reordered += 1
                 heapq.heappush(self._heap, (d.send_at, next(self._seq), held))
-        if len(self._heap) > MAX_QUEUED_FRAMES:
-            log.warning("closing a slow consumer (%d frames queued)", len(self._heap))
-            self._heap.clear()
-            self.closed = True
-            self._tasks.append(
-                asyncio.create_task(self._close(WSCloseCode.POLICY_VIOLATION, b"slow consumer"))
-            )
         self._wake.set()
+        self._check_bound()
 
     def push_now(self, text: str) -> None:
         """Queue a control reply (PONG, INVALID OPERATION): never dropped or garbled, delayed
@@ -285,7 +313,32 @@ class Outbox:
             lat = self.faults.config.latency_ms if self.faults is not None else 0.0
             at = self._now() + lat / 1000.0 if lat else 0.0
             heapq.heappush(self._heap, (at, next(self._seq), text))
+            self._queued_bytes += len(text)
             self._wake.set()
+            self._check_bound()
+
+    def _check_bound(self) -> None:
+        """Drop the connection when the client is too far behind (see the class docstring)."""
+        buffered = self.buffered_bytes
+        if buffered <= self.max_buffered_bytes:
+            self.peak_buffered_bytes = max(self.peak_buffered_bytes, buffered)
+            return
+        log.warning(
+            "closing a slow consumer: %d bytes buffered (limit %d)",
+            buffered,
+            self.max_buffered_bytes,
+        )
+        self.slow_consumer = True
+        self.closed = True
+        self._heap.clear()
+        self._held.clear()
+        self._queued_bytes = 0
+        if self.transport is not None:
+            self.transport.abort()
+        else:
+            self._tasks.append(
+                asyncio.create_task(self._close(WSCloseCode.POLICY_VIOLATION, b"slow consumer"))
+            )
 
     async def _sender(self) -> None:
         heap, wake, ws = self._heap, self._wake, self.ws
@@ -297,8 +350,8 @@ class Outbox:
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(wake.wait(), _IDLE_FLUSH_S)
                         if not heap:
-                            for text in self._held.values():
-                                heapq.heappush(heap, (0.0, next(self._seq), text))
+                            for held in self._held.values():
+                                heapq.heappush(heap, (0.0, next(self._seq), held))
                             self._held.clear()
                     else:
                         await wake.wait()
@@ -312,6 +365,7 @@ class Outbox:
                             await asyncio.wait_for(wake.wait(), wait)
                         continue
                 text = heapq.heappop(heap)[2]
+                self._queued_bytes -= len(text)
                 if ws.closed:
                     return
                 await ws.send_str(text)

@@ -1,13 +1,12 @@
-"""Gamma-style market discovery and ESPN-style scoreboards served by the simulator.
+"""Gamma-style market discovery served by the simulator: the index and the venue's shapes.
 
-``GET /gamma/markets`` and ``/gamma/events`` (+ ``/{id}``) answer in the venue's Gamma shape,
-built from the exchange's catalog and live books: ``clobTokenIds``, ``outcomes`` and
-``outcomePrices`` are JSON-encoded strings (``positionIds`` a plain array and ``clobTokenIds``
-null for Protocol-V2 markets), numbers such as ``orderPriceMinTickSize`` or ``bestBid`` are JSON
-numbers written from exact decimals (never floats), ``feeSchedule`` is camelCase, events embed
-``markets[]``. Filters: ``limit``/``offset``, ``slug``, ``condition_ids``, ``clob_token_ids``,
-``id``, ``active``, ``closed``. ``GET /espn/{sport}/{league}/scoreboard[?dates=YYYYMMDD]``
-serves ``state.scoreboard`` (``polylab.sim.sports``).
+``GammaIndex`` gives every market and event a stable Gamma id (first-seen order) and renders
+them in the venue's Gamma shape, built from the exchange's catalog and live books:
+``clobTokenIds``, ``outcomes`` and ``outcomePrices`` are JSON-encoded strings (``positionIds`` a
+plain array and ``clobTokenIds`` null for Protocol-V2 markets), numbers such as
+``orderPriceMinTickSize`` or ``bestBid`` are JSON numbers written from exact decimals (never
+floats), ``feeSchedule`` is camelCase, events embed ``markets[]``. The HTTP routes are in
+``polylab.sim.gamma_routes``.
 """
 
 from __future__ import annotations
@@ -17,9 +16,7 @@ import time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-import msgspec
 from aiohttp import web
-from multidict import MultiDict
 
 from polylab.fees import FeeModel
 from polylab.market import Market
@@ -29,10 +26,8 @@ from polylab.sim.sports import LEAGUES
 if TYPE_CHECKING:
     from polylab.sim.state import SimState
 
-__all__ = ["GAMMA_KEY", "GammaIndex", "gamma_event_title", "market_from_gamma", "register"]
+__all__ = ["GAMMA_KEY", "GammaIndex", "gamma_event_title", "market_from_gamma"]
 
-_enc = msgspec.json.Encoder(decimal_format="number")
-_MAX_LIMIT = 1000
 _CATEGORY = {70_000: "crypto", 30_000: "sports", 40_000: "politics", 50_000: "general"}
 
 
@@ -319,125 +314,4 @@ def _hex_of(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _multi(q: Any, name: str) -> set[str]:
-    out: set[str] = set()
-    for v in q.getall(name, ()):
-        out.update(x for x in str(v).split(",") if x)
-    return out
-
-
-def _page(q: Any) -> tuple[int, int]:
-    try:
-        limit = int(q.get("limit", "100"))
-        offset = int(q.get("offset", "0"))
-    except ValueError as exc:
-        raise web.HTTPBadRequest(
-            text=_err(f"limit/offset must be integers: {exc}"), content_type="application/json"
-        ) from None
-    if limit < 0 or offset < 0:
-        raise web.HTTPBadRequest(
-            text=_err("limit/offset must be >= 0"), content_type="application/json"
-        )
-    return min(limit, _MAX_LIMIT), offset
-
-
-def _err(msg: str) -> str:
-    return json.dumps({"error": msg})
-
-
-def _flag(q: Any, name: str) -> bool | None:
-    v = q.get(name)
-    if v is None:
-        return None
-    return str(v).lower() in ("1", "true", "yes")
-
-
-def _json(obj: Any) -> web.Response:
-    return web.Response(body=_enc.encode(obj), content_type="application/json")
-
-
 GAMMA_KEY: web.AppKey[GammaIndex] = web.AppKey("polylab_sim_gamma", GammaIndex)
-
-
-def register(app: web.Application, state: SimState) -> GammaIndex:
-    """Mount ``/gamma/*`` and ``/espn/{sport}/{league}/scoreboard`` on ``app``."""
-    idx = GammaIndex(state)
-    app[GAMMA_KEY] = idx
-    state.exchange.add_market_listener(idx.on_market_events)
-
-    def select_markets(q: Any) -> list[dict[str, Any]]:
-        slugs, cids = _multi(q, "slug"), _multi(q, "condition_ids")
-        toks, ids = _multi(q, "clob_token_ids"), _multi(q, "id")
-        active, closed = _flag(q, "active"), _flag(q, "closed")
-        out = []
-        for m in idx.markets():
-            if (slugs and m.slug not in slugs) or (cids and m.condition_id not in cids):
-                continue
-            if toks and not toks.intersection(m.token_ids):
-                continue
-            if ids and idx.market_ids[m.condition_id] not in ids:
-                continue
-            d = idx.market_json(m)
-            if active is not None and d["active"] != active:
-                continue
-            if closed is not None and d["closed"] != closed:
-                continue
-            out.append(d)
-        return out
-
-    async def markets(request: web.Request) -> web.Response:
-        limit, offset = _page(request.query)
-        return _json(select_markets(request.query)[offset : offset + limit])
-
-    async def market_by_id(request: web.Request) -> web.Response:
-        mid = request.match_info["id"]
-        for m in idx.markets():
-            if idx.market_ids[m.condition_id] == mid:
-                return _json(idx.market_json(m))
-        return web.Response(
-            status=404, text=_err("market not found"), content_type="application/json"
-        )
-
-    def select_events(q: Any) -> list[dict[str, Any]]:
-        slugs, ids = _multi(q, "slug"), _multi(q, "id")
-        active, closed = _flag(q, "active"), _flag(q, "closed")
-        out = []
-        for key, ms in idx.event_groups():
-            e = idx.event_json(key, ms)
-            if (slugs and e["slug"] not in slugs) or (ids and e["id"] not in ids):
-                continue
-            if active is not None and e["active"] != active:
-                continue
-            if closed is not None and e["closed"] != closed:
-                continue
-            out.append(e)
-        return out
-
-    async def events(request: web.Request) -> web.Response:
-        limit, offset = _page(request.query)
-        return _json(select_events(request.query)[offset : offset + limit])
-
-    async def event_by_id(request: web.Request) -> web.Response:
-        found = select_events(MultiDict({"id": request.match_info["id"]}))
-        if not found:
-            return web.Response(
-                status=404, text=_err("event not found"), content_type="application/json"
-            )
-        return _json(found[0])
-
-    async def scoreboard(request: web.Request) -> web.Response:
-        sport, league = request.match_info["sport"], request.match_info["league"]
-        if (sport, league) not in LEAGUES:
-            return web.Response(
-                status=404,
-                text=_err(f"unknown league {sport}/{league}"),
-                content_type="application/json",
-            )
-        return _json(state.scoreboard.scoreboard(sport, league, request.query.get("dates")))
-
-    app.router.add_get("/gamma/markets", markets)
-    app.router.add_get("/gamma/markets/{id}", market_by_id)
-    app.router.add_get("/gamma/events", events)
-    app.router.add_get("/gamma/events/{id}", event_by_id)
-    app.router.add_get("/espn/{sport}/{league}/scoreboard", scoreboard)
-    return idx

@@ -37,6 +37,7 @@ import msgspec
 from polylab.fees import FeeModel
 from polylab.market import Market
 from polylab.money import MICROS
+from polylab.sim.accounts import sim_address
 from polylab.sim.sports import LEAGUES, Game, win_prices
 from polylab.sim.traders import Traders, _Mkt
 
@@ -135,8 +136,9 @@ class MarketGenerator(Traders):
         toks = (self._token(v2), self._token(v2))
         m = Market(condition_id=cid, token_ids=toks, version="v2" if v2 else "v1", **kw)
         self.ex.add_market(m)
-        maker = f"sim-mm-{next(self._ids)}"
+        maker = sim_address(f"mm-{self.cfg.seed}-{next(self._ids)}")
         self.ex.fund(maker, 1_000_000_000 * MICROS)
+        self.ex.approve(maker, update=True)
         mk = _Mkt(m, maker, fair)
         mk.game, mk.outcome_side = game, side
         self.live.append(mk)

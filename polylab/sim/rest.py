@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from polylab.money import price_micros_to_str
+from polylab.sim.accounts import norm_address
 from polylab.sim.faults import http_fault
 from polylab.sim.market_json import (
     END_CURSOR,
@@ -35,6 +36,7 @@ __all__ = [
     "add_routes",
     "error",
     "guarded",
+    "json_errors",
     "json_response",
     "page",
     "register",
@@ -54,6 +56,19 @@ def json_response(obj: Any, status: int = 200) -> web.Response:
 def error(status: int, message: str) -> web.Response:
     """The venue's error envelope."""
     return json_response({"error": message}, status)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer a request no route matches (404, 405) in the venue's ``{"error": ...}``
+    envelope instead of aiohttp's text page."""
+    try:
+        return await handler(request)
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+        if getattr(request.match_info, "http_exception", None) is None:
+            raise  # a handler's own 404/405 keeps its body
+        what = "not found" if exc.status == 404 else "method not allowed"
+        return error(exc.status, f"{what}: {request.method} {request.path}")
 
 
 def guarded(state: SimState, handler: Handler) -> Handler:
@@ -315,6 +330,24 @@ class PublicApi:
             }
         )
 
+    async def sim_approve(self, request: web.Request) -> web.StreamResponse:
+        """``POST /sim/approve`` ``{"address": "0x…"}``: simulator-only stand-in for the wallet's
+        on-chain approvals (there is no chain here). The CLOB still sees them only after
+        ``/balance-allowance/update``, as on the venue."""
+        body = await self._json(request)
+        address = body.get("address") if isinstance(body, dict) else None
+        if not (isinstance(address, str) and _is_address(address)):
+            return error(400, f"Invalid address: {address!r}")
+        self.ex.approve(address)
+        return json_response({"address": norm_address(address), "approved": True})
+
+
+def _is_address(text: str) -> bool:
+    return len(text) == 42 and text[:2] in ("0x", "0X") and all(c in _HEX for c in text[2:])
+
+
+_HEX = frozenset("0123456789abcdefABCDEF")
+
 
 def add_routes(
     app: web.Application, state: SimState, routes: list[tuple[str, str, Handler]]
@@ -351,5 +384,6 @@ def register(app: web.Application, state: SimState) -> None:
         ("GET", "/markets/{condition_id}", api.market),
         ("GET", "/clob-markets/{condition_id}", api.clob_market),
         ("GET", "/markets-by-token/{token_id}", api.market_by_token),
+        ("POST", "/sim/approve", api.sim_approve),
     ]
     add_routes(app, state, routes)

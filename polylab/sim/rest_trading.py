@@ -278,7 +278,9 @@ class TradingApi:
         if auth is None:
             return error(401, "Unauthorized/Invalid api key")
         order = self.ex.order(request.match_info["order_id"])
-        if order is None or order.owner not in self._owners(auth):
+        # the venue answers for active orders only: filled, cancelled and expired orders read
+        # as empty (``null``), exactly like an unknown id (protocol doc §3.3)
+        if order is None or order.owner not in self._owners(auth) or order.status != "LIVE":
             return json_response(None)
         return json_response(order_json(order))
 
@@ -331,9 +333,20 @@ class TradingApi:
         spenders = [*EXCHANGES_V2.get(chain, ()), EXCHANGES_V3.get(chain, "")]
         if self.cfg.order_version == "v1":
             spenders += EXCHANGES_V1.get(chain, ())
+        allowance = MAX_UINT256 if self.ex.has_allowance(holder) else "0"
         return json_response(
-            {"balance": str(balance), "allowances": {s: MAX_UINT256 for s in spenders if s}}
+            {"balance": str(balance), "allowances": {s: allowance for s in spenders if s}}
         )
+
+    async def update_balance_allowance(self, request: web.Request) -> web.StreamResponse:
+        """``/balance-allowance/update``: re-read the approvals of the key's address and its
+        makers, then answer like ``/balance-allowance``."""
+        auth, _ = await self._l2(request)
+        if auth is None:
+            return error(401, "Unauthorized/Invalid api key")
+        for a in self._owners(auth):
+            self.ex.update_allowance(a)
+        return await self.balance_allowance(request)
 
     async def heartbeat(self, request: web.Request) -> web.StreamResponse:
         auth, text = await self._l2(request)
@@ -377,7 +390,7 @@ def register(app: web.Application, state: SimState) -> TradingApi:
         ("GET", "/data/order/{order_id}", api.order),
         ("GET", "/data/trades", api.trades),
         ("GET", "/balance-allowance", api.balance_allowance),
-        ("GET", "/balance-allowance/update", api.balance_allowance),
+        ("GET", "/balance-allowance/update", api.update_balance_allowance),
         ("POST", "/v1/heartbeats", api.heartbeat),
     ]
     add_routes(app, state, routes)

@@ -27,7 +27,7 @@ from typing import Final, TypeVar
 import msgspec
 from aiohttp import web
 
-from polylab.sim import gamma, generator, rest, rest_trading, ws
+from polylab.sim import gamma_routes, generator, rest, rest_trading, ws
 from polylab.sim.config import ConfigError, SimConfig, load_config
 from polylab.sim.state import SimState
 
@@ -42,12 +42,12 @@ T = TypeVar("T")
 
 def build_app(state: SimState) -> web.Application:
     """The simulator's application: REST routes, WebSocket and Gamma/scoreboard handlers."""
-    app = web.Application()
+    app = web.Application(middlewares=[rest.json_errors])
     app[STATE_KEY] = state
     rest.register(app, state)
     rest_trading.register(app, state)
     ws.register(app, state)
-    gamma.register(app, state)
+    gamma_routes.register(app, state)
     app.on_startup.append(_on_startup)
     app.on_cleanup.append(_on_cleanup)
     return app
@@ -69,19 +69,22 @@ async def _on_cleanup(app: web.Application) -> None:
 
 
 class SimHandle(msgspec.Struct, frozen=True):
-    """A running simulator: ``url`` ("http://127.0.0.1:PORT"), ``ws_url``, and its ``state``."""
+    """A running simulator: ``url`` ("http://127.0.0.1:PORT"), ``ws_url``, its ``state`` and
+    its WebSocket ``hub`` (connections and their counters)."""
 
     url: str
     ws_url: str
     state: SimState
     port: int
+    hub: ws.WsHub
 
 
 @contextlib.asynccontextmanager
 async def running_sim(config: SimConfig | None = None, port: int = 0) -> AsyncIterator[SimHandle]:
     """Serve a simulator on 127.0.0.1 (``port`` 0: an ephemeral one) for the ``async with``."""
     state = SimState(config or SimConfig())
-    runner = web.AppRunner(build_app(state), handle_signals=False)
+    app = build_app(state)
+    runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", port)
@@ -92,6 +95,7 @@ async def running_sim(config: SimConfig | None = None, port: int = 0) -> AsyncIt
             ws_url=f"ws://127.0.0.1:{bound}",
             state=state,
             port=bound,
+            hub=app[ws.HUB_KEY],
         )
     finally:
         await runner.cleanup()
@@ -185,8 +189,11 @@ async def _serve_forever(config: SimConfig, port: int) -> None:
         await asyncio.Event().wait()
 
 
-def serve(port: int, seed: int, config_path: Path | None = None) -> None:
-    """Serve until interrupted. A config file's own ``seed`` wins over ``seed``.
+def serve(
+    port: int, seed: int, config_path: Path | None = None, require_approval: bool = False
+) -> None:
+    """Serve until interrupted. A config file's own ``seed`` wins over ``seed``;
+    ``require_approval`` switches the config's field on (never off).
 
     A bad config file exits with its ``ConfigError`` message (naming the field), no traceback.
     """
@@ -199,6 +206,8 @@ def serve(port: int, seed: int, config_path: Path | None = None) -> None:
             config = msgspec.structs.replace(config, seed=seed)
     else:
         config = SimConfig(seed=seed)
+    if require_approval:
+        config = msgspec.structs.replace(config, require_approval=True)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve_forever(config, port))
 

@@ -152,6 +152,7 @@ class SimState:
             auto_tick_size=cfg.auto_tick_size,
             mined_delay_s=cfg.mined_delay_s,
             confirmed_delay_s=cfg.confirmed_delay_s,
+            require_approval=cfg.require_approval,
         )
         self.keys = ApiKeyStore(cfg.server_secret)
         self.heartbeats = Heartbeats(cfg.heartbeat_timeout_s)

@@ -15,6 +15,7 @@ from typing import Any
 
 from polylab.market import Market
 from polylab.money import MICROS, TickSize, parse_micros, tick_size
+from polylab.sim.accounts import sim_address
 from polylab.sim.sports import Game
 
 __all__ = ["Traders"]
@@ -163,10 +164,11 @@ class Traders:
         best = parse_micros(asks[-1]["price"])
         limit = min(MICROS - t, best + r.randint(0, 2) * t)
         size = self._size() * r.randint(1, 3)
-        taker = f"sim-taker-{r.randint(1, 4)}"
+        taker = sim_address(f"taker-{r.randint(1, 4)}")
         if taker not in self._funded:
             self._funded.add(taker)
             self.ex.fund(taker, 1_000_000_000 * MICROS)
+            self.ex.approve(taker, update=True)
         res = self.ex.place(
             taker, mk.m.token_ids[0 if buy_yes else 1], "BUY", limit // t, size, "FAK"
         )

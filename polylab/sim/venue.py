@@ -53,8 +53,9 @@ class Venue:
         auto_tick_size: bool = True,
         mined_delay_s: float = 0.5,
         confirmed_delay_s: float = 1.5,
+        require_approval: bool = False,
     ) -> None:
-        self.accounts = Accounts(starting_collateral_micros)
+        self.accounts = Accounts(starting_collateral_micros, require_approval)
         self.markets = MarketCatalog()
         self.ledger = TradeLedger()
         self.gtd_buffer_s = gtd_buffer_s
@@ -160,6 +161,22 @@ class Venue:
     def fund(self, address: str, micros: int) -> None:
         """Deposit collateral (on top of the starting grant every address gets)."""
         self.accounts.fund(norm_address(address), micros)
+
+    def approve(self, address: str, *, update: bool = False) -> None:
+        """Simulated on-chain approvals of ``address``; ``update`` also lets the CLOB read them
+        (what ``/balance-allowance/update`` does), for traders that need no REST round trip."""
+        a = norm_address(address)
+        self.accounts.approve(a)
+        if update:
+            self.accounts.update_allowance(a)
+
+    def update_allowance(self, address: str) -> bool:
+        """``/balance-allowance/update``: the CLOB re-reads ``address``'s approvals."""
+        return self.accounts.update_allowance(norm_address(address))
+
+    def has_allowance(self, address: str) -> bool:
+        """Whether orders of ``address`` pass the allowance check."""
+        return self.accounts.has_allowance(norm_address(address))
 
     def balance(self, address: str) -> int:
         """Collateral held (free + reserved for open BUYs), micros."""

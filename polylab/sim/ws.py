@@ -14,7 +14,9 @@ later frames are single objects with ``", "`` separators, as the venue sends the
 the socket with code 1008 and a reason.
 
 Events come from the exchange's listeners, synchronously on the loop; each connection has an
-``Outbox`` that applies the configured faults (``polylab.sim.faults``) and a sender task.
+``Outbox`` that applies the configured faults (``polylab.sim.faults``) and a sender task. A
+client that stops reading is dropped once more than ``ws_max_buffered_bytes`` wait for it
+(queued frames + socket write buffer), as the venue drops slow consumers.
 """
 
 from __future__ import annotations
@@ -86,8 +88,11 @@ class WsHub:
         self.seed: int = int(cfg.seed)
         self.conns: set[_Conn] = set()
         self._conn_no = itertools.count(1)
+        self.max_buffered_bytes: int = int(cfg.ws_max_buffered_bytes)
         self.bad_messages = 0
         self.listener_errors = 0
+        self.slow_consumers = 0
+        """Connections dropped because their client stopped reading."""
 
     def stats(self) -> dict[str, int]:
         """Counters for metrics: open connections, bad client messages, routing errors, and
@@ -96,6 +101,7 @@ class WsHub:
             "connections": len(self.conns),
             "bad_messages": self.bad_messages,
             "listener_errors": self.listener_errors,
+            "slow_consumers": self.slow_consumers,
             "sent": 0,
             "dropped": 0,
             "reordered": 0,
@@ -113,11 +119,17 @@ class WsHub:
         return out
 
     # -- connections ---------------------------------------------------------------------------
-    def _outbox(self, ws: web.WebSocketResponse, kind: str) -> Outbox:
+    def _outbox(self, ws: web.WebSocketResponse, kind: str, request: web.Request) -> Outbox:
         n = next(self._conn_no)
         rng = random.Random(f"{self.seed}:{kind}:{n}")
         faults = FrameFaults(self.faults, rng) if self.faults.ws_active else None
-        return Outbox(ws, faults, disconnect_after_s=self.faults.disconnect_every_s)
+        return Outbox(
+            ws,
+            faults,
+            disconnect_after_s=self.faults.disconnect_every_s,
+            transport=request.transport,
+            max_buffered_bytes=self.max_buffered_bytes,
+        )
 
     async def market_handler(self, request: web.Request) -> web.StreamResponse:
         """``GET /ws/market``."""
@@ -130,7 +142,7 @@ class WsHub:
     async def _serve(self, request: web.Request, kind: str) -> web.StreamResponse:
         ws = web.WebSocketResponse(autoping=True, max_msg_size=4 * 1024 * 1024)
         await ws.prepare(request)
-        conn = _Conn(ws, kind, self._outbox(ws, kind))
+        conn = _Conn(ws, kind, self._outbox(ws, kind, request))
         self.conns.add(conn)
         conn.outbox.start()
         try:
@@ -154,6 +166,7 @@ class WsHub:
                     conn.outbox.push_now(INVALID)
         finally:
             self.conns.discard(conn)
+            self.slow_consumers += conn.outbox.slow_consumer
             await conn.outbox.stop()
         return ws
 
