@@ -30,10 +30,11 @@ from polylab.book.registry import BookRegistry
 from polylab.config import load_config
 from polylab.domain import ExecutionResult, Intent, OrderReport
 from polylab.engine import Engine
+from polylab.execution.live import LiveConfig, LiveExecutor
 from polylab.execution.signer import OrderSigner
-from polylab.execution.signing_v2 import exchange_domain
 from polylab.feed.discovery import GammaClient
 from polylab.feed.market_ws import MarketFeed, MarketFeedConfig
+from polylab.market import MarketCatalog
 from polylab.risk.manager import RiskManager
 from polylab.risk.portfolio import Portfolio
 from polylab.sim.config import SimConfig
@@ -47,13 +48,16 @@ RATE = 1000.0
 
 
 class SigningProbe:
-    """An executor that signs every leg at submit time and records the latency; fills nothing."""
+    """An executor that signs every leg at submit time and records the latency; fills nothing.
+
+    Legs are built as the live executor builds them (``LiveExecutor.sign_leg``): on the book's
+    current tick, a FOK/FAK BUY sized in collateral on the current book."""
 
     name = "probe"
 
-    def __init__(self, engine_now: list[Engine], catalog: object) -> None:
+    def __init__(self, engine_now: list[Engine], catalog: MarketCatalog) -> None:
         self.signer = OrderSigner(KEY)
-        self.domain = exchange_domain(2, neg_risk=True)
+        self.live = LiveExecutor(LiveConfig(), catalog, self.signer, None)
         self.latencies_ns: list[int] = []
         self.decided_ns: list[int] = []
         self.engine_ref = engine_now
@@ -62,14 +66,7 @@ class SigningProbe:
     def submit(self, intent_id: str, intent: Intent, now_ns: int) -> None:
         self.decided_ns.append(time.time_ns() - now_ns)
         for leg in intent.legs:
-            self.signer.limit_order_v2(
-                int(leg.token_id),
-                leg.side,
-                leg.price // 10_000,
-                leg.size - leg.size % 10_000,
-                "0.01",
-                self.domain,
-            )
+            self.live.sign_leg(leg)
         self.latencies_ns.append(time.time_ns() - now_ns)
         reps = tuple(
             OrderReport(
@@ -92,6 +89,9 @@ class SigningProbe:
         self._done.append(
             ExecutionResult(intent_id=intent_id, intent=intent, reports=reps, complete=False)
         )
+
+    def bind_books(self, books: dict[str, L2Book]) -> None:
+        self.live.bind_books(books)
 
     def poll(self, now_ns: int, books: dict[str, L2Book]) -> list[ExecutionResult]:
         out, self._done = self._done, []

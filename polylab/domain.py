@@ -128,7 +128,10 @@ class Game(msgspec.Struct, frozen=True, kw_only=True):
         return self.state == "post" and self.completed
 
 
-OrderStatus = Literal["filled", "partial", "unfilled", "rejected", "timeout", "dry_run"]
+OrderStatus = Literal["filled", "partial", "unfilled", "rejected", "timeout", "unknown", "dry_run"]
+"""``timeout``: the order never reached a usable book (paper) and certainly did not trade;
+``unknown``: the venue did not say and could not be asked (it may have traded: never booked as
+unfilled, the report says what was tried); ``rejected``: refused, or certainly never sent."""
 
 
 class OrderReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -136,7 +139,8 @@ class OrderReport(msgspec.Struct, frozen=True, kw_only=True):
 
     ``filled``: shares obtained (micros); ``cost``: cash paid for a BUY or received for a SELL,
     fees excluded; ``fee``: taker fee charged; ``avg_price``: cost / filled in price micros
-    (0 if nothing filled); ``order_id``: venue or simulated id; ``reason``: why not filled.
+    (0 if nothing filled); ``order_id``: venue or simulated id; ``reason``: why not filled;
+    ``executor``: the name of the executor that handled it ("paper", "live").
     """
 
     intent_id: str
@@ -154,6 +158,7 @@ class OrderReport(msgspec.Struct, frozen=True, kw_only=True):
     done_ns: int
     order_id: str = ""
     reason: str = ""
+    executor: str = ""
 
 
 class ExecutionResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -161,6 +166,13 @@ class ExecutionResult(msgspec.Struct, frozen=True, kw_only=True):
 
     ``complete``: every leg filled in full. ``unwound``: reports of orders the executor sent to
     undo leg risk (a set whose legs filled unevenly), empty when none were needed.
+    ``executor``: the name of the executor that handled the intent. ``residual``: (token, share
+    micros) a set leg holds beyond the least-filled leg after equalizing (dust too small to
+    sell, or a ``hold`` policy): exposure kept in the portfolio and seen by the risk gate.
+
+    Contract: every intent an executor accepts ends in exactly one ``ExecutionResult``, whatever
+    happens on the way (signing errors, exceptions, network errors, timeouts, unknown
+    outcomes), so the engine always releases its risk reservation and its cooldown key.
     """
 
     intent_id: str
@@ -168,3 +180,5 @@ class ExecutionResult(msgspec.Struct, frozen=True, kw_only=True):
     reports: tuple[OrderReport, ...]
     complete: bool
     unwound: tuple[OrderReport, ...] = ()
+    executor: str = ""
+    residual: tuple[tuple[str, int], ...] = ()

@@ -177,6 +177,9 @@ class Engine:
             if self.config.net_books
             else None
         )
+        bind = getattr(executor, "bind_books", None)
+        if bind is not None:  # the executor sizes orders on the current books at submit
+            bind(registry.books)
 
     # -- Context ---------------------------------------------------------------------------------
     @property

@@ -23,7 +23,12 @@ __all__ = ["ExecutionResult", "Executor", "OrderReport", "OrderStatus"]
 
 
 class Executor(Protocol):
-    """Paper, simulator-backed and live executors share this shape."""
+    """Paper, simulator-backed and live executors share this shape.
+
+    An executor may also define ``bind_books(books)``: the engine then hands it its live
+    ``{token: L2Book}`` map once, so ``submit`` can size orders on the current books (tick
+    size, a collateral-targeted BUY's amount) without blocking.
+    """
 
     name: str
 

@@ -6,14 +6,19 @@ Model (every choice is a knob of ``PaperConfig``):
   evaluated on the first ``poll(now)`` with ``now ≥ t + latency``, against the books passed to
   that poll (call ``poll`` before applying an event stamped later than the arrival, and the fill
   sees exactly the books of the arrival instant). All legs of an intent travel together.
-* **Depth walk.** A leg takes the levels at or better than its limit, best first (an exact VWAP
-  over an ``polylab.book.ladder.Ladder``), at most ``depth_share_ppm`` of each displayed level
-  and only the best ``max_levels`` levels (0: all). FOK fills all or nothing at the limit; FAK
-  fills what is there; GTC/GTD are FAK then cancel (paper never rests orders).
-* **Fees.** Taker fee on the whole fill (``vwap_*_with_fees``, rounded up to 0.00001 once per
-  order, as the exchange charges the taker order): the market's ``FeeModel``; for markets
-  without one, ``strategy_fees[intent.strategy]``; otherwise 0. Reports carry ``cost`` (fees
-  excluded) and ``fee``: a BUY pays cost + fee, a SELL receives cost − fee.
+* **Depth walk, the venue's amounts** (``polylab.execution.amounts``, protocol doc §4.4). A leg
+  takes the levels at or better than its limit, best first, at most ``depth_share_ppm`` of each
+  displayed level and only the best ``max_levels`` levels (0: all), in whole 0.01-share lots.
+  A FOK/FAK BUY targets collateral, as on the venue: it is sized at submit (``bind_books``;
+  without bound books, at arrival) to the cost of its size on the book then, rounded up to the
+  cent, and at arrival spends that money (so it receives the size, ± one lot of dust, while the
+  book stands; more or fewer shares if the book moved). SELLs and GTC/GTD BUYs target shares.
+  FOK fills all or nothing (a market BUY: all its money); FAK fills what is there; GTC/GTD are
+  FAK then cancel (paper never rests orders).
+* **Fees.** Taker fee per fill (one per level touched, each rounded up to 0.00001, as the venue
+  settles each match): the market's ``FeeModel``; for markets without one,
+  ``strategy_fees[intent.strategy]``; otherwise 0. Reports carry ``cost`` (fees excluded) and
+  ``fee``: a BUY pays cost + fee, a SELL receives cost − fee.
 * **Shadow liquidity.** Shares taken are remembered per (token, side) until that side of the
   book changes, so two intents arriving at the same instant never both take the same shares.
 * **Venue checks at arrival.** Price off the book's tick grid or outside (0, $1), size ≤ 0, or
@@ -23,7 +28,9 @@ Model (every choice is a knob of ``PaperConfig``):
   when the last leg is known, an opposite FAK order for each leg's excess over the least-filled
   leg (any price: one tick for a SELL, $1 − one tick for a BUY); it arrives ``latency`` later
   and walks the book then, fees included. Its reports are ``ExecutionResult.unwound``; the loss
-  shows when the portfolio books them. ``"hold"`` keeps the uneven shares.
+  shows when the portfolio books them. ``"hold"`` keeps the uneven shares. An excess under the
+  market's minimum order size (the dust of a collateral-targeted BUY) is not sent: it stays in
+  the portfolio and is listed in ``ExecutionResult.residual``.
 
 Units: prices in price micros, sizes in share micros, cash and fees in micros, times in ns.
 """
@@ -34,13 +41,24 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import msgspec
 
-from polylab.analysis.vwap import vwap_buy_with_fees, vwap_sell_with_fees
 from polylab.book.ladder import Ladder
 from polylab.domain import ExecutionResult, OrderReport, OrderStatus, Side
+from polylab.execution.amounts import (
+    LOT,
+    book_buy_budget,
+    fill_fee,
+    fok_budget_spent,
+    lot_floor,
+    targets_collateral,
+    walk_budget,
+    walk_shares,
+)
 from polylab.fees import FeeModel
 from polylab.money import MICROS, MoneyError, parse_micros
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from polylab.book.l2 import L2Book
     from polylab.domain import Intent
     from polylab.market import MarketCatalog
@@ -81,6 +99,7 @@ class _Order:
 
     __slots__ = (
         "arrive_ns",
+        "budget",
         "leg",
         "order_id",
         "order_type",
@@ -106,16 +125,27 @@ class _Order:
         self.leg, self.token_id, self.side, self.price, self.size = leg, token_id, side, price, size
         self.order_type, self.order_id = order_type, order_id
         self.sent_ns, self.arrive_ns = sent_ns, arrive_ns
+        self.budget: int | None = None  # collateral of a FOK/FAK BUY, once sized
 
 
 class _Pending:
-    __slots__ = ("done", "intent", "intent_id", "orders", "reports", "seq", "unwinding")
+    __slots__ = (
+        "done",
+        "intent",
+        "intent_id",
+        "orders",
+        "reports",
+        "residual",
+        "seq",
+        "unwinding",
+    )
 
     def __init__(self, seq: int, intent_id: str, intent: Intent, orders: list[_Order]) -> None:
         self.seq, self.intent_id, self.intent, self.orders = seq, intent_id, intent, orders
         self.reports: list[OrderReport] = []
         self.done: dict[int, OrderReport] = {}
         self.unwinding = False
+        self.residual: tuple[tuple[str, int], ...] = ()
 
     def next_arrival(self) -> int:
         return min((o.arrive_ns for o in self.orders if o.leg not in self.done), default=0)
@@ -132,8 +162,13 @@ class PaperTrader:
         self._pending: dict[int, _Pending] = {}
         self._seq = 0
         self._shadow: dict[tuple[str, bool], tuple[Ladder, dict[int, int]]] = {}
+        self._books: Mapping[str, L2Book] | None = None
         self.submitted = 0
         self.finished = 0
+
+    def bind_books(self, books: Mapping[str, L2Book]) -> None:
+        """The engine's live books: collateral-targeted BUYs are sized on them at submit."""
+        self._books = books
 
     def pending(self) -> int:
         """Intents submitted and not yet returned by ``poll``."""
@@ -158,6 +193,12 @@ class PaperTrader:
             )
             for i, leg in enumerate(intent.legs)
         ]
+        if self._books is not None:
+            for o in orders:
+                if targets_collateral(o.side, o.order_type):
+                    book = self._books.get(o.token_id)
+                    if book is not None and not book.needs_snapshot and o.price is not None:
+                        o.budget = _budget(book, o.size, o.price)
         self._pending[self._seq] = _Pending(self._seq, intent_id, intent, orders)
 
     def poll(self, now_ns: int, books: dict[str, L2Book]) -> list[ExecutionResult]:
@@ -167,7 +208,10 @@ class PaperTrader:
         ready.sort(key=lambda p: (p.next_arrival(), p.seq))
         out: list[ExecutionResult] = []
         for p in ready:
-            res = self._advance(p, now_ns, books)
+            try:
+                res = self._advance(p, now_ns, books)
+            except Exception as exc:  # a bug or bad data must not lose the intent's result
+                res = self._failed(p, now_ns, f"paper executor error: {type(exc).__name__}: {exc}")
             if res is not None:
                 del self._pending[p.seq]
                 self.finished += 1
@@ -192,6 +236,8 @@ class PaperTrader:
                     reports=tuple(p.reports),
                     complete=False,
                     unwound=tuple(batch),
+                    executor=self.name,
+                    residual=p.residual,
                 )
             p.reports = batch
             unwinds = self._unwinds(p, now)
@@ -201,22 +247,51 @@ class PaperTrader:
                     intent=p.intent,
                     reports=tuple(batch),
                     complete=bool(batch) and all(r.status == "filled" for r in batch),
+                    executor=self.name,
+                    residual=p.residual,
                 )
             p.unwinding, p.orders, p.done = True, unwinds, {}
 
+    def _failed(self, p: _Pending, now: int, why: str) -> ExecutionResult:
+        """The intent's one result when evaluating it raised: legs already done keep their
+        reports, the others are rejected with ``why``."""
+        reps = [
+            p.done.get(o.leg) or self._report(p, o, o.price or 0, "rejected", now, reason=why)
+            for o in p.orders
+        ]
+        reports, unwound = (tuple(p.reports), tuple(reps)) if p.unwinding else (tuple(reps), ())
+        return ExecutionResult(
+            intent_id=p.intent_id,
+            intent=p.intent,
+            reports=reports,
+            complete=False,
+            unwound=unwound,
+            executor=self.name,
+        )
+
     def _unwinds(self, p: _Pending, now: int) -> list[_Order]:
-        """Opposite orders for each leg's excess over the least-filled leg of a set."""
-        if p.intent.kind != "set" or self.config.leg_policy != "unwind" or len(p.reports) < 2:
+        """Opposite orders for each leg's excess over the least-filled leg of a set; an excess
+        too small to trade (under the minimum order size, or under one lot) is kept as
+        ``residual``."""
+        if p.intent.kind != "set" or len(p.reports) < 2:
             return []
         target = min(r.filled for r in p.reports)
         arrive = now + self.config.latency_ms * _MS
         out: list[_Order] = []
+        kept: list[tuple[str, int]] = []
         for r in p.reports:
             excess = r.filled - target
-            if excess > 0:
-                side = Side.SELL if r.side == Side.BUY else Side.BUY
-                oid = f"paper-{p.seq}-{r.leg}u"
-                out.append(_Order(r.leg, r.token_id, side, None, excess, "FAK", oid, now, arrive))
+            if excess <= 0:
+                continue
+            if self.config.leg_policy != "unwind" or lot_floor(excess) < max(
+                self._min_size(r.token_id), LOT
+            ):
+                kept.append((r.token_id, excess))
+                continue
+            side = Side.SELL if r.side == Side.BUY else Side.BUY
+            oid = f"paper-{p.seq}-{r.leg}u"
+            out.append(_Order(r.leg, r.token_id, side, None, excess, "FAK", oid, now, arrive))
+        p.residual = tuple(kept)
         return out
 
     # -- one order -----------------------------------------------------------------------------
@@ -262,25 +337,32 @@ class PaperTrader:
             avail = size * share // MICROS - used.get(price, 0)
             if avail > 0:
                 levels.append((price, avail))
+        target = lot_floor(o.size)
+        if targets_collateral(o.side, o.order_type):
+            if o.budget is None:
+                o.budget = _budget(book, o.size, limit)
+            takes, unspent = walk_budget(levels, o.budget, limit)
+            whole = fok_budget_spent(unspent, limit)
+            dust = LOT  # a market BUY may get one lot less (or more) than its size
+        else:
+            takes = walk_shares(levels, o.size, limit, buy=buy)
+            whole = sum(n for _, n in takes) == target
+            dust = 0
+        filled = sum(n for _, n in takes)
+        if not filled or (o.order_type == "FOK" and not whole):
+            why = f"{filled} of {o.size} available at the limit"
+            return self._report(p, o, limit, "unfilled", now, reason=why)
+        if self.config.consume_liquidity:
+            for price, n in takes:
+                used[price] = used.get(price, 0) + n
         fees = self.catalog.fee_for(o.token_id)
         if fees is None:
             fees = self.config.strategy_fees.get(p.intent.strategy, _NO_FEE)
-        walk = vwap_buy_with_fees if buy else vwap_sell_with_fees
-        v = walk(Ladder.from_price_levels(levels), o.size, fees)
-        if not v.filled or (o.order_type == "FOK" and v.filled < o.size):
-            why = f"{v.filled} of {o.size} available at the limit"
-            return self._report(p, o, limit, "unfilled", now, reason=why)
-        if self.config.consume_liquidity:
-            left = v.filled
-            for price, avail in levels:
-                take = min(avail, left)
-                used[price] = used.get(price, 0) + take
-                left -= take
-                if not left:
-                    break
-        status: OrderStatus = "filled" if v.filled == o.size else "partial"
-        why = "" if status == "filled" else f"rest of {o.size - v.filled} cancelled (no resting)"
-        return self._report(p, o, limit, status, now, v.filled, v.cost, v.fee, why)
+        cost = sum(n * price // MICROS for price, n in takes)
+        fee = fill_fee(takes, fees) if buy else _sell_fee(takes, fees)
+        status: OrderStatus = "filled" if filled >= target - dust else "partial"
+        why = "" if status == "filled" else f"rest of {o.size - filled} cancelled (no resting)"
+        return self._report(p, o, limit, status, now, filled, cost, fee, why)
 
     def _report(
         self,
@@ -310,4 +392,15 @@ class PaperTrader:
             done_ns=now,
             order_id=o.order_id,
             reason=reason,
+            executor=self.name,
         )
+
+
+def _budget(book: L2Book, size: int, limit: int) -> int:
+    """A FOK/FAK BUY's collateral: the cost of ``size`` on ``book`` now (as live sizes it)."""
+    return book_buy_budget(book, size, limit)
+
+
+def _sell_fee(takes: list[tuple[int, int]], fees: FeeModel) -> int:
+    """A SELL's fee per fill, never more than that fill's proceeds (as the venue settles)."""
+    return sum(min(fees.fee(n, p), n * p // MICROS) for p, n in takes)

@@ -27,6 +27,7 @@ from polylab.errors import (
 from polylab.execution.auth import ApiCreds, json_body, l1_headers, l2_headers
 from polylab.execution.eip712 import SigningKey
 from polylab.execution.rest_policy import (
+    ClobNotSent,
     RestConfig,
     RestStats,
     http_error,
@@ -161,11 +162,14 @@ class AsyncClobRest(TradingCalls):
         body: Any = None,
         auth: Auth = "none",
         nonce: int = 0,
+        resend: bool = True,
     ) -> bytes:
         """Send one call with retries; return the 2xx body or raise a ``ClobError``.
 
         ``auth``: "l2" signs with the API credentials, "l1" with the wallet key (``nonce`` picks
         the API key to create/derive). Headers are rebuilt per attempt (fresh timestamp).
+        ``resend`` False: retry only attempts that certainly were not processed (see
+        ``should_retry``). ``ClobNotSent``: the request never left.
         """
         text = None if body is None else json_body(body)
         content = None if text is None else text.encode("utf-8")
@@ -180,6 +184,10 @@ class AsyncClobRest(TradingCalls):
             try:
                 r = await self._http.request(
                     method, path, params=q or None, content=content, headers=headers
+                )
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                err = ClobNotSent(
+                    f"{method} {path}: {type(exc).__name__}: {exc}", method=method, path=path
                 )
             except httpx.TimeoutException as exc:
                 err = ClobTimeout(
@@ -202,7 +210,7 @@ class AsyncClobRest(TradingCalls):
             retry_after = err.retry_after_s if isinstance(err, RateLimited) else None
             if (
                 attempt >= cfg.max_attempts
-                or not should_retry(err)
+                or not should_retry(err, resend=resend)
                 or (retry_after is not None and retry_after > cfg.max_retry_after_s)
             ):
                 st.errors += 1

@@ -16,6 +16,7 @@ import msgspec
 from polylab.errors import (
     AuthError,
     BadRequest,
+    ClobConnectError,
     ClobHTTPError,
     NotFound,
     RateLimited,
@@ -23,7 +24,19 @@ from polylab.errors import (
     TransportError,
 )
 
-__all__ = ["RestConfig", "RestStats", "http_error", "retry_delay_s", "should_retry"]
+__all__ = [
+    "ClobNotSent",
+    "RestConfig",
+    "RestStats",
+    "http_error",
+    "retry_delay_s",
+    "should_retry",
+]
+
+
+class ClobNotSent(ClobConnectError):
+    """The request certainly never reached the venue (connection refused, connect or pool
+    timeout): safe to retry, and an order that got this was certainly not placed."""
 
 
 class RestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -59,11 +72,16 @@ class RestStats(msgspec.Struct):
     transport_errors: int = 0
 
 
-def should_retry(error: BaseException) -> bool:
+def should_retry(error: BaseException, *, resend: bool = True) -> bool:
     """The retry policy: True for ``TransportError``, ``ServerError`` and ``RateLimited``.
 
     Validation errors (other 4xx), auth errors, order rejects and unparseable answers are final.
+    ``resend`` False (posting an order): only what certainly was not processed is retried
+    (``ClobNotSent``, 429); a timeout, a dropped connection or a 5xx may have placed the
+    order, so the caller must ask the venue instead of sending it again.
     """
+    if not resend:
+        return isinstance(error, ClobNotSent | RateLimited)
     return isinstance(error, TransportError | ServerError | RateLimited)
 
 

@@ -49,6 +49,7 @@ class TradingCalls:
         body: Any = None,
         auth: Auth = "none",
         nonce: int = 0,
+        resend: bool = True,
     ) -> bytes:
         """Implemented by ``AsyncClobRest``."""
         raise NotImplementedError
@@ -66,10 +67,14 @@ class TradingCalls:
         post_only: bool = False,
         defer_exec: bool = False,
     ) -> OrderResponse:
-        """``POST /order``; raises ``OrderRejected`` when the exchange refuses it."""
+        """``POST /order``; raises ``OrderRejected`` when the exchange refuses it.
+
+        Never re-sent after an attempt that may have been processed (timeout, dropped
+        connection, 5xx): that error is raised, and only the venue can say what happened
+        (``get_order``, ``get_trades``)."""
         body = order_to_json(order, self._owner(), order_type, post_only, defer_exec)
         try:
-            raw = await self.request("POST", "/order", body=body, auth="l2")
+            raw = await self.request("POST", "/order", body=body, auth="l2", resend=False)
         except BadRequest as exc:
             raise OrderRejected(exc.message, status=exc.status, order_id=order.order_hash) from exc
         resp = decode_response(raw, OrderResponse, "/order")
@@ -87,7 +92,7 @@ class TradingCalls:
         owner = self._owner()
         body = [order_to_json(o, owner, t, p, defer_exec) for o, t, p in orders]
         return decode_response(
-            await self.request("POST", "/orders", body=body, auth="l2"),
+            await self.request("POST", "/orders", body=body, auth="l2", resend=False),
             list[OrderResponse],
             "/orders",
         )
@@ -160,9 +165,16 @@ class TradingCalls:
             raise ProtocolError(f"/data/order: {exc}", path="/data/order") from None
 
     async def get_trades(
-        self, *, market: str = "", asset_id: str = "", maker_address: str = "", trade_id: str = ""
+        self,
+        *,
+        market: str = "",
+        asset_id: str = "",
+        maker_address: str = "",
+        trade_id: str = "",
+        after_s: int = 0,
     ) -> list[TradeRow]:
-        """``GET /data/trades``: this key's trades, all pages."""
+        """``GET /data/trades``: this key's trades, all pages (``after_s``: matched after this
+        unix second only)."""
         return await self._paged(
             "/data/trades",
             TradeRow,
@@ -171,6 +183,7 @@ class TradingCalls:
                 "asset_id": asset_id,
                 "maker_address": maker_address,
                 "id": trade_id,
+                "after": after_s or "",
             },
         )
 

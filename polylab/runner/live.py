@@ -3,6 +3,11 @@
 Safe by default, in code: without ``live=True`` (the CLI's ``--live``) the executor stays in
 DRY_RUN whatever the config says; with it, a private key is required, and API credentials are
 derived through L1 when only the key is given. Nothing secret is printed or stored.
+
+A strategy whose config has ``paper_trading`` on (``SUMTO100_PAPER_TRADING``,
+``CLIPPER_PAPER_TRADING``, or ``paper_trading = true`` in a plugin's table) is filled by the
+paper trader inside the live session (``RoutingExecutor``); the ``orders`` table's ``executor``
+column says which executor filled what.
 """
 
 from __future__ import annotations
@@ -14,14 +19,31 @@ import msgspec
 from polylab.backtest import BacktestResult
 from polylab.config import PolylabConfig
 from polylab.execution.auth import ApiCreds
+from polylab.execution.base import Executor
 from polylab.execution.eip712 import SigningKey
 from polylab.execution.live import Credentials, LiveError, LiveExecutor
+from polylab.execution.paper import PaperTrader
 from polylab.execution.rest_async import AsyncClobRest
+from polylab.execution.routing import RoutingExecutor
 from polylab.execution.signer import OrderSigner
 from polylab.market import MarketCatalog
 from polylab.runner.paper import PaperRun, Venue, run_paper
 
-__all__ = ["run_live"]
+__all__ = ["paper_routed", "run_live"]
+
+
+def paper_routed(config: PolylabConfig) -> set[str]:
+    """Names of the configured strategies whose ``paper_trading`` switch is on: the built-ins'
+    sections, and plugins whose table sets ``paper_trading`` (routed by their ``module:Class``
+    reference, which is then expected to be their ``name``)."""
+    out: set[str] = set()
+    for name in config.strategies:
+        section = getattr(config, name, None) if ":" not in name else None
+        if (section is not None and getattr(section, "paper_trading", False)) or config.plugins.get(
+            name, {}
+        ).get("paper_trading") is True:
+            out.add(name)
+    return out
 
 
 async def run_live(
@@ -33,7 +55,8 @@ async def run_live(
     seconds: float | None = 30.0,
     out_dir: str | Path | None = None,
 ) -> tuple[BacktestResult, PaperRun, LiveExecutor]:
-    """Run every configured strategy with the live executor at ``v``.
+    """Run every configured strategy with the live executor at ``v`` (strategies with
+    ``paper_trading`` on with the paper trader); returns the live executor as third item.
 
     ``live`` False forces DRY_RUN (orders signed and logged, never sent).
     """
@@ -53,10 +76,13 @@ async def run_live(
         rest.creds = api
         holder: list[LiveExecutor] = []
 
-        def make(catalog: MarketCatalog) -> LiveExecutor:
+        def make(catalog: MarketCatalog) -> Executor:
             ex = LiveExecutor(lc, catalog, signer, rest if not lc.dry_run else None, live=live)
             holder.append(ex)
-            return ex
+            paper = paper_routed(config)
+            if not paper:
+                return ex
+            return RoutingExecutor(ex, PaperTrader(config.paper, catalog), paper)
 
         cfg = msgspec.structs.replace(config, live=lc)
         res, run = await run_paper(cfg, v, seconds=seconds, out_dir=out_dir, executor=make)

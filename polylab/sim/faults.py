@@ -67,6 +67,8 @@ class FaultConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     withheld for ``stall_s`` seconds after subscribing. ``token_latency_ms``: extra delay (ms) per
     token id, for stale legs. ``http_429_prob`` / ``http_5xx_prob``: chance a REST request is
     answered 429 / 5xx. ``reject_prob``: chance an order is rejected with an ``errorMsg``.
+    ``order_response_delay_ms``: an order is handled at once (matched or refused) but its
+    answer leaves this late (ms): a client that stops waiting must ask what happened.
     """
 
     latency_ms: NonNeg = 0.0
@@ -81,6 +83,7 @@ class FaultConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     http_429_prob: Prob = 0.0
     http_5xx_prob: Prob = 0.0
     reject_prob: Prob = 0.0
+    order_response_delay_ms: NonNeg = 0.0
 
     @property
     def ws_active(self) -> bool:

@@ -166,9 +166,13 @@ class TradingApi:
         if auth is None:
             return error(401, "Unauthorized/Invalid api key")
         try:
-            return json_response(_place_json(self._submit(auth, _loads(text))))
+            answer = json_response(_place_json(self._submit(auth, _loads(text))))
         except OrderRejected as exc:
-            return error(exc.status, exc.message)
+            answer = error(exc.status, exc.message)
+        delay_ms = self.cfg.faults.order_response_delay_ms
+        if delay_ms:  # handled already; only the answer is late (fault injection)
+            await asyncio.sleep(delay_ms / 1000)
+        return answer
 
     async def post_orders(self, request: web.Request) -> web.StreamResponse:
         auth, text = await self._l2(request)

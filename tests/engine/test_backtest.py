@@ -73,9 +73,15 @@ def test_position_limit_sizes_the_intent_to_fit(tmp_path: Path) -> None:
     write_negrisk_arb(rec)
     cfg = load_config(env={"RISK_MAX_POSITION": "50"}).__replace__(strategies=("sum_to_100",))
     res, recorder, _ = run_backtest(rec, cfg)
-    # $50 at 0.90 per set (limit prices) buys at most 55.55 sets in 0.01 steps
-    sets = Decimal("55.55")
-    fees = 3 * taker_fee(sets, Decimal("0.30"), Decimal("0.04"))
+    # $50 at 0.90 per set (limit prices) buys at most 55.55 sets in 0.01 steps; each FOK BUY
+    # leg spends their cost rounded up to the cent, as the venue reads a market BUY (16.665 $ →
+    # 16.67 $), which buys whole 0.01 lots at 0.30: 55.56 shares (one lot of dust per leg)
+    intent_sets = Decimal("55.55")
+    budget = (intent_sets * Decimal("0.30")).quantize(Decimal("0.01"), rounding="ROUND_CEILING")
+    sets = (budget / Decimal("0.30")).quantize(Decimal("0.01"), rounding="ROUND_FLOOR")
+    assert sets == Decimal("55.56")
+    fee = taker_fee(sets, Decimal("0.30"), Decimal("0.04"))  # 0.466704 $: charged 0.46671 $
+    fees = 3 * fee.quantize(Decimal("0.00001"), rounding="ROUND_CEILING")
     assert res.trades == 1 and res.rejections == 0
     (fill, *_) = recorder.rows["fills"]
     assert Decimal(fill.size) / 10**6 == sets

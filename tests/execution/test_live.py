@@ -113,7 +113,14 @@ def test_live_session_is_dry_run_without_the_flag() -> None:
     from polylab.runner.live import run_live
     from polylab.runner.paper import venue
 
-    cfg = load_config(env={"RISK_MAX_POSITION": "300", "DRY_RUN": "false"})
+    cfg = load_config(
+        env={
+            "RISK_MAX_POSITION": "300",
+            "DRY_RUN": "false",
+            "SUMTO100_PAPER_TRADING": "false",  # every strategy on the live executor
+            "CLIPPER_PAPER_TRADING": "false",
+        }
+    )
 
     async def main():  # type: ignore[no-untyped-def]
         async with venue(None, seed=11) as v:

@@ -1,0 +1,97 @@
+"""The engine and its executors: every approved intent comes back exactly once (a failing
+signer included), so the risk reservation and the (strategy, group) cooldown are released; and
+per-strategy routing sends a paper-trading strategy to the paper trader inside a live session,
+the run folder saying which executor filled what."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from polylab.book.registry import BookRegistry
+from polylab.config import load_config
+from polylab.domain import Intent, Leg
+from polylab.engine import Engine, EngineConfig
+from polylab.execution.live import Credentials, LiveConfig, LiveExecutor
+from polylab.execution.routing import RoutingExecutor
+from polylab.market import Market, MarketCatalog
+from polylab.risk.manager import RiskConfig, RiskManager
+from polylab.risk.portfolio import Portfolio
+from polylab.runner.live import paper_routed, run_live
+from polylab.runner.paper import venue
+
+KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+M = 1_000_000
+
+
+class FailingSigner:
+    """A signer whose key store fails."""
+
+    def limit_order_v2(self, *args: Any, **kwargs: Any) -> Any:
+        raise OSError("signing device unavailable")
+
+
+def test_signing_failure_releases_the_reservation_and_the_cooldown() -> None:
+    cat = MarketCatalog([Market(condition_id="m1", token_ids=("1", "2"), min_order_size="5")])
+    pf = Portfolio(1_000 * M)
+    risk = RiskManager(RiskConfig(), pf)
+    ex = LiveExecutor(LiveConfig(), cat, FailingSigner(), None)  # type: ignore[arg-type]
+    engine = Engine(
+        registry=BookRegistry(cat),
+        strategies=[],
+        risk=risk,
+        executor=ex,
+        portfolio=pf,
+        config=EngineConfig(cooldown_ms=0),
+    )
+    legs = tuple(Leg(token_id=t, side="BUY", price=400_000, size=10 * M) for t in ("1", "2"))
+    intent = Intent(strategy="s", group_id="m1", kind="set", legs=legs, edge=0, created_ns=0)
+
+    async def main() -> None:
+        assert engine.submit(intent) is not None
+        assert risk.reserved() > 0 and risk.open_orders == 2
+        for _ in range(500):
+            await asyncio.sleep(0.01)
+            engine.on_time(10**9)
+            if engine.stats.results:
+                break
+        assert engine.stats.results == 1 and ex.pending() == 0
+        assert risk.reserved() == 0 and risk.open_orders == 0  # nothing leaked
+        assert engine.submit(intent) is not None  # the (strategy, group) is free again
+
+    asyncio.run(main())
+
+
+def test_live_session_routes_a_paper_trading_strategy_to_the_paper_trader(tmp_path: Path) -> None:
+    env = {
+        "RISK_MAX_POSITION": "300",
+        "SUMTO100_PAPER_TRADING": "true",  # filled by the paper trader
+        "CLIPPER_PAPER_TRADING": "false",  # signed by the live executor (DRY_RUN)
+    }
+    cfg = load_config(env=env)
+    assert paper_routed(cfg) == {"sum_to_100"}
+
+    async def main():  # type: ignore[no-untyped-def]
+        async with venue(None, seed=11) as v:
+            return await run_live(
+                cfg, v, Credentials(KEY, None), seconds=8.0, out_dir=tmp_path / "run"
+            )
+
+    res, run, ex = asyncio.run(main())
+    router = run.engine.executor
+    assert isinstance(router, RoutingExecutor) and router.default is ex and ex.config.dry_run
+    orders = run.recorder.rows.get("orders", [])
+    by_strategy: dict[str, set[str]] = {}
+    for o in orders:
+        by_strategy.setdefault(o.intent_id.rsplit("-", 1)[0], set()).add(o.executor)
+    assert by_strategy.get("sum_to_100") == {"paper"}, by_strategy
+    assert by_strategy.get("clipper") == {"live"}, by_strategy
+    assert {o.status for o in orders if o.executor == "live"} == {"dry_run"}
+    assert ex.signed == sum(1 for o in orders if o.executor == "live")
+    paper_fills = [o for o in orders if o.executor == "paper" and o.filled]
+    assert paper_fills and res.trades >= 1  # paper really filled inside the live session
+    table = pl.read_parquet(tmp_path / "run" / "orders.parquet")
+    assert set(table["executor"].unique()) == {"paper", "live"}
