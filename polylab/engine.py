@@ -25,6 +25,7 @@ import msgspec
 from polylab.book.claims import ClaimLedger
 from polylab.book.registry import BookRegistry
 from polylab.domain import Game, Intent
+from polylab.execution.base import ResidualRecord
 from polylab.feed.wire import Book, LeanPriceChange, MarketResolved, PriceChange
 from polylab.risk.manager import Rejected
 from polylab.strategy.base import Strategy
@@ -60,7 +61,7 @@ class ResultSink(Protocol):
 
     def record(self, kind: str, row: msgspec.Struct) -> None:
         """``kind``: opportunities | intents | rejections | orders | fills | merges |
-        settlements | errors."""
+        settlements | residuals | errors."""
         ...
 
 
@@ -365,6 +366,19 @@ class Engine:
             self._emit("fills", row)
         for rep in (*res.reports, *res.unwound):
             self._emit("orders", rep)
+        for token_id, shares in res.residual:  # uneven set legs kept as exposure
+            self._emit(
+                "residuals",
+                ResidualRecord(
+                    intent_id=res.intent_id,
+                    strategy=intent.strategy,
+                    group_id=intent.group_id,
+                    token_id=token_id,
+                    shares=shares,
+                    executor=res.executor,
+                    ts_ns=now,
+                ),
+            )
         if self.config.merge_sets and intent.kind == "set":
             for g in self.catalog.groups():
                 if g.id == intent.group_id:

@@ -14,12 +14,28 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+import msgspec
+
 from polylab.domain import ExecutionResult, Intent, OrderReport, OrderStatus
 
 if TYPE_CHECKING:
     from polylab.book.l2 import L2Book
 
-__all__ = ["ExecutionResult", "Executor", "OrderReport", "OrderStatus"]
+__all__ = ["ExecutionResult", "Executor", "OrderReport", "OrderStatus", "ResidualRecord"]
+
+
+class ResidualRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A set leg's shares beyond the least-filled leg, kept after the fills (the dust of a
+    collateral-targeted BUY, or what a ``hold`` policy keeps): held in the portfolio, counted
+    by the risk gate, recorded in the run's ``residuals`` table. ``shares`` in micros."""
+
+    intent_id: str
+    strategy: str
+    group_id: str
+    token_id: str
+    shares: int
+    executor: str
+    ts_ns: int
 
 
 class Executor(Protocol):

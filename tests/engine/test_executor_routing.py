@@ -95,3 +95,39 @@ def test_live_session_routes_a_paper_trading_strategy_to_the_paper_trader(tmp_pa
     assert paper_fills and res.trades >= 1  # paper really filled inside the live session
     table = pl.read_parquet(tmp_path / "run" / "orders.parquet")
     assert set(table["executor"].unique()) == {"paper", "live"}
+
+
+def test_dust_of_a_collateral_sized_leg_is_recorded_as_residual_exposure() -> None:
+    from polylab.book.l2 import L2Book
+    from polylab.execution.paper import PaperConfig, PaperTrader
+    from polylab.money import tick_size
+    from polylab.store.run_folder import RunRecorder
+
+    cat = MarketCatalog([Market(condition_id="m1", token_ids=("1", "2"), min_order_size="5")])
+    reg = BookRegistry(cat)
+    for tok, ask in (("1", 30), ("2", 60)):  # YES 0.30, NO 0.60, 1000 shares each
+        b = reg.books[tok] = L2Book(tok, tick_size("0.01"), "m1")
+        b.load([], [(ask, 1_000 * M)])
+    pf = Portfolio(1_000 * M)
+    rec = RunRecorder()
+    engine = Engine(
+        registry=reg,
+        strategies=[],
+        risk=RiskManager(RiskConfig(), pf),
+        executor=PaperTrader(PaperConfig(latency_ms=0), cat),
+        portfolio=pf,
+        sinks=[rec],
+    )
+    size = 55_550_000  # 55.55 × 0.30 = 16.665 $ → 16.67 $ buys 55.56 YES; 33.33 $ buys 55.55 NO
+    legs = (
+        Leg(token_id="1", side="BUY", price=300_000, size=size),
+        Leg(token_id="2", side="BUY", price=600_000, size=size),
+    )
+    iid = engine.submit(
+        Intent(strategy="s", group_id="m1", kind="set", legs=legs, edge=0, created_ns=0)
+    )
+    assert iid is not None
+    engine.on_time(1)
+    (row,) = rec.rows["residuals"]
+    assert (row.intent_id, row.token_id, row.shares, row.executor) == (iid, "1", 10_000, "paper")
+    assert pf.position("1") == 10_000 and pf.position("2") == 0  # 55.55 sets merged
