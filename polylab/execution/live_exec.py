@@ -99,10 +99,9 @@ class LiveLegs:
         """Plan every leg on the current books, then start the intent's task (sign in a
         thread, send legs concurrently). Anything that fails here is a rejected result."""
         try:
+            loop = asyncio.get_running_loop()
             plans = [self.plan_leg(leg) for leg in intent.legs]
-            task = asyncio.get_running_loop().create_task(
-                self._run(intent_id, intent, plans, now_ns)
-            )
+            task = loop.create_task(self._run(intent_id, intent, plans, now_ns))
         except Exception as exc:  # a leg that cannot be built: nothing is sent
             self._done.append(self._all(intent_id, intent, now_ns, "rejected", _why(exc)))
             return
