@@ -145,3 +145,16 @@ def test_timeout_is_resolved_unfilled_from_the_venue() -> None:
             assert "no answer in 100 ms" in r.reason and "neither" in r.reason
 
     asyncio.run(main())
+
+
+def test_a_leg_that_cannot_be_built_is_one_rejected_result() -> None:
+    from polylab.execution.live import LiveConfig, LiveExecutor
+    from polylab.market import MarketCatalog
+
+    async def main() -> None:
+        ex = LiveExecutor(LiveConfig(), MarketCatalog(), OrderSigner(KEY), None)
+        ex.submit("i1", buy(["123"], 450_000, 10 * M), 5)  # token unknown to the catalog
+        (r,) = (await wait_result(ex)).reports
+        assert r.status == "rejected" and "not in the market catalog" in r.reason
+
+    asyncio.run(main())
