@@ -6,8 +6,10 @@ that money buys at each level, fees on top. Sent as ``size × limit`` it would r
 shares than asked whenever the book is cheaper than the limit. Every other order (SELLs, GTC
 and GTD BUYs) targets *shares* (``size`` floored to 0.01). So a BUY leg that must receive
 ``size`` shares is sent with ``buy_budget``: the cost of ``size`` at the book it was sized on
-(shares the book cannot supply priced at the limit), rounded up to the cent. It then receives
-``size`` shares, or one more lot of dust, while the book stands.
+(shares the book cannot supply priced at the limit), rounded to the cent. It then receives
+``size`` shares plus at most a cent's worth of dust while the book stands (a cent's worth
+short instead when the book under the limit is too thin to spend the change, so a FOK is not
+killed for it).
 
 Both executors fill with ``walk_budget`` / ``walk_shares`` and charge ``fill_fee`` (the taker fee
 per fill, each rounded up to 0.00001 as the venue settles each match), so one intent against
@@ -64,16 +66,41 @@ def lot_floor(size: int) -> int:
 def buy_budget(asks: Levels, size: int, limit: int) -> int:
     """Collateral (micros, a whole cent) that buys ``size`` shares (lot-floored) walking
     ``asks`` up to ``limit``; shares the book does not offer are priced at ``limit``. Never
-    more than the nominal ``size × limit`` rounded up to the cent."""
-    left = lot_floor(size)
-    notional = 0
+    more than the nominal ``size × limit`` rounded up to the cent.
+
+    The cost of the size is rounded up to the cent, so the leg gets at least its size (and the
+    change buys dust), unless the book under the limit is too thin to spend that change: a FOK
+    would then be killed with money left over, so the cost is rounded down instead (the leg
+    gets its size less the lots a cent buys)."""
+    target = lot_floor(size)
+    left, notional = target, 0
+    budget = change = extra = -1
+    lot_at_limit = LOT * limit  # one lot at the limit, in 1e-12 $
     for price, avail in asks:
-        if price > limit or not left:
+        if price > limit:
             break
-        take = min(avail, left)
-        notional += take * price
-        left -= take
-    notional += left * limit
+        if budget < 0:
+            take = min(avail, left)
+            notional += take * price
+            left -= take
+            if left:
+                continue
+            budget = _cents_up(notional)
+            change = budget * MICROS - notional  # what the budget has over the size (1e-12 $)
+            if change < lot_at_limit:
+                return budget
+            extra, avail = 0, avail - take
+        extra += lot_floor(avail) * price  # depth the change can still buy
+        if change - extra < lot_at_limit:
+            return budget
+    if budget < 0:  # the book does not hold the size: the rest at the limit (a FOK dies)
+        notional += left * limit
+        return _cents_up(notional)
+    return budget - CENT if budget > CENT else budget
+
+
+def _cents_up(notional: int) -> int:
+    """``notional`` (1e-12 $) as micros rounded up to a whole cent."""
     micros = -(-notional // MICROS)
     return -(-micros // CENT) * CENT
 
@@ -82,19 +109,10 @@ def book_buy_budget(book: L2Book, size: int, limit: int) -> int:
     """``buy_budget`` over ``book``'s asks, read straight off its tick array (no ladder: this
     runs on the tick-to-order path, and touches only the levels the size needs)."""
     asks, tm = book.asks, book.tick.micros
-    t, end = book.best_ask, min(book.n, limit // tm)
-    left = lot_floor(size)
-    notional = 0
-    while left and t <= end:
-        avail = asks[t]
-        if avail:
-            take = avail if avail < left else left
-            notional += take * t * tm
-            left -= take
-        t += 1
-    notional += left * limit
-    micros = -(-notional // MICROS)
-    return -(-micros // CENT) * CENT
+    end = min(book.n, limit // tm)
+    return buy_budget(
+        ((t * tm, asks[t]) for t in range(book.best_ask, end + 1) if asks[t]), size, limit
+    )
 
 
 def walk_budget(asks: Levels, budget: int, limit: int) -> tuple[Takes, int]:

@@ -10,9 +10,10 @@ Model (every choice is a knob of ``PaperConfig``):
   takes the levels at or better than its limit, best first, at most ``depth_share_ppm`` of each
   displayed level and only the best ``max_levels`` levels (0: all), in whole 0.01-share lots.
   A FOK/FAK BUY targets collateral, as on the venue: it is sized at submit (``bind_books``;
-  without bound books, at arrival) to the cost of its size on the book then, rounded up to the
-  cent, and at arrival spends that money (so it receives the size, ± one lot of dust, while the
-  book stands; more or fewer shares if the book moved). SELLs and GTC/GTD BUYs target shares.
+  without bound books, at arrival) to the cost of its size on the book then, rounded to the
+  cent (``amounts.buy_budget``), and at arrival spends that money (so it receives the size, ± a
+  cent's worth of dust, while the book stands; more or fewer shares if the book moved). SELLs
+  and GTC/GTD BUYs target shares.
   FOK fills all or nothing (a market BUY: all its money); FAK fills what is there; GTC/GTD are
   FAK then cancel (paper never rests orders).
 * **Fees.** Taker fee per fill (one per level touched, each rounded up to 0.00001, as the venue

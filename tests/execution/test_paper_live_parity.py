@@ -59,6 +59,14 @@ CASES = {
         101_010_000,
         "FOK",
     ),
+    # YES holds exactly the size under the limit: the cost rounded up to the cent could not be
+    # spent (a FOK would die), so it is rounded down and the leg gets one lot less
+    "set-fok-exact-depth": (
+        [(400_000, 30 * M), (420_000, 40 * M), (440_000, 31_010_000)],
+        [(620_000, 60 * M), (630_000, 20 * M), (640_000, 200 * M)],
+        101_010_000,
+        "FOK",
+    ),
     # more than the book holds under the limit: FOK legs are killed (unfilled, not refused)
     "set-fok-thin": (
         [(400_000, 30 * M), (420_000, 40 * M)],
@@ -105,7 +113,7 @@ def test_same_intent_same_static_book_same_fills_to_the_micro(case: str) -> None
     assert debited == sum(r.cost + r.fee for r in live.reports)  # what the venue really took
     assert {r.token_id: r.filled for r in live.reports} == held
     for r in live.reports:
-        if case == "set-fok":  # the set size, ± one lot: not the 105.8 … 288.6 of the issue
+        if case in ("set-fok", "set-fok-exact-depth"):  # the size ± one lot, not 105.8 … 288.6
             assert r.status == "filled" and abs(r.filled - size) <= LOT, r
         elif case == "set-fok-thin":
             assert r.status == "unfilled" and r.filled == 0, r
