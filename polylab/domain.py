@@ -70,8 +70,8 @@ class Leg(msgspec.Struct, frozen=True, kw_only=True):
 
     token_id: str
     side: Side
-    price: int
-    size: int
+    price: PriceMicros
+    size: SizeMicros
     order_type: OrderType = OrderType.FOK
 
 
@@ -88,7 +88,7 @@ class Intent(msgspec.Struct, frozen=True, kw_only=True):
     group_id: str
     kind: IntentKind
     legs: tuple[Leg, ...]
-    edge: int
+    edge: CashMicros
     created_ns: int
     reason: str = ""
 
@@ -147,12 +147,12 @@ class OrderReport(msgspec.Struct, frozen=True, kw_only=True):
     leg: int
     token_id: str
     side: Side
-    limit_price: int
-    requested: int
-    filled: int
-    cost: int
-    fee: int
-    avg_price: int
+    limit_price: PriceMicros
+    requested: SizeMicros
+    filled: SizeMicros
+    cost: CashMicros
+    fee: CashMicros
+    avg_price: PriceMicros
     status: OrderStatus
     sent_ns: int
     done_ns: int

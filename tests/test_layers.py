@@ -141,3 +141,28 @@ def test_known_exceptions_are_still_real() -> None:
 )
 def test_the_rule_itself(importer: str, imported: str, expected: bool) -> None:
     assert _upward(importer, imported) is expected
+
+
+def test_unit_newtypes_catch_a_unit_mix_up(tmp_path: Path) -> None:
+    """mypy refuses a size where a price goes: the shared types carry the unit NewTypes."""
+    import subprocess
+    import sys
+
+    src = tmp_path / "mixup.py"
+    src.write_text(
+        "from polylab.domain import Leg, Side, SizeMicros, PriceMicros\n"
+        "size = SizeMicros(5_000_000)\n"
+        "ok = Leg(token_id='t', side=Side.BUY, price=PriceMicros(420_000), size=size)\n"
+        "bad = Leg(token_id='t', side=Side.BUY, price=size, size=size)\n",
+        encoding="utf-8",
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(src)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT.parent,
+    )
+    assert out.returncode == 1, out.stdout
+    assert 'Argument "price" to "Leg" has incompatible type "SizeMicros"' in out.stdout
+    assert out.stdout.count("error:") == 1

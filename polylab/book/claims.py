@@ -150,7 +150,7 @@ class ClaimLedger:
                 continue
             buy = leg.side == "BUY"
             tm = b.tick.micros
-            left = leg.size
+            left: int = leg.size
             if buy:
                 arr, t, step, end = b.asks, b.best_ask, 1, min(b.n, leg.price // tm) + 1
             else:

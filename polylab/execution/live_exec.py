@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
+from polylab.domain import CashMicros, PriceMicros, SizeMicros
 from polylab.errors import AuthError, BadRequest, NotFound, OrderRejected, RateLimited
 from polylab.execution.amounts import (
     CENT,
@@ -339,10 +340,10 @@ class LiveLegs:
             side=leg.side,
             limit_price=leg.price,
             requested=leg.size,
-            filled=filled,
-            cost=cost,
-            fee=fee,
-            avg_price=cost * MICROS // filled if filled else 0,
+            filled=SizeMicros(filled),
+            cost=CashMicros(cost),
+            fee=CashMicros(fee),
+            avg_price=PriceMicros(cost * MICROS // filled if filled else 0),
             status=status,
             sent_ns=now_ns,
             done_ns=time.time_ns(),

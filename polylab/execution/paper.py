@@ -43,7 +43,15 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import msgspec
 
 from polylab.book.ladder import Ladder
-from polylab.domain import ExecutionResult, OrderReport, OrderStatus, Side
+from polylab.domain import (
+    CashMicros,
+    ExecutionResult,
+    OrderReport,
+    OrderStatus,
+    PriceMicros,
+    Side,
+    SizeMicros,
+)
 from polylab.execution.amounts import (
     LOT,
     book_buy_budget,
@@ -382,12 +390,12 @@ class PaperTrader:
             leg=o.leg,
             token_id=o.token_id,
             side=o.side,
-            limit_price=limit,
-            requested=o.size,
-            filled=filled,
-            cost=cost,
-            fee=fee,
-            avg_price=cost * MICROS // filled if filled else 0,
+            limit_price=PriceMicros(limit),
+            requested=SizeMicros(o.size),
+            filled=SizeMicros(filled),
+            cost=CashMicros(cost),
+            fee=CashMicros(fee),
+            avg_price=PriceMicros(cost * MICROS // filled if filled else 0),
             status=status,
             sent_ns=o.sent_ns,
             done_ns=now,

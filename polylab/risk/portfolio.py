@@ -207,7 +207,8 @@ class Portfolio:
         tr.last_ns = max(tr.last_ns, ts)
         lots = self._lots.setdefault(rep.token_id, deque())
         sign = 1 if buy else -1
-        left, flow_left, realized = rep.filled, flow, 0
+        left: int = rep.filled
+        flow_left, realized = flow, 0
         for lot in closing_order(lots, intent_id, strategy, buy):
             if not left:
                 break

@@ -30,7 +30,7 @@ from polylab.analysis.set_cost import (
     fallback_fee,
     marginal_clears,
 )
-from polylab.domain import Intent, Leg, OrderType, Side
+from polylab.domain import Intent, Leg, OrderType, PriceMicros, Side, SizeMicros
 from polylab.money import MICROS, cost_micros
 from polylab.strategy.base import Context, budget_of
 from polylab.strategy.params import config_from_env, config_from_mapping, setting, tunable
@@ -146,7 +146,13 @@ class Clipper(SetArbitrage):
             self._reject("no_edge")
             return None
         out = tuple(
-            Leg(token_id=t, side=Side.BUY, price=p, size=size, order_type=OrderType.FOK)
+            Leg(
+                token_id=t,
+                side=Side.BUY,
+                price=PriceMicros(p),
+                size=SizeMicros(size),
+                order_type=OrderType.FOK,
+            )
             for t, p in zip(legs.tokens, prices, strict=True)
         )
         return self._emit(legs, key, out, (cost, fees, edge), now)

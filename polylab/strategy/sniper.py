@@ -29,7 +29,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from polylab.analysis.vwap import vwap_buy, vwap_buy_with_fees
-from polylab.domain import Game, Intent, Leg, OrderType, Side
+from polylab.domain import CashMicros, Game, Intent, Leg, OrderType, PriceMicros, Side, SizeMicros
 from polylab.feed.sports import TeamDirectory
 from polylab.market import Market
 from polylab.money import MICROS, MoneyError, parse_micros, price_micros_to_str
@@ -329,12 +329,12 @@ class Sniper:
                 Leg(
                     token_id=w.win,
                     side=Side.BUY,
-                    price=v.worst_price,
-                    size=v.filled,
+                    price=PriceMicros(v.worst_price),
+                    size=SizeMicros(v.filled),
                     order_type=OrderType(cfg.order_type),
                 ),
             ),
-            edge=edge,
+            edge=CashMicros(edge),
             created_ns=now,
             reason=(
                 f"{g.away} @ {g.home} final {g.away_score}-{g.home_score} ({w.result}); "

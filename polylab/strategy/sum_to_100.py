@@ -36,7 +36,7 @@ from polylab.analysis.set_cost import (
     limit_cost,
     no_edge_at_top,
 )
-from polylab.domain import Game, Intent, Leg, OrderType, Side
+from polylab.domain import CashMicros, Game, Intent, Leg, OrderType, PriceMicros, Side, SizeMicros
 from polylab.market import MarketCatalog
 from polylab.money import MICROS, cash_to_str, size_to_str
 from polylab.strategy.base import Context, budget_of
@@ -186,7 +186,7 @@ class SetArbitrage:
             group_id=legs.group.id,
             kind="set",
             legs=legs_out,
-            edge=edge,
+            edge=CashMicros(edge),
             created_ns=now,
             reason=(
                 f"{legs.label} {legs.group.kind} set ×{size_to_str(size)}: cost "
@@ -258,8 +258,8 @@ class SumTo100(SetArbitrage):
             Leg(
                 token_id=t,
                 side=Side.BUY,
-                price=v.worst_price,
-                size=q.size,
+                price=PriceMicros(v.worst_price),
+                size=SizeMicros(q.size),
                 order_type=OrderType.FOK,
             )
             for t, v in zip(legs.tokens, q.legs, strict=True)
