@@ -42,7 +42,7 @@ def test_different_config_shows_totals_strategies_and_first_divergence(runs: Pat
     ia, ib = (json.loads((runs / n / "summary.json").read_text()) for n in ("a", "b"))
     t = c.totals["intents"]
     assert (t.a, t.b) == (ia["intents"], ib["intents"]) and t.a != t.b
-    assert t.rel == pytest.approx((t.b - t.a) / t.a)
+    assert t.rel == pytest.approx((t.b - t.a) / t.a, abs=1e-6)
     s = c.by_strategy["sum_to_100"]
     assert s.intents.a == ia["by_strategy"]["sum_to_100"]["intents"]
     assert s.intents.b == ib["by_strategy"]["sum_to_100"]["intents"]
