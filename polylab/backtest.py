@@ -2,8 +2,17 @@
 
 Market frames drive the books and strategies, ``meta`` records feed the catalog (pairs,
 neg-risk groups, fees, sports mappings), ``sports`` records are scoreboard snapshots for the
-Sniper. A separate metadata file (the same ``{"markets": [...]}`` JSON) can stand in for a
-recording that has none. The result is a summary plus the run recorder's tables.
+Sniper (parsed with the Sniper's team directory, as the paper session's poller does). A
+separate metadata file (the same ``{"markets": [...]}`` JSON) can stand in for a recording that
+has none. The result is a summary plus the run recorder's tables.
+
+``feed`` records (written by paper and live sessions) mark a book the live feed stopped trusting
+(``{"asset_id": …, "needs_snapshot": true}`` after a gap or a disconnect) until its next
+snapshot, as the session's feed did.
+
+Time is event time (``polylab.clock.ReplayClock``): each record's ``recv_ns``, never going back;
+the run ends at the last one. A paper session runs on the same clock over the same stamps, so a
+backtest of its ``feed.jsonl.zst`` replays it.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ import msgspec
 from polylab.analysis.opportunities import OpportunityTracker
 from polylab.analysis.windows import SumMonitor
 from polylab.book.registry import BookRegistry
+from polylab.clock import ReplayClock
 from polylab.config import PolylabConfig, build_strategies, config_id
 from polylab.engine import Engine
 from polylab.execution.base import Executor
@@ -32,7 +42,9 @@ from polylab.risk.portfolio import Portfolio
 from polylab.store.run_folder import Provenance, RunRecorder, code_version, file_sha256
 
 __all__ = [
+    "FEED_CHANNEL",
     "BacktestResult",
+    "FeedNote",
     "RunParts",
     "StrategyStats",
     "depth_tracker",
@@ -41,6 +53,18 @@ __all__ = [
     "run_backtest",
     "summarize",
 ]
+
+
+FEED_CHANNEL = "feed"
+"""Recording channel of the live feed's own notes (a book it stopped trusting)."""
+
+
+class FeedNote(msgspec.Struct, frozen=True):
+    """A ``feed`` record: ``asset_id``'s book awaits a snapshot (``needs_snapshot``)."""
+
+    asset_id: str
+    reason: str = ""
+    needs_snapshot: bool = False
 
 
 class StrategyStats(msgspec.Struct, kw_only=True):
@@ -63,7 +87,9 @@ class BacktestResult(msgspec.Struct, kw_only=True):
     ``min_liquidity`` size, walking depth;
     ``pnl``: realized + unrealized (positions marked to best bid), fees already paid, micros;
     ``pnl_at_payout``: the same with complete neg-risk sets valued at the $1 they pay at
-    resolution; ``win_rate``: share of closed trades with positive realized PnL.
+    resolution; ``win_rate``: share of closed trades with positive realized PnL;
+    ``reaction_p50_ns``: the engine's median reaction time measured in this run (0: no intent);
+    ``reaction_ns``: the reaction time the windows were labelled with (ns).
     """
 
     trades: int
@@ -88,6 +114,8 @@ class BacktestResult(msgspec.Struct, kw_only=True):
     """Intent legs that found less than their size at their limit (unfilled or partial)."""
     unwind_fills: int = 0
     """Unwind orders that filled (undoing a set's uneven legs, usually at a loss)."""
+    reaction_p50_ns: int = 0
+    reaction_ns: int = 0
     by_strategy: dict[str, StrategyStats] = {}
     provenance: Provenance | None = None
     run_dir: str = ""
@@ -102,6 +130,7 @@ def depth_tracker(
         books,
         size_micros=cfg.sum_to_100.min_liquidity_micros,
         fallback_fee_micros=cfg.sum_to_100.fee_rate_micros,
+        window_config=cfg.analysis,
     )
 
 
@@ -121,7 +150,7 @@ class RunParts:
         self.registry = registry
         self.portfolio = Portfolio(starting_cash_micros)
         self.recorder = RunRecorder()
-        self.monitor = SumMonitor(registry.catalog, registry.books)
+        self.monitor = SumMonitor(registry.catalog, registry.books, config=cfg.analysis)
         self.tracker = depth_tracker(registry.catalog, registry.books, cfg)
         self.engine = Engine(
             registry=registry,
@@ -135,18 +164,21 @@ class RunParts:
         )
 
     def finish(self, now_ns: int, seconds: float) -> BacktestResult:
-        """Flush orders still due, record windows and positions, summarize."""
+        """Flush orders still due, record windows (labelled with the reaction time measured
+        in this run, or the configured default) and positions, summarize."""
         self.engine.flush(now_ns)
         rec = self.recorder
-        windows = self.monitor.finish(now_ns)
+        measured = self.engine.reaction_p50_ns()
+        reaction = measured or self.config.analysis.default_reaction_ns
+        windows = self.monitor.finish(now_ns, reaction_ns=reaction)
         for w in windows:
             rec.record("opportunities", w)
-        for dw in self.tracker.finish(now_ns):
+        for dw in self.tracker.finish(now_ns, reaction_ns=reaction):
             rec.record("depth_opportunities", dw)
         snap = self.portfolio.snapshot(self.registry.books)
         for p in snap.positions:
             rec.record("positions", p)
-        return summarize(
+        res = summarize(
             self.engine,
             rec,
             snap,
@@ -155,6 +187,8 @@ class RunParts:
             seconds,
             self.registry.catalog,
         )
+        res.reaction_p50_ns, res.reaction_ns = measured, reaction
+        return res
 
     def write(
         self,
@@ -205,12 +239,15 @@ def run_backtest(
         load_meta_file(meta, reg.catalog)
     parts = RunParts(cfg, reg, PaperTrader(cfg.paper, reg.catalog), starting_cash_micros)
     engine = parts.engine
+    teams = next(
+        (getattr(st, "teams", None) for st in engine.strategies if st.name == "sniper"), None
+    )
     dec = market_decoder()
+    clock = ReplayClock()
     t0 = time.perf_counter()
     started = time.time_ns()
-    last = 0
     for rec in RecordingReader(recording):
-        last = rec.recv_ns
+        last = clock.advance(rec.recv_ns)
         if rec.channel == "market":
             for ev in dec.decode(rec.payload):
                 engine.on_event(ev, last)
@@ -220,12 +257,21 @@ def run_backtest(
                     reg.catalog.add(m)
             except msgspec.DecodeError:
                 reg.stats.malformed += 1
+        elif rec.channel == FEED_CHANNEL:
+            try:
+                note = msgspec.json.decode(rec.payload, type=FeedNote)
+            except msgspec.DecodeError:
+                reg.stats.malformed += 1
+                continue
+            book = reg.books.get(note.asset_id)
+            if book is not None and note.needs_snapshot:
+                book.needs_snapshot = True
         elif rec.channel == "sports":
             try:
-                engine.on_games(parse_scoreboard(rec.payload), last)
+                engine.on_games(parse_scoreboard(rec.payload, teams=teams), last)
             except ScoreboardError:
                 reg.stats.malformed += 1
-    result = parts.finish(last, time.perf_counter() - t0)
+    result = parts.finish(clock.now_ns(), time.perf_counter() - t0)
     if out_dir is not None:
         parts.write(
             result,

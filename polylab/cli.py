@@ -217,7 +217,7 @@ def _paper_session(
 
     from rich.live import Live
 
-    from polylab.runner.paper import PaperRun, run_paper, venue
+    from polylab.runner.paper import PaperRun, run_paper, stop_on_signals, venue
 
     def render(run: PaperRun) -> Table:
         snap = run.portfolio.snapshot(run.engine.registry.books)
@@ -239,6 +239,7 @@ def _paper_session(
         return t
 
     async def main() -> BacktestResult:
+        stop = stop_on_signals()  # Ctrl-C / SIGTERM: stop cleanly, keep the session
         async with venue(url, seed=seed, sim_overrides=sim_overrides) as v:
             with Live(console=console, refresh_per_second=2, transient=True) as live:
                 res, _ = await run_paper(
@@ -247,6 +248,7 @@ def _paper_session(
                     seconds=seconds,
                     out_dir=out_dir,
                     on_tick=lambda r: live.update(render(r)),
+                    stop=stop,
                 )
             return res
 
@@ -299,7 +301,7 @@ def live_cmd(
 
     from polylab.execution.live import LiveError, load_credentials
     from polylab.runner.live import run_live
-    from polylab.runner.paper import venue
+    from polylab.runner.paper import stop_on_signals, venue
 
     cfg = _load_cfg(config)
     creds = load_credentials()
@@ -310,8 +312,11 @@ def live_cmd(
     )
 
     async def main() -> BacktestResult:
+        stop = stop_on_signals()  # Ctrl-C / SIGTERM: cancel open orders, write the run folder
         async with venue(url, seed=seed) as v:
-            res, _, ex = await run_live(cfg, v, creds, live=live, seconds=seconds, out_dir=out_dir)
+            res, _, ex = await run_live(
+                cfg, v, creds, live=live, seconds=seconds, out_dir=out_dir, stop=stop
+            )
             console.print(f"orders signed: {ex.signed}")
             return res
 
@@ -323,6 +328,27 @@ def live_cmd(
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     console.print(_result_table(res, f"{mode} session → {out_dir}"))
+
+
+@app.command("compare")
+def compare_cmd(
+    run_a: Annotated[Path, typer.Argument(help="run folder A (e.g. a paper session)")],
+    run_b: Annotated[Path, typer.Argument(help="run folder B (e.g. the backtest of its feed)")],
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Where two runs differ: intents, fills, PnL by strategy, and the first divergence."""
+    from polylab.compare import CompareError, compare_runs, render
+
+    try:
+        c = compare_runs(run_a, run_b)
+    except CompareError as exc:
+        console.print(f"[red]{exc}[/red]", soft_wrap=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        sys.stdout.write(msgspec.json.encode(c).decode() + "\n")
+    else:
+        for t in render(c):
+            Console().print(t)
 
 
 @app.command("demo")
@@ -337,7 +363,7 @@ def demo_cmd(
         n = write_synthetic(path, SyntheticConfig(seed=seed, duration_s=20.0))
         res, _, windows, _ = replay(path, verify=True)
         binary = [w for w in windows if w.kind == "binary" and w.side == "buy"]
-        neg = [w for w in windows if w.kind == "negrisk"]
+        neg = [w for w in windows if w.kind == "negrisk" and w.label == "structural"]
         console.print(
             f"[bold]1. replay --verify[/bold] of a {n:,}-record synthetic recording: "
             f"{res.checked:,} stated best bid/ask checked, {res.mismatches} mismatches; "

@@ -30,6 +30,7 @@ from typing import Any
 
 import msgspec
 
+from polylab.analysis.windows import WindowConfig
 from polylab.engine import EngineConfig
 from polylab.errors import ConfigError
 from polylab.execution.live import LiveConfig
@@ -57,6 +58,7 @@ class PolylabConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
     paper: PaperConfig = msgspec.field(default_factory=PaperConfig)
     live: LiveConfig = msgspec.field(default_factory=LiveConfig)
+    analysis: WindowConfig = msgspec.field(default_factory=WindowConfig)
     plugins: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
@@ -50,6 +51,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+REACTION_SAMPLES = 100_000
+"""Reaction-time samples kept per run (the first ones; enough for a median)."""
 
 
 class StrategyError(RuntimeError):
@@ -181,6 +185,11 @@ class Engine:
         bind = getattr(executor, "bind_books", None)
         if bind is not None:  # the executor sizes orders on the current books at submit
             bind(registry.books)
+        self._t_in = 0
+        self.reaction_ns: list[int] = []
+        """Reaction samples (ns, perf counter): from the engine taking a market event (after
+        the book update) to an approved intent handed to the executor (scoreboards and bare
+        timer ticks are not market reactions); the first ``REACTION_SAMPLES``."""
 
     # -- Context ---------------------------------------------------------------------------------
     @property
@@ -220,9 +229,23 @@ class Engine:
         self._handlers[type(ev)](ev, recv_ns)
         self.on_applied(ev, recv_ns)
 
+    def poll_due(self, recv_ns: int) -> None:
+        """Book the orders due by ``recv_ns`` against the books as they stand, before an event
+        stamped ``recv_ns`` changes them: what ``on_event`` does first, for a source that
+        applies events itself (the live market feed) and then calls ``on_applied``."""
+        if self.executor.pending():
+            for res in self.executor.poll(recv_ns, self.registry.books):
+                self._finish(res, recv_ns)
+
+    def reaction_p50_ns(self) -> int:
+        """Median reaction time measured this run (ns; 0 before the first intent)."""
+        r = sorted(self.reaction_ns)
+        return r[len(r) // 2] if r else 0
+
     def on_applied(self, ev: Any, recv_ns: int) -> None:
         """``on_event`` for a source that already applied ``ev`` to the registry (the live
         market feed keeps the books itself)."""
+        self._t_in = perf_counter_ns()
         self._now = recv_ns
         self.stats.events += 1
         tev = type(ev)
@@ -256,6 +279,7 @@ class Engine:
 
     def on_games(self, games: list[Game], recv_ns: int) -> None:
         """A scoreboard snapshot received at ``recv_ns``."""
+        self._t_in = 0  # reaction time is measured from market events only
         self._now = recv_ns
         cl = self.claims
         if cl is not None and cl.active:
@@ -266,6 +290,7 @@ class Engine:
 
     def on_time(self, now_ns: int) -> None:
         """Advance the clock without an event (timers, executor polls)."""
+        self._t_in = 0
         self._now = max(self._now, now_ns)
         self._tick(self._now)
 
@@ -347,6 +372,8 @@ class Engine:
         self._busy[key] = -1
         self._open[iid] = intent
         self.executor.submit(iid, intent, now)
+        if self._t_in and len(self.reaction_ns) < REACTION_SAMPLES:
+            self.reaction_ns.append(perf_counter_ns() - self._t_in)
         if self.claims is not None:  # after the orders are on their way: off the tick-to-order path
             self.claims.claim(iid, intent.legs, self.registry.books, now)
         return iid

@@ -5,11 +5,13 @@ less than $1 after fees locks in the difference; selling every leg for more than
 sets, or splitting $1 into one) does the same on the bid side. ``windows.py`` watches the top
 of book; this module prices the depth (through ``analysis.set_cost``):
 
-* ``SumAnalyzer.scan``: ``Opportunity`` rows for every group (binary pairs: label
-  ``stale_leg``, the mirrored books disagree; neg-risk events: ``structural``), side and size,
-  with the size that earns the most (``max_size``);
+* ``SumAnalyzer.scan``: ``Opportunity`` rows for every group, side and size, with the size
+  that earns the most (``max_size``); a binary pair is labelled ``stale_leg`` when its mirrored
+  books disagree at that instant, else ``transient``; an instant cannot show whether a neg-risk
+  mispricing lasts, so those rows keep the group's ``structural`` label;
 * ``OpportunityTracker``: windows (start, end, duration) during which a set of a reference size
-  had an edge, to compare with polylab's reaction time;
+  had an edge, labelled by measurement (``windows.label_window``: stale leg at the opening,
+  else structural only when the window outlives a multiple of polylab's reaction time);
 * ``opportunities_frame`` / ``windows_frame``: polars frames for notebooks.
 
 Units: sizes are share micros (sets), prices price micros, cash micros, times ns.
@@ -33,6 +35,7 @@ from polylab.analysis.set_cost import (
     no_edge_at_top,
     quote_set,
 )
+from polylab.analysis.windows import Label, WindowConfig, label_window, mirror_gap
 from polylab.book.l2 import L2Book
 from polylab.market import MarketCatalog
 from polylab.money import MICROS
@@ -65,7 +68,7 @@ class Opportunity(msgspec.Struct, frozen=True, kw_only=True):
 
     group: str
     kind: Literal["binary", "negrisk"]
-    label: Literal["stale_leg", "structural"]
+    label: Label
     side: SetSide
     size: int
     cost: int
@@ -79,7 +82,16 @@ class Opportunity(msgspec.Struct, frozen=True, kw_only=True):
     detected_ns: int
 
 
-def _opportunity(legs: GroupLegs, q: SetQuote, max_size: int, now_ns: int) -> Opportunity:
+def _gap(legs: GroupLegs, books: dict[str, L2Book]) -> int:
+    """Mirror disagreement of a binary pair's books (price micros; 0 for neg-risk events or
+    missing books)."""
+    if legs.group.kind != "binary" or len(legs.tokens) != 2:
+        return 0
+    yes, no = books.get(legs.tokens[0]), books.get(legs.tokens[1])
+    return mirror_gap(yes, no) if yes is not None and no is not None else 0
+
+
+def _opportunity(legs: GroupLegs, q: SetQuote, max_size: int, now_ns: int, gap: int) -> Opportunity:
     buy = q.side == "buy"
     vw = tuple(
         (-(-v.notional // v.filled) if buy else v.notional // v.filled) if v.filled else 0
@@ -88,7 +100,7 @@ def _opportunity(legs: GroupLegs, q: SetQuote, max_size: int, now_ns: int) -> Op
     return Opportunity(
         group=legs.group.id,
         kind=legs.group.kind,
-        label=legs.label,
+        label=("stale_leg" if gap else "transient") if legs.group.kind == "binary" else legs.label,
         side=q.side,
         size=q.size,
         cost=q.cost,
@@ -128,6 +140,7 @@ class SumAnalyzer:
         ``min_edge_micros``; with ``min_edge_micros=None`` every fillable size (any edge)."""
         out: list[Opportunity] = []
         books, fb = self.books, self.fallback_fee_micros
+        gap = _gap(legs, books)
         for side in self.sides:
             buy = side == "buy"
             if min_edge_micros is not None and no_edge_at_top(legs, books, buy, min_edge_micros):
@@ -140,7 +153,7 @@ class SumAnalyzer:
                     break  # sizes are sorted: a larger one cannot fill either
                 e = q.edge
                 if min_edge_micros is None or (e > 0 and e * MICROS >= min_edge_micros * size):
-                    out.append(_opportunity(legs, q, max_size, now_ns))
+                    out.append(_opportunity(legs, q, max_size, now_ns, gap))
         return out
 
     def scan(self, now_ns: int, *, min_edge_micros: int | None = 0) -> list[Opportunity]:
@@ -158,12 +171,14 @@ class DepthWindow(msgspec.Struct, frozen=True, kw_only=True):
 
     ``start_ns``/``end_ns``: receive times of the events that opened and closed it (``end_ns``
     is 0 while open); ``best_edge``: the largest total edge seen (micros) and
-    ``best_edge_per_set`` its per-set value; ``updates``: checks while open.
+    ``best_edge_per_set`` its per-set value; ``updates``: checks while open; ``mirror_gap``:
+    a binary pair's mirror disagreement when it opened (price micros); ``label``:
+    ``windows.label_window``.
     """
 
     group: str
     kind: Literal["binary", "negrisk"]
-    label: Literal["stale_leg", "structural"]
+    label: Label
     side: SetSide
     size: int
     start_ns: int
@@ -171,6 +186,7 @@ class DepthWindow(msgspec.Struct, frozen=True, kw_only=True):
     best_edge: int
     best_edge_per_set: int
     updates: int
+    mirror_gap: int = 0
 
     @property
     def duration_ns(self) -> int:
@@ -179,12 +195,13 @@ class DepthWindow(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class _Open:
-    __slots__ = ("best", "best_per_set", "start", "updates")
+    __slots__ = ("best", "best_per_set", "gap", "start", "updates")
 
-    def __init__(self, start: int, edge: int, per_set: int) -> None:
+    def __init__(self, start: int, edge: int, per_set: int, gap: int) -> None:
         self.start = start
         self.best = edge
         self.best_per_set = per_set
+        self.gap = gap
         self.updates = 1
 
 
@@ -193,7 +210,9 @@ class OpportunityTracker:
     ``on_token``) after each event; ``finish(now_ns)`` closes open windows and returns all.
 
     A window is open while ``size_micros`` sets have edge > 0 and edge per set ≥
-    ``min_edge_micros``; a book too thin for the reference size closes it.
+    ``min_edge_micros``; a book too thin for the reference size closes it. Labels use
+    ``window_config`` and the reaction time (``reaction_ns``; ``finish`` may pass the one the
+    run measured).
     """
 
     def __init__(
@@ -205,9 +224,12 @@ class OpportunityTracker:
         min_edge_micros: int = 0,
         fallback_fee_micros: int = DEFAULT_FALLBACK_FEE_MICROS,
         sides: Sequence[SetSide] = ("buy", "sell"),
+        window_config: WindowConfig | None = None,
     ) -> None:
         self.books = books
         self.index = GroupIndex(catalog)
+        self.window_config = window_config or WindowConfig()
+        self.reaction_ns = self.window_config.default_reaction_ns
         self.size = size_micros
         self.min_edge = min_edge_micros
         self.fallback_fee_micros = fallback_fee_micros
@@ -243,7 +265,7 @@ class OpportunityTracker:
                 if q is not None:
                     e, ps = q.edge, q.edge_per_set
                     if held is None:
-                        self._open[key] = (legs, _Open(now, e, ps))
+                        self._open[key] = (legs, _Open(now, e, ps, _gap(legs, books)))
                     else:
                         w = held[1]
                         w.updates += 1
@@ -253,12 +275,16 @@ class OpportunityTracker:
                     del self._open[key]
                     self._close(held[0], side, held[1], now)
 
+    def _label(self, gap: int, duration_ns: int) -> Label:
+        mult = self.window_config.structural_multiple
+        return label_window(gap > 0, duration_ns, self.reaction_ns, mult)
+
     def _close(self, legs: GroupLegs, side: SetSide, w: _Open, end: int) -> None:
         self.windows.append(
             DepthWindow(
                 group=legs.group.id,
                 kind=legs.group.kind,
-                label=legs.label,
+                label=self._label(w.gap, end - w.start),
                 side=side,
                 size=self.size,
                 start_ns=w.start,
@@ -266,14 +292,24 @@ class OpportunityTracker:
                 best_edge=w.best,
                 best_edge_per_set=w.best_per_set,
                 updates=w.updates,
+                mirror_gap=w.gap,
             )
         )
 
-    def finish(self, now_ns: int) -> list[DepthWindow]:
-        """Close every open window at ``now_ns``; all windows, best edge first."""
+    def finish(self, now_ns: int, *, reaction_ns: int | None = None) -> list[DepthWindow]:
+        """Close every open window at ``now_ns``; all windows, best edge first, labelled with
+        ``reaction_ns`` (ns) when given."""
+        if reaction_ns:
+            self.reaction_ns = reaction_ns
         for (_, side), (legs, w) in self._open.items():
             self._close(legs, side, w, now_ns)
         self._open.clear()
+        self.windows = [
+            msgspec.structs.replace(w, label=lb)
+            if (lb := self._label(w.mirror_gap, w.end_ns - w.start_ns)) != w.label
+            else w
+            for w in self.windows
+        ]
         self.windows.sort(key=lambda w: (-w.best_edge, w.start_ns))
         return self.windows
 
@@ -321,6 +357,7 @@ def windows_frame(windows: Iterable[DepthWindow]) -> pl.DataFrame:
             "best_edge": pl.Int64(),
             "best_edge_per_set": pl.Int64(),
             "updates": pl.Int64(),
+            "mirror_gap": pl.Int64(),
             "duration_ns": pl.Int64(),
         }
     )

@@ -2,8 +2,14 @@
 
 For each outcome group the monitor tracks Σ best ask (buy-side set) and Σ best bid (sell-side
 set) after every event that touches the group, and records each window during which
-Σ asks < $1 or Σ bids > $1: start, end, duration, best sum. Binary windows are labelled
-``stale_leg`` (the mirrored books disagree, so it cannot last); neg-risk windows ``structural``.
+Σ asks < $1 or Σ bids > $1: start, end, duration, best sum.
+
+Labels are measured, not read off the group type (``label_window``): a binary window is
+``stale_leg`` when, at the moment it opens, the two mirrored books disagree (YES bid ≠ $1 − NO
+ask or YES ask ≠ $1 − NO bid: one leg has not caught up, so it cannot last); any other window
+is ``structural`` only when it outlives ``structural_multiple`` × polylab's own measured
+reaction time (tick-to-order), else ``transient`` (gone before polylab could have acted on it
+with margin).
 
 Times are the local receive times (ns) of the frames that opened and closed the window, so
 durations compare directly with polylab's own reaction time.
@@ -11,7 +17,7 @@ durations compare directly with polylab's own reaction time.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -19,7 +25,45 @@ from polylab.book.l2 import L2Book
 from polylab.market import MarketCatalog, OutcomeGroup
 from polylab.money import MICROS
 
-__all__ = ["SumMonitor", "SumPoint", "Window"]
+__all__ = [
+    "Label",
+    "SumMonitor",
+    "SumPoint",
+    "Window",
+    "WindowConfig",
+    "label_window",
+    "mirror_gap",
+]
+
+Label = Literal["stale_leg", "structural", "transient"]
+
+
+class WindowConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How windows are labelled (config section ``analysis``).
+
+    ``structural_multiple``: a window not explained by a stale leg is ``structural`` when it
+    lasts at least this many times the reaction time, else ``transient``.
+    ``default_reaction_ns``: the reaction time (ns) used when a run measured none (no intent
+    submitted, or a plain replay): the 1 ms tick-to-order target.
+    """
+
+    structural_multiple: Annotated[float, msgspec.Meta(gt=0)] = 3.0
+    default_reaction_ns: Annotated[int, msgspec.Meta(gt=0)] = 1_000_000
+
+
+def mirror_gap(yes: L2Book, no: L2Book) -> int:
+    """How far two mirrored books disagree (price micros; 0 when they agree): the larger of
+    |YES bid − ($1 − NO ask)| and |YES ask − ($1 − NO bid)|. Empty sides mirror each other
+    (no bid is a bid of 0, no ask an ask of $1)."""
+    return max(abs(yes.bid_px - (MICROS - no.ask_px)), abs(yes.ask_px - (MICROS - no.bid_px)))
+
+
+def label_window(stale: bool, duration_ns: int, reaction_ns: int, multiple: float) -> Label:
+    """``stale_leg`` if the mirrored books disagreed when the window opened; otherwise
+    ``structural`` when ``duration_ns`` ≥ ``multiple`` × ``reaction_ns``, else ``transient``."""
+    if stale:
+        return "stale_leg"
+    return "structural" if duration_ns >= multiple * reaction_ns else "transient"
 
 
 class Window(msgspec.Struct, frozen=True, kw_only=True):
@@ -27,17 +71,20 @@ class Window(msgspec.Struct, frozen=True, kw_only=True):
 
     ``side``: "buy" (Σ asks < $1) or "sell" (Σ bids > $1). ``best_sum``: the most favourable sum
     seen, price micros. ``edge``: |$1 − best_sum| micros per set. ``end_ns`` is 0 while open.
+    ``mirror_gap``: for a binary pair, how far its mirrored books disagreed when the window
+    opened (price micros, ``mirror_gap``); 0 for neg-risk events. ``label``: ``label_window``.
     """
 
     group: str
     kind: Literal["binary", "negrisk"]
-    label: Literal["stale_leg", "structural"]
+    label: Label
     side: Literal["buy", "sell"]
     start_ns: int
     end_ns: int
     best_sum: int
     edge: int
     updates: int
+    mirror_gap: int = 0
 
     @property
     def duration_ns(self) -> int:
@@ -55,23 +102,34 @@ class SumPoint(msgspec.Struct, frozen=True, gc=False, array_like=True):
 
 
 class _Open:
-    __slots__ = ("best", "start", "updates")
+    __slots__ = ("best", "gap", "start", "updates")
 
-    def __init__(self, start: int, best: int) -> None:
+    def __init__(self, start: int, best: int, gap: int) -> None:
         self.start = start
         self.best = best
+        self.gap = gap
         self.updates = 1
 
 
 class SumMonitor:
-    """Watches outcome groups; call ``on_market(market_id, recv_ns)`` after each event."""
+    """Watches outcome groups; call ``on_market(market_id, recv_ns)`` after each event.
+
+    ``reaction_ns`` (ns) and ``config`` label windows as they close; ``finish`` relabels them
+    with the reaction time the run finally measured."""
 
     def __init__(
-        self, catalog: MarketCatalog, books: dict[str, L2Book], *, keep_series: bool = False
+        self,
+        catalog: MarketCatalog,
+        books: dict[str, L2Book],
+        *,
+        keep_series: bool = False,
+        config: WindowConfig | None = None,
     ) -> None:
         self.books = books
         self.catalog = catalog
         self.keep_series = keep_series
+        self.config = config or WindowConfig()
+        self.reaction_ns = self.config.default_reaction_ns
         self.series: list[SumPoint] = []
         self.windows: list[Window] = []
         self.checks = 0
@@ -117,13 +175,14 @@ class SumMonitor:
                 self.series.append(SumPoint(recv_ns, g.id, ask, bid))
             gid = g.id
             if ask < MICROS or gid in open_buy:
-                self._track(g, "buy", open_buy, ask < MICROS, ask, recv_ns)
+                self._track(g, legs, "buy", open_buy, ask < MICROS, ask, recv_ns)
             if bid > MICROS or gid in open_sell:
-                self._track(g, "sell", open_sell, bid > MICROS, bid, recv_ns)
+                self._track(g, legs, "sell", open_sell, bid > MICROS, bid, recv_ns)
 
     def _track(
         self,
         g: OutcomeGroup,
+        legs: list[L2Book],
         side: Literal["buy", "sell"],
         opened: dict[str, _Open],
         active: bool,
@@ -133,7 +192,8 @@ class SumMonitor:
         w = opened.get(g.id)
         if active:
             if w is None:
-                opened[g.id] = _Open(now, value)
+                gap = mirror_gap(legs[0], legs[1]) if g.kind == "binary" else 0
+                opened[g.id] = _Open(now, value, gap)
             else:
                 w.updates += 1
                 w.best = min(w.best, value) if side == "buy" else max(w.best, value)
@@ -141,27 +201,40 @@ class SumMonitor:
             del opened[g.id]
             self._close(g, side, w, now)
 
+    def _label(self, gap: int, duration_ns: int) -> Label:
+        return label_window(gap > 0, duration_ns, self.reaction_ns, self.config.structural_multiple)
+
     def _close(self, g: OutcomeGroup, side: Literal["buy", "sell"], w: _Open, end: int) -> None:
         self.windows.append(
             Window(
                 group=g.id,
                 kind=g.kind,
-                label="stale_leg" if g.kind == "binary" else "structural",
+                label=self._label(w.gap, end - w.start),
                 side=side,
                 start_ns=w.start,
                 end_ns=end,
                 best_sum=w.best,
                 edge=abs(MICROS - w.best),
                 updates=w.updates,
+                mirror_gap=w.gap,
             )
         )
 
-    def finish(self, now_ns: int) -> list[Window]:
-        """Close every open window at ``now_ns`` and return all windows, best edge first."""
+    def finish(self, now_ns: int, *, reaction_ns: int | None = None) -> list[Window]:
+        """Close every open window at ``now_ns`` and return all windows, best edge first,
+        labelled with ``reaction_ns`` (the run's measured reaction time, ns) when given."""
+        if reaction_ns:
+            self.reaction_ns = reaction_ns
         groups = {g.id: g for gs in self._by_market.values() for g in gs}
         for side, opened in (("buy", self._open_buy), ("sell", self._open_sell)):
             for gid, w in opened.items():
                 self._close(groups[gid], side, w, now_ns)  # type: ignore[arg-type]
             opened.clear()
+        self.windows = [
+            msgspec.structs.replace(w, label=lb)
+            if (lb := self._label(w.mirror_gap, w.end_ns - w.start_ns)) != w.label
+            else w
+            for w in self.windows
+        ]
         self.windows.sort(key=lambda w: (-w.edge, w.start_ns))
         return self.windows

@@ -2,7 +2,8 @@
 
 It reproduces what shapes the analysis: binary markets whose YES and NO books are exact mirrors
 (each change reported on both tokens, ``best_bid``/``best_ask`` after every entry), price moves
-whose NO-side echo sometimes arrives late (transient *stale-leg* windows where YES+NO asks < $1),
+whose NO-side echo sometimes arrives late (transient *stale-leg* windows where YES+NO asks < $1,
+or bids > $1, by one to several ticks: a stale move of d ticks leaves an edge of d − 1 ticks),
 neg-risk events of N outcomes whose YES asks drift and occasionally dislocate for seconds
 (*structural* windows), trades (fresh ``book`` for both tokens, then ``last_trade_price``), and
 ``best_bid_ask`` hints sent just before the change that causes them. The catalog goes first on
@@ -36,6 +37,8 @@ class SyntheticConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
 
     ``duration_s``: seconds of feed; ``rate_hz``: actions per second (each gives 1–6 frames);
     ``stale_prob``: chance a binary price move's NO echo lags by ``stale_lag_ms`` (min, max);
+    such a move slides the top of book by ``stale_move_ticks`` (min, max) ticks, which leaves a
+    stale-leg edge of one tick less;
     ``dislocation_prob``: chance per neg-risk action that an outcome's book slides for a while.
     """
 
@@ -47,6 +50,7 @@ class SyntheticConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     rate_hz: float = 200.0
     stale_prob: float = 0.05
     stale_lag_ms: tuple[int, int] = (20, 120)
+    stale_move_ticks: tuple[int, int] = (2, 5)
     dislocation_prob: float = 0.02
     trade_prob: float = 0.08
     levels: int = 20
@@ -264,7 +268,8 @@ class _Gen:
             stale = (not p.m.neg_risk) and r.random() < cfg.stale_prob / 0.15
             toward = self._toward(p)
             sign = toward if r.random() < 0.8 else -toward
-            self._move(p, now, ts, shadow, sign * r.randint(1, 2), stale=stale)
+            size = r.randint(*cfg.stale_move_ticks) if stale else r.randint(1, 2)
+            self._move(p, now, ts, shadow, sign * size, stale=stale)
             return
         y = p.yes
         thin_bids = y.n_bids < y.n_asks

@@ -8,15 +8,23 @@ A strategy whose config has ``paper_trading`` on (``SUMTO100_PAPER_TRADING``,
 ``CLIPPER_PAPER_TRADING``, or ``paper_trading = true`` in a plugin's table) is filled by the
 paper trader inside the live session (``RoutingExecutor``); the ``orders`` table's ``executor``
 column says which executor filled what.
+
+Stopping (``stop`` set, e.g. on SIGINT / SIGTERM, or ``seconds`` over): orders in flight get
+up to 5 s to come back, then every open order of the account is cancelled (when orders are
+really sent), then the run folder is written.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
 from polylab.backtest import BacktestResult
+from polylab.clock import WallClock
 from polylab.config import PolylabConfig
 from polylab.execution.auth import ApiCreds
 from polylab.execution.base import Executor
@@ -46,6 +54,9 @@ def paper_routed(config: PolylabConfig) -> set[str]:
     return out
 
 
+log = logging.getLogger(__name__)
+
+
 async def run_live(
     config: PolylabConfig,
     v: Venue,
@@ -54,9 +65,11 @@ async def run_live(
     live: bool = False,
     seconds: float | None = 30.0,
     out_dir: str | Path | None = None,
+    stop: asyncio.Event | None = None,
 ) -> tuple[BacktestResult, PaperRun, LiveExecutor]:
     """Run every configured strategy with the live executor at ``v`` (strategies with
-    ``paper_trading`` on with the paper trader); returns the live executor as third item.
+    ``paper_trading`` on with the paper trader) until ``seconds`` pass or ``stop`` is set; open
+    orders are cancelled before the run folder is written. Returns the live executor third.
 
     ``live`` False forces DRY_RUN (orders signed and logged, never sent).
     """
@@ -84,6 +97,28 @@ async def run_live(
                 return ex
             return RoutingExecutor(ex, PaperTrader(config.paper, catalog), paper)
 
+        async def cancel_open() -> dict[str, Any]:
+            """Cancel every open order of the account (nothing is sent in DRY_RUN)."""
+            if lc.dry_run:
+                return {"cancel_on_stop": "dry_run"}
+            try:
+                done = await rest.cancel_all()
+            except Exception as exc:  # the run folder must still be written
+                log.error("cancelling open orders failed: %r", exc)
+                return {"cancel_on_stop": f"failed: {type(exc).__name__}"}
+            n = len(done.canceled)
+            log.info("cancelled %d open orders", n)
+            return {"cancel_on_stop": "ok", "cancelled_orders": n}
+
         cfg = msgspec.structs.replace(config, live=lc)
-        res, run = await run_paper(cfg, v, seconds=seconds, out_dir=out_dir, executor=make)
+        res, run = await run_paper(
+            cfg,
+            v,
+            seconds=seconds,
+            out_dir=out_dir,
+            executor=make,
+            stop=stop,
+            clock=WallClock(),
+            on_stop=cancel_open,
+        )
     return res, run, holder[0]

@@ -1,39 +1,61 @@
 """Paper trading against a venue URL or the built-in simulator, on the one engine.
 
-Wall clock, the market WebSocket feed (books kept by ``MarketFeed``), Gamma discovery for the
-catalog, scoreboard polling for the Sniper, and the paper executor filling against the live
-books after its latency. With no URL the local simulator is started in-process on an ephemeral
-port, so ``polylab paper`` needs nothing outside the machine. Ends after ``seconds`` (or Ctrl-C)
-and writes a run folder like a backtest.
+The market WebSocket feed (books kept by ``MarketFeed``), Gamma discovery for the catalog,
+scoreboard polling for the Sniper, and the paper executor filling against the live books after
+its latency. With no URL the local simulator is started in-process on an ephemeral port, so
+``polylab paper`` needs nothing outside the machine. Ends after ``seconds`` or when ``stop`` is
+set (the CLI sets it on SIGINT / SIGTERM) and writes a run folder like a backtest.
+
+**Replayable.** The engine runs on event time (``polylab.clock``): every market frame and every
+scoreboard snapshot is stamped once, by the connection that received it, and that stamp is both
+the engine's time and the ``recv_ns`` written with the frame into the run folder's
+``feed.jsonl.zst`` (the recording format, catalog first on the ``meta`` channel; its SHA-256 is
+the summary's ``data_hash`` and ``feed_sha256``). When the feed stops trusting a book (a gap,
+a disconnect) a ``feed`` record says so at that point, so the backtest distrusts it too. Orders
+due by an event are booked against the books before the event changes them, as the backtest
+does, and the session ends by flushing in event time, so ``polylab backtest
+RUN/feed.jsonl.zst`` with the same config replays the session.
+Only a live executor (``clock``: a ``WallClock``) adds a wall-clock timer, because its orders
+come back whether or not the market moves.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 
 from polylab.analysis.windows import SumMonitor
-from polylab.backtest import BacktestResult, RunParts
+from polylab.backtest import FEED_CHANNEL, BacktestResult, RunParts
 from polylab.book.registry import BookRegistry
+from polylab.clock import Clock, ReplayClock, WallClock
 from polylab.config import PolylabConfig
 from polylab.engine import Engine
 from polylab.execution.base import Executor
 from polylab.execution.paper import PaperTrader
 from polylab.feed.discovery import GammaClient
 from polylab.feed.market_ws import MarketFeed, MarketFeedConfig
+from polylab.feed.recording import RecordingWriter
 from polylab.feed.sports_sources import HttpScoreboardSource
 from polylab.market import MarketCatalog
 from polylab.money import MICROS
 from polylab.risk.portfolio import Portfolio
-from polylab.store.run_folder import RunRecorder
+from polylab.store.run_folder import RunRecorder, file_sha256
 
-__all__ = ["PaperRun", "Venue", "run_paper", "venue"]
+__all__ = ["FEED_FILE", "PaperRun", "Venue", "run_paper", "stop_on_signals", "venue"]
+
+log = logging.getLogger(__name__)
+
+FEED_FILE = "feed.jsonl.zst"
+"""The recording of the feed a session traded on, inside its run folder."""
 
 
 class Venue(msgspec.Struct, frozen=True):
@@ -67,6 +89,30 @@ async def venue(
         yield Venue(url=h.url, ws_url=h.ws_url, sports=leagues, simulated=True)
 
 
+def stop_on_signals() -> asyncio.Event:
+    """An event set by the first SIGINT or SIGTERM (call on the running loop): the session
+    then stops cleanly and writes its run folder. A second signal of the same kind gets the
+    default behaviour back, so a third one stops the process at once. Outside the main thread
+    (no signal handlers there) the event is never set by a signal."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def handle(sig: signal.Signals) -> None:
+        if stop.is_set():
+            log.warning("%s again: one more stops at once, without a run folder", sig.name)
+            loop.remove_signal_handler(sig)
+            return
+        log.warning("%s: stopping, writing the run folder", sig.name)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, handle, sig)
+        except (ValueError, RuntimeError, NotImplementedError):  # not the main thread
+            log.debug("cannot handle %s here; the session stops on time only", sig.name)
+    return stop
+
+
 class PaperRun:
     """The live objects of a paper session (for the summary display and tests)."""
 
@@ -85,7 +131,53 @@ class PaperRun:
         self.monitor = monitor
         self.portfolio = portfolio
         self.catalog = catalog
-        self.started = time.time_ns()
+        self.started = WallClock().now_ns()
+        self.feed_path: Path | None = None
+        self.stopped_by = ""
+
+
+class _PollFirst(BookRegistry):
+    """The feed's registry: before an event is applied, the engine books the orders due by its
+    receive time against the books as they stand (``Engine.poll_due``), exactly as
+    ``Engine.on_event`` does in a backtest. ``clock`` turns the connection's stamps into event
+    time as the backtest's ``ReplayClock`` does."""
+
+    def __init__(self, catalog: MarketCatalog) -> None:
+        super().__init__(catalog)
+        self.engine: Engine | None = None
+        self.clock = ReplayClock()
+
+    def apply(self, ev: object, recv_ns: int) -> None:
+        """Book due orders, then apply ``ev`` received at ``recv_ns`` (ns)."""
+        if self.engine is not None:
+            self.engine.poll_due(self.clock.advance(recv_ns))
+        super().apply(ev, recv_ns)
+
+
+class _FeedWriter(RecordingWriter):
+    """The session's recording; remembers the last stamp written (ns), the end of the run."""
+
+    last_ns = 0
+
+    def write(self, channel: str, payload: str, recv_ns: int | None = None) -> None:
+        """Write one frame as received at ``recv_ns`` (ns)."""
+        super().write(channel, payload, recv_ns)
+        if recv_ns is not None and recv_ns > self.last_ns:
+            self.last_ns = recv_ns
+
+
+class _Scoreboard:
+    """A scoreboard source whose raw payloads are kept, to be recorded with the games."""
+
+    def __init__(self, v: Venue, sport: str, league: str, poll_ms: int, teams: Any) -> None:
+        self.payload = b""
+        self.client = httpx.AsyncClient(timeout=5.0, event_hooks={"response": [self._keep]})
+        self.src = HttpScoreboardSource(
+            v.url, sport, league, poll_ms=poll_ms, teams=teams, client=self.client
+        )
+
+    async def _keep(self, resp: httpx.Response) -> None:
+        self.payload = await resp.aread()
 
 
 async def run_paper(
@@ -97,89 +189,135 @@ async def run_paper(
     starting_cash_micros: int = 10_000 * MICROS,
     on_tick: Callable[[PaperRun], None] | None = None,
     executor: Callable[[MarketCatalog], Executor] | None = None,
+    stop: asyncio.Event | None = None,
+    clock: Clock | None = None,
+    on_stop: Callable[[], Awaitable[dict[str, Any]]] | None = None,
 ) -> tuple[BacktestResult, PaperRun]:
     """Paper-trade every configured strategy at venue ``v`` for ``seconds`` (None: until
-    cancelled). ``on_tick`` is called about once a second (the rich live summary).
-    ``executor`` swaps the paper trader for another executor built from the catalog (the live
-    executor): everything else, engine included, stays the same."""
+    ``stop`` is set); ``stop`` ends the session early, cleanly. ``on_tick`` is called about once
+    a second (the rich live summary). ``executor`` swaps the paper trader for another executor
+    built from the catalog (the live executor), ``clock`` (a ``WallClock``) then drives a 10 Hz
+    timer and the final wait for orders in flight, and ``on_stop`` runs after the last order
+    came back, before the run folder is written (live: cancel open orders; its dict goes into
+    the summary). With ``out_dir`` the feed is recorded into ``out_dir/feed.jsonl.zst``."""
+    wall = WallClock()
+    stop = stop if stop is not None else asyncio.Event()
     async with GammaClient(f"{v.url}/gamma") as gamma:
         found = await gamma.discover()
     catalog = found.catalog()
-    reg = BookRegistry(catalog)
+    reg = _PollFirst(catalog)
     parts = RunParts(
         config,
         reg,
         executor(catalog) if executor is not None else PaperTrader(config.paper, catalog),
         starting_cash_micros,
     )
-    engine = parts.engine
+    engine = reg.engine = parts.engine
+    events = reg.clock  # event time, as in a backtest of the recording
     teams = next(
         (getattr(st, "teams", None) for st in engine.strategies if st.name == "sniper"), None
     )
+    writer: _FeedWriter | None = None
+    if out_dir is not None:
+        writer = _FeedWriter(Path(out_dir) / FEED_FILE)
+        writer.write_meta(list(catalog.markets.values()), wall.now_ns())
     feed_cfg = MarketFeedConfig(url=f"{v.ws_url}/ws/market", stale_after_ms=30_000)
-    sources = (
-        [
-            HttpScoreboardSource(v.url, sport, league, poll_ms=config.sniper.poll_ms, teams=teams)
-            for sport, league in v.sports
-        ]
+    boards = (
+        [_Scoreboard(v, sport, league, config.sniper.poll_ms, teams) for sport, league in v.sports]
         if "sniper" in config.strategies
         else []
     )
-    feed = MarketFeed(feed_cfg, reg, on_event=lambda ns, ev: engine.on_applied(ev, ns))
+
+    def flagged(aid: str, reason: str) -> None:
+        """The feed stopped trusting a book (gap, disconnect): the backtest must too."""
+        b = reg.books.get(aid)
+        if writer is not None and b is not None and b.needs_snapshot:
+            note = {"asset_id": aid, "reason": reason, "needs_snapshot": True}
+            writer.write(FEED_CHANNEL, msgspec.json.encode(note).decode(), writer.last_ns)
+
+    feed = MarketFeed(
+        feed_cfg,
+        reg,
+        on_event=lambda ns, ev: engine.on_applied(ev, events.advance(ns)),
+        on_stale=flagged,
+        recorder=writer,
+    )
     run = PaperRun(engine, feed, parts.recorder, parts.monitor, parts.portfolio, catalog)
+    run.feed_path = writer.path if writer is not None else None
     tokens = [t for m in catalog.markets.values() for t in m.token_ids]
 
-    async def timer() -> None:
+    async def timer(c: Clock) -> None:
         while True:
             await asyncio.sleep(0.1)
-            engine.on_time(time.time_ns())
+            engine.on_time(c.now_ns())
 
-    async def sports_loop(src: HttpScoreboardSource) -> None:
+    async def sports_loop(b: _Scoreboard) -> None:
         while True:
-            games = await src.poll()
+            games = await b.src.poll()
             if games:
-                engine.on_games(games, time.time_ns())
-            await asyncio.sleep(config.sniper.poll_ms / 1000)
+                ns = b.src.last_recv_ns  # the stamp of the response these games came in
+                if writer is not None:
+                    writer.write("sports", b.payload.decode("utf-8", "replace"), ns)
+                engine.on_games(games, events.advance(ns))
 
     async def ticker() -> None:
         while on_tick is not None:
             on_tick(run)
             await asyncio.sleep(1.0)
 
-    started = time.time_ns()
-    async with feed:
-        await feed.subscribe(tokens)
-        tasks = [
-            asyncio.create_task(timer()),
-            asyncio.create_task(ticker()),
-            *(asyncio.create_task(sports_loop(s)) for s in sources),
-        ]
-        try:
-            if seconds is None:
-                await asyncio.Event().wait()
-            else:
-                await asyncio.sleep(seconds)
-        finally:
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
-            for s in sources:
-                await s.aclose()
-        deadline = time.monotonic() + 5.0  # let orders in flight come back (live: ≤ timeout)
-        while engine.executor.pending() and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-            engine.on_time(time.time_ns())
-    now = time.time_ns()
-    result = parts.finish(now, (now - started) / 1e9)
-    if out_dir is not None:
+    started = wall.now_ns()
+    try:
+        async with feed:
+            await feed.subscribe(tokens)
+            tasks = [
+                asyncio.create_task(ticker()),
+                *(asyncio.create_task(sports_loop(b)) for b in boards),
+            ]
+            if clock is not None:
+                tasks.append(asyncio.create_task(timer(clock)))
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), seconds)
+            finally:
+                for t in tasks:
+                    t.cancel()
+                for t in tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await t
+                for b in boards:
+                    await b.client.aclose()
+            run.stopped_by = "stop" if stop.is_set() else "time"
+            if clock is not None:  # a live executor's orders come back in wall time
+                deadline = time.monotonic() + 5.0
+                while engine.executor.pending() and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
+                    engine.on_time(clock.now_ns())
+            extra = await on_stop() if on_stop is not None else {}
+            # From here on nothing awaits until the run is closed: the engine and the
+            # recording let go of the feed together, and the orders still due are booked (in
+            # event time, from the last stamp recorded) against the books exactly as they
+            # stand after the last recorded frame, as a backtest of the recording ends.
+            feed.on_event, feed.on_stale, feed.recorder, reg.engine = None, None, None, None
+            end_ns = max(events.now_ns(), writer.last_ns if writer is not None else 0)
+            result = parts.finish(end_ns, (wall.now_ns() - started) / 1e9)
+    finally:
+        if writer is not None:
+            writer.close()
+    if out_dir is not None and writer is not None:
+        digest = file_sha256(writer.path)
         parts.write(
             result,
             out_dir,
-            data_hash="",
-            data_path=v.url,
+            data_hash=digest,
+            data_path=str(writer.path),
             started_ns=started,
-            extra={"feed": msgspec.to_builtins(feed.counters)},
+            extra={
+                "feed": msgspec.to_builtins(feed.counters),
+                "feed_file": FEED_FILE,
+                "feed_sha256": digest,
+                "venue": v.url,
+                "stopped_by": run.stopped_by,
+                **extra,
+            },
         )
     return result, run
