@@ -354,6 +354,10 @@ class RedisBus(QueuedBus):
         self._dispatch(channel, msg)
 
     async def _on_close(self) -> None:
+        if self._backlog:  # Redis stayed away past close's timeout
+            log.error("redis bus closed with %d stream messages unwritten", len(self._backlog))
+            self.dropped["closed"] += len(self._backlog)
+            self._backlog.clear()
         if self._reader is not None:
             self._reader_wake.set()
             self._reader.cancel()

@@ -85,7 +85,9 @@ class OwnedRedis:
                     return
                 except redis.RedisError:
                     if time.monotonic() > deadline or self.proc.poll() is not None:
-                        raise RuntimeError(f"redis-server on port {self.port} did not start")
+                        raise RuntimeError(
+                            f"redis-server on port {self.port} did not start"
+                        ) from None
                     time.sleep(0.02)
         finally:
             client.close()

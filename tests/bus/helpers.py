@@ -98,7 +98,9 @@ def samples(i: int = 1) -> dict[str, list[Message]]:
             fill(i),
         ],
         ERRORS: [
-            ErrorMessage(ts_ns=i, source="feed", error="ClobTimeout", message="GET /book timed out"),
+            ErrorMessage(
+                ts_ns=i, source="feed", error="ClobTimeout", message="GET /book timed out"
+            ),
             RejectionMessage(
                 ts_ns=i,
                 intent_id=f"s-{i}",
