@@ -297,6 +297,19 @@ class QueuedBus:
             self._wake.set()
         await self._on_start()
         self._task = asyncio.create_task(self._run(), name=f"{self.backend}-bus")
+        self._task.add_done_callback(self._task_done)
+
+    def alive(self) -> bool:
+        """The background task is running (False before ``start`` and after it ended)."""
+        return self._task is not None and not self._task.done()
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "%s bus task died; messages now queue and drop",
+                self.backend,
+                exc_info=task.exception(),
+            )
 
     async def close(self, timeout_s: float = 5.0) -> None:
         self._closing = True

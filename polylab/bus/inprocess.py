@@ -70,7 +70,7 @@ class InProcessBus(QueuedBus):
         return BusHealth(
             backend=self.backend,
             target="in-process",
-            connected=self._task is not None and not self._task.done(),
+            connected=self.alive(),
             last_ok_ns=self._last_ok_ns,
             queued=len(self._queue),
             queue_max=self.queue_max,

@@ -179,7 +179,7 @@ class RedisBus(QueuedBus):
         return BusHealth(
             backend=self.backend,
             target=self.target,
-            connected=self.connected,
+            connected=self.connected and self.alive(),
             last_ok_ns=self._last_ok_ns,
             queued=len(self._queue),
             queue_max=self.queue_max,
@@ -247,7 +247,7 @@ class RedisBus(QueuedBus):
             down = next((r for r in results if isinstance(r, _DOWN)), None)
             if down is not None:
                 raise down
-        except _DOWN as exc:
+        except (RedisError, OSError) as exc:  # down, or refusing all (auth, read-only…)
             self._down(exc)
             self.dropped["redis_down"] += len(pubs)
             return
