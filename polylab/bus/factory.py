@@ -14,14 +14,17 @@ from polylab.errors import ConfigError
 __all__ = ["bus_from_env", "make_bus"]
 
 _SCHEMES = ("redis://", "rediss://", "unix://")
+_IN_PROCESS_OPTIONS = ("queue_max", "batch_max", "stream_maxlen")
 
 
 def make_bus(url: str | None = None, **options: Any) -> Bus:
     """``InProcessBus`` for no URL (None or ""), ``RedisBus`` for a ``redis://``,
     ``rediss://`` or ``unix://`` URL; ``options`` go to the bus's constructor (``prefix``,
-    ``queue_max``, ``backlog_max``, ``stream_maxlen``…). ``ConfigError`` names a bad URL."""
+    ``queue_max``, ``backlog_max``, ``stream_maxlen``…; the in-process bus takes the ones it
+    has). ``ConfigError`` names a bad URL."""
     if not url:
-        return InProcessBus(**{k: v for k, v in options.items() if k != "prefix"})
+        kept = {k: v for k, v in options.items() if k in _IN_PROCESS_OPTIONS}
+        return InProcessBus(**kept)
     if not url.startswith(_SCHEMES):
         shown = url.split("@")[-1]  # never echo a password
         raise ConfigError(

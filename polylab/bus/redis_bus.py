@@ -326,8 +326,10 @@ class RedisBus(QueuedBus):
                     backoff = self._backoff_min
                     if raw is not None:
                         self._on_pubsub(raw)
-            except _DOWN as exc:
+            except (RedisError, OSError) as exc:
                 log.warning("redis bus subscriber at %s: %s", self.target, exc)
+                for ev in self._confirmed.values():
+                    ev.clear()  # live again only once Redis confirms the new subscription
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._backoff_max)
             finally:

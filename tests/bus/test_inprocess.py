@@ -127,3 +127,18 @@ def test_read_stream_catches_up_by_id() -> None:
         await bus.close()
 
     asyncio.run(main())
+
+
+def test_publish_from_another_thread_wakes_the_bus() -> None:
+    async def main() -> None:
+        bus = InProcessBus()
+        await bus.start()
+        got: list[Message] = []
+        await bus.subscribe(TRADES, callback=got.append)
+        await asyncio.sleep(0)  # let the task park on its wake-up event
+        await asyncio.to_thread(lambda: [bus.publish(TRADES, fill(i)) for i in range(500)])
+        await wait_for(lambda: len(got) == 500, "messages published from a thread")
+        assert [m.ts_ns for m in got] == list(range(500))
+        await bus.close()
+
+    asyncio.run(main())
