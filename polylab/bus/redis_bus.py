@@ -7,12 +7,13 @@ is dropped and counted as ``redis_down``); stream messages are kept in a bounded
 until Redis acknowledges them, so the streams catch up after an outage with nothing lost up to
 ``backlog_max`` (beyond it, ``backlog_full`` counts the drops).
 
-Exactly once: each stream message gets its id ("<ms>-<seq>", increasing) when it enters the
-backlog and keeps it through retries. If a pipeline landed but its reply was lost (Redis died
+Exactly once: on every (re)connect the bus first reads each stream's last id; a stream
+message gets its id ("<ms>-<seq>", above that id and increasing) just before its first write
+attempt and keeps it through retries. If a pipeline landed but its reply was lost (Redis died
 mid-write), the retry's ``XADD`` is refused as "equal or smaller than the top item"; that is
 counted as a ``duplicate`` and skipped, so every message is in its stream once and in order.
-On every (re)connect the bus reads each stream's last id so new ids go above it. One bus
-writes a given stream (one runner per prefix).
+Ids say when an entry was first sent (ms); ``ts_ns`` in the message says when it happened.
+One bus writes a given stream (one runner per prefix).
 
 While Redis is away nothing waits on it: ``publish`` only touches the queue, and the task keeps
 moving the queue into the backlog between reconnect attempts (exponential backoff from
@@ -55,6 +56,17 @@ log = logging.getLogger(__name__)
 
 _DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 _FIELD = b"m"
+
+
+class _Entry:
+    """A stream message waiting for Redis: its stream, its id ("" until first sent), JSON."""
+
+    __slots__ = ("data", "key", "sid")
+
+    def __init__(self, key: str, data: bytes) -> None:
+        self.key = key
+        self.sid = ""
+        self.data = data
 
 
 class BusUnavailable(RuntimeError):
@@ -113,7 +125,7 @@ class RedisBus(QueuedBus):
             retry=Retry(NoBackoff(), 0),
         )
         self._ids = StreamIds()
-        self._backlog: deque[tuple[str, str, bytes]] = deque()  # (stream key, id, json)
+        self._backlog: deque[_Entry] = deque()
         self.connected = False
         self._ever_ok = False
         self._failed = False
@@ -229,8 +241,7 @@ class RedisBus(QueuedBus):
                 if len(self._backlog) >= self.backlog_max:
                     self.dropped["backlog_full"] += 1
                     continue
-                skey = self.key(stream)
-                self._backlog.append((skey, self._ids.next(skey), data))
+                self._backlog.append(_Entry(self.key(stream), data))
         return pubs
 
     async def _write(self, pubs: list[tuple[str, bytes]]) -> None:
@@ -238,11 +249,12 @@ class RedisBus(QueuedBus):
         try:
             if self._need_tops:
                 await self._read_tops()
+            self._assign_ids(chunk)
             pipe = self._client.pipeline(transaction=False)
             for key, data in pubs:
                 pipe.publish(key, data)
-            for skey, sid, data in chunk:
-                pipe.xadd(skey, {_FIELD: data}, id=sid, maxlen=self.stream_maxlen)
+            for e in chunk:
+                pipe.xadd(e.key, {_FIELD: e.data}, id=e.sid, maxlen=self.stream_maxlen)
             results: list[Any] = await pipe.execute(raise_on_error=False) if pubs or chunk else []
             down = next((r for r in results if isinstance(r, _DOWN)), None)
             if down is not None:
@@ -257,16 +269,22 @@ class RedisBus(QueuedBus):
                 self.dropped["redis_error"] += 1
             else:
                 self.delivered += 1
-        for (skey, sid, _), res in zip(chunk, results[len(pubs) :], strict=True):
+        for e, res in zip(chunk, results[len(pubs) :], strict=True):
             if not isinstance(res, Exception):
                 self.stream_written += 1
             elif isinstance(res, ResponseError) and "equal or smaller" in str(res):
                 self.duplicates += 1  # an earlier attempt landed; its reply was lost
             else:
                 self.dropped["redis_error"] += 1
-                log.error("XADD %s %s failed: %s", skey, sid, res)
+                log.error("XADD %s %s failed: %s", e.key, e.sid, res)
         for _ in chunk:
             self._backlog.popleft()
+
+    def _assign_ids(self, entries: list[_Entry]) -> None:
+        """Give entries that were never sent their stream id (above the floor just read)."""
+        for e in entries:
+            if not e.sid:
+                e.sid = self._ids.next(e.key)
 
     async def _read_tops(self) -> None:
         """Raise each stream's id floor to its last id in Redis (after a restart or outage)."""

@@ -174,12 +174,14 @@ def test_a_retry_of_a_write_that_landed_is_skipped_not_duplicated(
         bus = RedisBus(redis_url, prefix=prefix)
         for i in range(n):
             bus.publish(TRADES, fill(i))
-        bus._intake(bus._take())  # ids given, as before a first attempt
-        key, backlog = prefix + STREAMS[TRADES], list(bus._backlog)
+        bus._intake(bus._take())
+        backlog = list(bus._backlog)
+        bus._assign_ids(backlog)  # as at a first attempt, whose reply then got lost
+        key = prefix + STREAMS[TRADES]
         client = redis.asyncio.Redis.from_url(redis_url)
-        for k, sid, data in backlog[:landed]:  # the attempt that landed unacknowledged
-            assert k == key
-            await client.xadd(key, {b"m": data}, id=sid)
+        for e in backlog[:landed]:  # the part of that attempt that landed
+            assert e.key == key
+            await client.xadd(key, {b"m": e.data}, id=e.sid)
         await client.aclose()
         await bus.start()
         await wait_for(lambda: bus.health().backlog == 0, "the backlog")
@@ -190,3 +192,29 @@ def test_a_retry_of_a_write_that_landed_is_skipped_not_duplicated(
     written, dups = asyncio.run(main())
     assert (written, dups) == (n - landed, landed)
     assert [m.ts_ns for _, m in _stream(redis_url, prefix + STREAMS[TRADES])] == list(range(n))
+
+
+def test_new_ids_go_above_what_the_stream_already_holds(redis_url: str, prefix: str) -> None:
+    """A stream written by an earlier run whose ids are ahead of this clock (a restart on a
+    host whose clock is behind): nothing of this run may be mistaken for a duplicate."""
+    key = prefix + STREAMS[TRADES]
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.xadd(key, {b"m": encode_message(fill(-1))}, id="99999999999999-7")
+    finally:
+        client.close()
+
+    async def main() -> tuple[int, int]:
+        bus = RedisBus(redis_url, prefix=prefix)
+        for i in range(30):
+            bus.publish(TRADES, fill(i))  # queued before the bus ever saw Redis
+        await bus.start()
+        await wait_for(lambda: bus.health().backlog == 0 and bus.queued() == 0, "the writes")
+        h = bus.health()
+        await bus.close()
+        return h.stream_written, h.duplicates
+
+    assert asyncio.run(main()) == (30, 0)
+    entries = _stream(redis_url, key)
+    assert [m.ts_ns for _, m in entries] == list(range(-1, 30))
+    assert entries[1][0] == "99999999999999-8"
