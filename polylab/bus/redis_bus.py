@@ -34,8 +34,16 @@ from urllib.parse import urlsplit, urlunsplit
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import (
+    ClusterDownError,
+    MasterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from polylab.bus.base import (
@@ -56,6 +64,9 @@ log = logging.getLogger(__name__)
 
 _DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 _FIELD = b"m"
+_TRANSIENT = (OutOfMemoryError, ReadOnlyError, MasterDownError, TryAgainError, ClusterDownError)
+_TRANSIENT_CODES = ("NOREPLICAS", "BUSY")
+"""Error replies after which Redis may take the same write later: the entry is kept."""
 
 
 class _Entry:
@@ -269,16 +280,26 @@ class RedisBus(QueuedBus):
                 self.dropped["redis_error"] += 1
             else:
                 self.delivered += 1
+        retry: list[_Entry] = []
+        refused: BaseException | None = None
         for e, res in zip(chunk, results[len(pubs) :], strict=True):
             if not isinstance(res, Exception):
                 self.stream_written += 1
             elif isinstance(res, ResponseError) and "equal or smaller" in str(res):
                 self.duplicates += 1  # an earlier attempt landed; its reply was lost
+            elif isinstance(res, _TRANSIENT) or str(res).startswith(_TRANSIENT_CODES):
+                e.sid = ""  # refused, so surely not written: a fresh id when Redis takes it
+                retry.append(e)
+                refused = res
             else:
                 self.dropped["redis_error"] += 1
-                log.error("XADD %s %s failed: %s", e.key, e.sid, res)
+                if self.dropped["redis_error"] <= 10:
+                    log.error("XADD %s %s failed: %s", e.key, e.sid, res)
         for _ in chunk:
             self._backlog.popleft()
+        self._backlog.extendleft(reversed(retry))
+        if refused is not None:  # out of memory, read-only replica…: back off, keep them
+            self._down(refused)
 
     def _assign_ids(self, entries: list[_Entry]) -> None:
         """Give entries that were never sent their stream id (above the floor just read)."""

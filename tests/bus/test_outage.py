@@ -83,3 +83,33 @@ async def wait_for_subscriber(client: redis.asyncio.Redis, channel: str) -> None
         if time.monotonic() > deadline:
             raise AssertionError(f"no subscriber came back on {channel}")
         await asyncio.sleep(0.01)
+
+
+def test_writes_refused_for_lack_of_memory_are_kept_until_redis_takes_them(
+    owned_redis: OwnedRedis,
+) -> None:
+    n = 200
+    admin = owned_redis.client()
+
+    async def main() -> dict[str, int]:
+        bus = RedisBus(owned_redis.url, backoff_min_s=0.01, backoff_max_s=0.05)
+        await bus.start()
+        bus.publish(TRADES, fill(0))
+        await wait_for(lambda: bus.stream_written == 1, "the first write")
+        admin.config_set("maxmemory", 1)  # every write is now refused with OOM
+        for i in range(1, n):
+            bus.publish(TRADES, fill(i))
+        await wait_for(lambda: bus.queued() == 0 and not bus.connected, "the refusals")
+        assert bus.health().backlog == n - 1
+        admin.config_set("maxmemory", 0)
+        await wait_for(lambda: bus.health().backlog == 0, "the backlog to go in")
+        h = bus.health()
+        await bus.close()
+        return {"written": h.stream_written, "duplicates": h.duplicates, **h.dropped}
+
+    try:
+        assert asyncio.run(main()) == {"written": n, "duplicates": 0}
+        rows = admin.xrange(STREAMS[TRADES])
+    finally:
+        admin.close()
+    assert [decode_message(f[b"m"]).ts_ns for _, f in rows] == list(range(n))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import pytest
 import redis
 from bus.helpers import fill, samples, wait_for
 
@@ -18,6 +19,7 @@ from polylab.bus import (
     STATE,
     STREAMS,
     TRADES,
+    BusUnavailable,
     ControlMessage,
     Message,
     RedisBus,
@@ -120,6 +122,8 @@ def test_publish_only_touches_the_queue_even_without_redis() -> None:
         assert not h.connected and h.last_ok_ns == 0
         assert h.backlog == 300  # fills 0..299 wait for Redis; the rest is counted
         assert h.dropped == {"queue_full": 200, "backlog_full": 200, "redis_down": 1_000}
+        with pytest.raises(BusUnavailable, match="redis at redis://127.0.0.1:"):
+            await bus.read_stream(TRADES)
         await bus.close(timeout_s=0.2)
         assert bus.health().dropped["closed"] == 300
 
