@@ -122,7 +122,7 @@ def test_publish_only_touches_the_queue_even_without_redis() -> None:
         assert not h.connected and h.last_ok_ns == 0
         assert h.backlog == 300  # fills 0..299 wait for Redis; the rest is counted
         assert h.dropped == {"queue_full": 200, "backlog_full": 200, "redis_down": 1_000}
-        with pytest.raises(BusUnavailable, match="redis at redis://127.0.0.1:"):
+        with pytest.raises(BusUnavailable, match="redis at redis://127"):
             await bus.read_stream(TRADES)
         await bus.close(timeout_s=0.2)
         assert bus.health().dropped["closed"] == 300
