@@ -5,6 +5,8 @@ message exactly once and in order."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 
 import redis
@@ -113,3 +115,41 @@ def test_writes_refused_for_lack_of_memory_are_kept_until_redis_takes_them(
     finally:
         admin.close()
     assert [decode_message(f[b"m"]).ts_ns for _, f in rows] == list(range(n))
+
+
+def test_a_frozen_redis_times_out_and_the_retry_writes_nothing_twice(
+    owned_redis: OwnedRedis,
+) -> None:
+    """SIGSTOP: the pipeline sits in Redis's socket buffer, the bus times out and keeps the
+    messages; SIGCONT: Redis runs the buffered writes too, and the retry must skip them."""
+    n = 100
+    assert owned_redis.proc is not None
+    pid = owned_redis.proc.pid
+
+    async def main() -> dict[str, int]:
+        bus = RedisBus(owned_redis.url, socket_timeout_s=0.3, backoff_min_s=0.05, backoff_max_s=0.1)
+        await bus.start()
+        bus.publish(TRADES, fill(0))
+        await wait_for(lambda: bus.stream_written == 1, "the first write")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            for i in range(1, n + 1):
+                assert bus.publish(TRADES, fill(i))
+            await wait_for(lambda: not bus.connected and bus.queued() == 0, "the timeout")
+            assert bus.health().backlog == n
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        await wait_for(lambda: bus.health().backlog == 0, "the retry")
+        h = bus.health()
+        await bus.close()
+        return {"written": h.stream_written, "duplicates": h.duplicates}
+
+    got = asyncio.run(main())
+    assert got["written"] + got["duplicates"] == n + 1
+    assert got["duplicates"] > 0  # the buffered attempt did land: the dedupe was needed
+    client = owned_redis.client()
+    try:
+        rows = client.xrange(STREAMS[TRADES])
+    finally:
+        client.close()
+    assert [decode_message(f[b"m"]).ts_ns for _, f in rows] == list(range(n + 1))
