@@ -2,7 +2,8 @@
 
 ``bus_from_env()`` gives an ``InProcessBus`` by default and a ``RedisBus`` when ``REDIS_URL`` is
 set; both implement ``Bus``. ``messages`` holds the channel names and the message Structs (the
-schemas the README documents).
+schemas the README documents). ``PeriodicPublisher`` publishes ``poly:state`` every 100 ms;
+``polylab.bus.sink.BusSink`` is the engine's result sink onto the bus.
 """
 
 from polylab.bus.base import Bus, BusHealth, StreamEntry, Subscription
@@ -36,6 +37,7 @@ from polylab.bus.messages import (
     order_status_message,
     signal_message,
 )
+from polylab.bus.periodic import PeriodicPublisher
 from polylab.bus.redis_bus import BusUnavailable, RedisBus
 
 __all__ = [
@@ -60,6 +62,7 @@ __all__ = [
     "MessageError",
     "OpenOrder",
     "OrderStatusMessage",
+    "PeriodicPublisher",
     "PositionView",
     "RedisBus",
     "RejectionMessage",
