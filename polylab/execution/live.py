@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Literal
 import msgspec
 from dotenv import dotenv_values
 
+from polylab.clock import Clock
 from polylab.execution.auth import ApiCreds
 from polylab.execution.live_exec import LiveError, LiveLegs
 from polylab.market import MarketCatalog
@@ -117,6 +118,7 @@ class LiveExecutor(LiveLegs):
         rest: AsyncClobRest | None,
         *,
         live: bool = False,
+        clock: Clock | None = None,
     ) -> None:
         if not config.dry_run and not live:
             raise LiveError(
@@ -125,7 +127,7 @@ class LiveExecutor(LiveLegs):
             )
         if not config.dry_run and rest is None:
             raise LiveError("sending orders needs a REST client with L2 credentials")
-        super().__init__(config, catalog, signer, rest)
+        super().__init__(config, catalog, signer, rest, clock)
 
     def __repr__(self) -> str:
         return f"LiveExecutor(dry_run={self.config.dry_run}, signer={self.signer!r})"

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
+from polylab.clock import Clock, WallClock
 from polylab.domain import CashMicros, PriceMicros, SizeMicros
 from polylab.errors import AuthError, BadRequest, NotFound, OrderRejected, RateLimited
 from polylab.execution.amounts import (
@@ -81,7 +81,10 @@ class LiveLegs:
         catalog: MarketCatalog,
         signer: OrderSigner,
         rest: AsyncClobRest | None,
+        clock: Clock | None = None,
     ) -> None:
+        self.clock: Clock = clock or WallClock()
+        """When an order's answer came back (``done_ns``): the venue answers in wall time."""
         self.config = config
         self.catalog = catalog
         self.signer = signer
@@ -346,7 +349,7 @@ class LiveLegs:
             avg_price=PriceMicros(cost * MICROS // filled if filled else 0),
             status=status,
             sent_ns=now_ns,
-            done_ns=time.time_ns(),
+            done_ns=self.clock.now_ns(),
             order_id=order_id,
             reason=reason,
             executor=self.name,
