@@ -5,11 +5,17 @@ decoder per channel is built once; the fast path decodes straight into the tagge
 that fails the slow path sorts the frame out element by element, so one unknown or broken
 event never hides its neighbours. Nothing here raises into the engine: failures are counted
 (``DecodeStats``) and logged with the raw text, rate-limited.
+
+Before the slow path decodes a frame into untyped JSON it checks the frame's size
+(``max_frame_bytes``) and nesting depth (``MAX_DEPTH``): a frame of a few thousand ``[`` would
+otherwise raise ``RecursionError`` from the decoder. The fast typed path needs no such check (a
+typed decoder stops at the first value of the wrong shape), so valid frames pay nothing.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -17,7 +23,16 @@ import msgspec
 
 from polylab.feed.wire import Book, LeanPriceChange, MarketEvent, PriceChange, UserEvent
 
-__all__ = ["DecodeStats", "FrameDecoder", "market_decoder", "user_decoder"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_FRAME_BYTES",
+    "DecodeStats",
+    "FrameDecoder",
+    "RateLimitedLog",
+    "market_decoder",
+    "nesting_within",
+    "user_decoder",
+]
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +40,49 @@ E = TypeVar("E")
 
 _LOG_LIMIT = 20
 """Raw frames logged per decoder before going quiet (counts keep going)."""
+
+MAX_DEPTH = 32
+"""Deepest JSON nesting accepted (venue frames nest at most 4 levels: array, event, entries,
+entry)."""
+MAX_FRAME_BYTES = 16 * 1024 * 1024
+"""Largest frame accepted, in characters (the feeds' default WebSocket ``max_size`` too)."""
+
+_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+"""A JSON string literal (skipped whole, brackets inside do not nest) or one bracket."""
+
+
+def nesting_within(text: str, limit: int = MAX_DEPTH) -> bool:
+    """True when the JSON text nests arrays/objects at most ``limit`` deep (brackets inside
+    string literals do not count). Linear; returns as soon as the limit is passed."""
+    if text.count("[") + text.count("{") <= limit:
+        return True
+    depth = 0
+    for m in _TOKENS.finditer(text):
+        c = m.group()
+        if c == "[" or c == "{":
+            depth += 1
+            if depth > limit:
+                return False
+        elif c == "]" or c == "}":
+            depth -= 1
+    return True
+
+
+class RateLimitedLog:
+    """Logs the first ``limit`` problems of one source with their text, then only counts."""
+
+    def __init__(self, logger: logging.Logger, limit: int = _LOG_LIMIT) -> None:
+        self._log = logger
+        self.limit = limit
+        self.logged = 0
+
+    def warning(self, msg: str, *args: object) -> None:
+        """Log ``msg % args`` at WARNING unless the limit is reached."""
+        if self.logged < self.limit:
+            self.logged += 1
+            if self.logged == self.limit:
+                msg += " (further ones are counted, not logged)"
+            self._log.warning(msg, *args)
 
 
 class DecodeStats(msgspec.Struct):
@@ -46,6 +104,7 @@ class FrameDecoder(Generic[E]):
         known_tags: frozenset[str],
         channel: str,
         direct: tuple[tuple[str, type], ...] = (),
+        max_frame_bytes: int = MAX_FRAME_BYTES,
     ) -> None:
         self._union: msgspec.json.Decoder[Any] = msgspec.json.Decoder(list[event_type] | event_type)
         self._direct: tuple[tuple[str, Callable[[str], Any]], ...] = tuple(
@@ -56,7 +115,8 @@ class FrameDecoder(Generic[E]):
         self.channel = channel
         self._fast = self._make_fast()
         self.stats = DecodeStats()
-        self._logged = 0
+        self.max_frame_bytes = max_frame_bytes
+        self._log = RateLimitedLog(log)
         self.unknown_types: dict[str, int] = {}
 
     def fast_decode(self, frame: str | bytes) -> Any:
@@ -97,7 +157,7 @@ class FrameDecoder(Generic[E]):
         st.frames += 1
         try:
             out = self._fast(frame)
-        except msgspec.DecodeError:
+        except Exception:  # DecodeError, or anything else a hostile frame provokes
             return self._slow(frame)
         if type(out) is list:
             st.events += len(out)
@@ -106,10 +166,23 @@ class FrameDecoder(Generic[E]):
         return [out]
 
     def _slow(self, frame: str | bytes) -> list[E]:
+        try:
+            return self._sort_out(frame)
+        except Exception as exc:  # nothing a frame holds may escape into the feed
+            self._bad(_preview(frame), f"{type(exc).__name__}: {exc}")
+            return []
+
+    def _sort_out(self, frame: str | bytes) -> list[E]:
         st = self.stats
+        if len(frame) > self.max_frame_bytes:
+            self._bad(_preview(frame), f"frame of {len(frame)} bytes")
+            return []
         text = frame.strip() if isinstance(frame, str) else frame.strip().decode("utf-8", "replace")
         if text in ("PONG", "PING"):
             st.pongs += 1
+            return []
+        if not nesting_within(text):
+            self._bad(text, f"nested deeper than {MAX_DEPTH}")
             return []
         try:
             raw = msgspec.json.decode(text)
@@ -132,16 +205,18 @@ class FrameDecoder(Generic[E]):
                 continue
             try:
                 out.append(msgspec.convert(item, self._event_type))
-            except msgspec.ValidationError as exc:
+            except (msgspec.ValidationError, ValueError, TypeError) as exc:
                 self._bad(text, f"{kind}: {exc}")
         st.events += len(out)
         return out
 
     def _bad(self, text: str, why: str) -> None:
         self.stats.malformed += 1
-        if self._logged < _LOG_LIMIT:
-            self._logged += 1
-            log.warning("%s channel: malformed frame (%s): %.300s", self.channel, why, text)
+        self._log.warning("%s channel: malformed frame (%s): %.300s", self.channel, why, text)
+
+
+def _preview(frame: str | bytes) -> str:
+    return frame[:300] if isinstance(frame, str) else repr(frame[:300])
 
 
 _MARKET_TAGS = frozenset(
@@ -157,16 +232,27 @@ _MARKET_TAGS = frozenset(
 )
 
 
-def market_decoder(*, lean: bool = False) -> FrameDecoder[MarketEvent]:
+def market_decoder(
+    *, lean: bool = False, max_frame_bytes: int = MAX_FRAME_BYTES
+) -> FrameDecoder[MarketEvent]:
     """A decoder for the market channel (one per connection or replay).
 
     ``lean``: decode current-schema ``price_change`` frames as ``LeanPriceChange`` (no hashes,
     no stated best bid/ask), for paths that do not verify the venue's statements.
+    ``max_frame_bytes``: larger frames are malformed (characters).
     """
     pc: type = LeanPriceChange if lean else PriceChange
-    return FrameDecoder(MarketEvent, _MARKET_TAGS, "market", (("price_change", pc), ("book", Book)))
+    return FrameDecoder(
+        MarketEvent,
+        _MARKET_TAGS,
+        "market",
+        (("price_change", pc), ("book", Book)),
+        max_frame_bytes=max_frame_bytes,
+    )
 
 
-def user_decoder() -> FrameDecoder[UserEvent]:
-    """A decoder for the user channel."""
-    return FrameDecoder(UserEvent, frozenset({"order", "trade"}), "user")
+def user_decoder(*, max_frame_bytes: int = MAX_FRAME_BYTES) -> FrameDecoder[UserEvent]:
+    """A decoder for the user channel (``max_frame_bytes`` as for ``market_decoder``)."""
+    return FrameDecoder(
+        UserEvent, frozenset({"order", "trade"}), "user", max_frame_bytes=max_frame_bytes
+    )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, Literal
@@ -22,6 +21,7 @@ from websockets.asyncio.client import ClientConnection
 
 from polylab.book.l2 import L2Book
 from polylab.book.registry import BookRegistry
+from polylab.feed.ws_link import WsLink, backoff_delay_s
 
 if TYPE_CHECKING:
     from polylab.feed.market_ws import MarketFeedConfig
@@ -43,6 +43,7 @@ class FeedCounters(msgspec.Struct):
     frames: int = 0
     events: int = 0
     malformed: int = 0
+    """Frames (or events in them) that could not be used: undecodable, or raised when applied."""
     unknown: int = 0
     pongs: int = 0
     pings: int = 0
@@ -58,27 +59,19 @@ class FeedCounters(msgspec.Struct):
     callback_errors: int = 0
     apply_errors: int = 0
     recorder_errors: int = 0
-
-
-def backoff_delay_s(
-    attempt: int, min_ms: int, max_ms: int, jitter: float, rng: random.Random
-) -> float:
-    """Reconnect delay (s) before attempt ``attempt`` (0-based): ``min·2^attempt`` capped at
-    ``max``, minus a random fraction up to ``jitter`` of it (spreads reconnect storms)."""
-    base = min(max_ms, min_ms * (1 << min(attempt, 30)))
-    return base * (1.0 - jitter * rng.random()) / 1000.0
+    restarts: int = 0
+    """Connection tasks found dead by the watchdog and started again."""
 
 
 class Shard:
-    """One connection: its tokens, socket and outstanding snapshot requests."""
+    """One connection: its tokens, its link (``polylab.feed.ws_link.WsLink``), the socket while
+    subscribed, and outstanding snapshot requests."""
 
     def __init__(self, no: int) -> None:
         self.no = no
         self.tokens: dict[str, None] = {}
         self.ws: ClientConnection | None = None
-        self.task: asyncio.Task[None] | None = None
-        self.last_recv_ns = 0
-        self.attempt = 0
+        self.link: WsLink | None = None
         self.pending: dict[str, int] = {}
         """token → deadline (ns) of a requested snapshot."""
 
@@ -217,6 +210,9 @@ class FeedHealth:
         stale_ns = cfg.stale_after_ms * 1_000_000
         while True:
             await asyncio.sleep(cfg.check_every_ms / 1000.0)
+            for sh in list(self.shards):
+                if sh.link is not None:
+                    sh.link.revive()
             try:
                 await self._check(time.time_ns(), stale_ns)
             except Exception:

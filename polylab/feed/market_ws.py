@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
@@ -38,12 +39,11 @@ from collections.abc import Callable, Iterable
 from typing import Annotated, Literal
 
 import msgspec
-import websockets
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 
 from polylab.book.registry import BookRegistry
 from polylab.errors import ConfigError
-from polylab.feed.decode import market_decoder
+from polylab.feed.decode import RateLimitedLog, market_decoder
 from polylab.feed.market_health import (
     BookSource,
     FeedCounters,
@@ -54,6 +54,7 @@ from polylab.feed.market_health import (
 )
 from polylab.feed.recording import RecordingWriter
 from polylab.feed.wire import Book, MarketEvent, PriceChange, TickSizeChange
+from polylab.feed.ws_link import WsLink
 from polylab.money import MoneyError, parse_micros
 
 __all__ = [
@@ -138,7 +139,8 @@ class MarketFeed(FeedHealth):
         self.counters = FeedCounters()
         self.stale: set[str] = set()
         self.shards: list[Shard] = []
-        self._decoder = market_decoder()
+        self._decoder = market_decoder(max_frame_bytes=config.max_frame_bytes)
+        self._bad_log = RateLimitedLog(log)
         self._rng = rng or random.Random()
         self._shard_of: dict[str, Shard] = {}
         self._last: dict[str, int] = {}
@@ -166,12 +168,15 @@ class MarketFeed(FeedHealth):
     async def close(self) -> None:
         """Stop every task and close every socket."""
         self._closing = True
-        tasks = [*self._tasks, *(s.task for s in self.shards if s.task is not None)]
+        tasks = list(self._tasks)
         for t in tasks:
             t.cancel()
         for t in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
+        for sh in self.shards:
+            if sh.link is not None:
+                await sh.link.stop()
         self._tasks.clear()
 
     # -- subscriptions -------------------------------------------------------------------------
@@ -202,8 +207,9 @@ class MarketFeed(FeedHealth):
                 sh.tokens[t] = None
                 self._shard_of[t] = sh
                 self._last[t] = now
-            if sh.task is None:
-                sh.task = asyncio.create_task(self._run(sh), name=f"market-shard-{sh.no}")
+            if sh.link is None:
+                sh.link = self._link(sh)
+                sh.link.start()
             elif sh.ws is not None:
                 await self._send_op(sh, "subscribe", batch)
 
@@ -230,47 +236,29 @@ class MarketFeed(FeedHealth):
         for sh, ids in by_shard.values():
             if not sh.tokens:
                 self.shards.remove(sh)
-                if sh.task is not None:
-                    sh.task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await sh.task
+                if sh.link is not None:
+                    await sh.link.stop()
             elif sh.ws is not None:
                 await self._send_op(sh, "unsubscribe", ids)
 
-    async def _run(self, sh: Shard) -> None:
-        cfg, c = self.config, self.counters
-        while not self._closing and sh.tokens:
-            try:
-                async with connect(
-                    cfg.url,
-                    compression=None,
-                    ping_interval=None,
-                    proxy=None,
-                    open_timeout=cfg.open_timeout_s,
-                    close_timeout=1.0,
-                    max_size=cfg.max_frame_bytes,
-                    max_queue=None,
-                ) as ws:
-                    await self._session(sh, ws)
-            except asyncio.CancelledError:
-                raise
-            except (OSError, TimeoutError, websockets.WebSocketException) as exc:
-                log.info("market shard %d: connection lost: %r", sh.no, exc)
-            finally:
-                if sh.ws is not None:
-                    c.disconnects += 1
-                sh.ws = None
-                self._lost(sh)
-            if self._closing or not sh.tokens:
-                break
-            c.reconnects += 1
-            delay = backoff_delay_s(
-                sh.attempt, cfg.backoff_min_ms, cfg.backoff_max_ms, cfg.backoff_jitter, self._rng
-            )
-            sh.attempt += 1
-            await asyncio.sleep(delay)
+    def _link(self, sh: Shard) -> WsLink:
+        return WsLink(
+            f"market shard {sh.no}",
+            self.config,
+            channel="market",
+            counters=self.counters,
+            stats=self._decoder.stats,
+            bad_log=self._bad_log,
+            on_open=functools.partial(self._open, sh),
+            on_frame=functools.partial(self._on_frame, sh),
+            on_down=functools.partial(self._down, sh),
+            keep_running=lambda: not self._closing and bool(sh.tokens),
+            recorder=self.recorder,
+            rng=self._rng,
+        )
 
-    async def _session(self, sh: Shard, ws: ClientConnection) -> None:
+    async def _open(self, sh: Shard, ws: ClientConnection) -> None:
+        """Subscribe the shard's tokens on a fresh socket (their snapshots are now owed)."""
         cfg = self.config
         sent = list(sh.tokens)
         deadline = time.time_ns() + cfg.snapshot_timeout_ms * 1_000_000
@@ -284,36 +272,14 @@ class MarketFeed(FeedHealth):
                 }
             ).decode()
         )
-        self.counters.connects += 1
         sh.ws = ws
-        sh.last_recv_ns = time.time_ns()
         late = [t for t in sh.tokens if t not in sh.pending]
         if late:
             await self._send_op(sh, "subscribe", late)
-        pinger = asyncio.create_task(self._ping(sh, ws))
-        try:
-            on_frame = self._on_frame
-            async for frame in ws:
-                on_frame(sh, frame if isinstance(frame, str) else frame.decode("utf-8", "replace"))
-        finally:
-            pinger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pinger
 
-    async def _ping(self, sh: Shard, ws: ClientConnection) -> None:
-        cfg = self.config
-        silence_ns = int(cfg.silence_s * 1e9)
-        with contextlib.suppress(websockets.ConnectionClosed):
-            while True:
-                await asyncio.sleep(cfg.ping_s)
-                if time.time_ns() - sh.last_recv_ns > silence_ns:
-                    log.warning(
-                        "market shard %d: silent for %.1fs, reconnecting", sh.no, cfg.silence_s
-                    )
-                    await ws.close()
-                    return
-                await ws.send("PING")
-                self.counters.pings += 1
+    def _down(self, sh: Shard, code: int | None) -> None:
+        sh.ws = None
+        self._lost(sh)
 
     def _lost(self, sh: Shard) -> None:
         """A shard's socket is gone: its books wait for the reconnect's snapshots."""
@@ -326,21 +292,9 @@ class MarketFeed(FeedHealth):
             self._flag(t, "disconnected")
 
     # -- hot path ------------------------------------------------------------------------------
-    def _on_frame(self, sh: Shard, frame: str) -> None:
-        recv_ns = time.time_ns()
+    def _on_frame(self, sh: Shard, frame: str, recv_ns: int) -> None:
+        """One market frame (not ``PONG``; ``WsLink`` has counted and recorded it)."""
         c = self.counters
-        c.frames += 1
-        sh.last_recv_ns = recv_ns
-        if self.recorder is not None:
-            try:
-                self.recorder.write("market", frame, recv_ns)
-            except (OSError, ValueError) as exc:  # a full disk must not cost the feed
-                c.recorder_errors += 1
-                if c.recorder_errors == 1:
-                    log.error("market feed: recording failed, frames go unrecorded: %r", exc)
-        if frame == "PONG":
-            c.pongs += 1
-            return
         dec = self._decoder
         events = dec.decode(frame)
         st = dec.stats
@@ -348,16 +302,21 @@ class MarketFeed(FeedHealth):
         c.unknown = st.unknown
         if not events:
             return
-        if sh.attempt:
-            sh.attempt = 0
         c.events += len(events)
         reg, cb = self.registry, self.on_event
         for ev in events:
             try:
                 reg.apply(ev, recv_ns)
-            except Exception:  # a registry bug must not stop the feed
+            except Exception as exc:  # an event that breaks a book invariant must not stop the feed
                 c.apply_errors += 1
-                log.exception("market feed: applying %s failed", type(ev).__name__)
+                st.malformed += 1
+                c.malformed = st.malformed
+                self._bad_log.warning(
+                    "market feed: applying %s failed (%r): %.300s", type(ev).__name__, exc, frame
+                )
+                aid = getattr(ev, "asset_id", None)
+                if isinstance(aid, str) and aid in self._shard_of:
+                    self._gap(sh, aid)
                 continue
             if isinstance(ev, PriceChange):
                 self._after_change(sh, ev, recv_ns)

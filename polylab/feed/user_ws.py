@@ -20,20 +20,19 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from collections.abc import Callable, Iterable
 from typing import Annotated
 
 import msgspec
 import websockets
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 
 from polylab.errors import ConfigError
 from polylab.execution.auth import ApiCreds
-from polylab.feed.decode import user_decoder
-from polylab.feed.market_health import backoff_delay_s
+from polylab.feed.decode import RateLimitedLog, user_decoder
 from polylab.feed.recording import RecordingWriter
 from polylab.feed.wire import UserEvent, UserOrder, UserTrade
+from polylab.feed.ws_link import WsLink
 
 __all__ = ["UserFeed", "UserFeedConfig", "UserFeedCounters"]
 
@@ -49,6 +48,8 @@ class UserFeedConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     ``url``: the ``/ws/user`` endpoint. ``markets``: condition ids to receive (empty = all).
     ``ping_s``: text PING period; ``silence_s``: no frame at all (not even PONG) for this long ⇒
     reconnect. ``backoff_*``: reconnect delay range (ms) and its random fraction.
+    ``max_frame_bytes``: largest accepted frame. ``check_every_ms``: watchdog period (a dead
+    connection task is restarted).
     """
 
     url: str
@@ -60,6 +61,7 @@ class UserFeedConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     backoff_max_ms: Annotated[int, msgspec.Meta(ge=1)] = 10_000
     backoff_jitter: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.5
     max_frame_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 16 * 1024 * 1024
+    check_every_ms: Annotated[int, msgspec.Meta(ge=1)] = 1_000
 
 
 class UserFeedCounters(msgspec.Struct):
@@ -79,6 +81,7 @@ class UserFeedCounters(msgspec.Struct):
     auth_failures: int = 0
     callback_errors: int = 0
     recorder_errors: int = 0
+    restarts: int = 0
 
 
 class UserFeed:
@@ -101,14 +104,26 @@ class UserFeed:
         self.recorder = recorder
         self.counters = UserFeedCounters()
         self.markets: dict[str, None] = dict.fromkeys(config.markets)
-        self._decoder = user_decoder()
-        self._rng = rng or random.Random()
+        self._decoder = user_decoder(max_frame_bytes=config.max_frame_bytes)
         self._ws: ClientConnection | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._closing = False
-        self._attempt = 0
-        self._last_recv_ns = 0
+        self._link = WsLink(
+            "user feed",
+            config,
+            channel="user",
+            counters=self.counters,
+            stats=self._decoder.stats,
+            bad_log=RateLimitedLog(log),
+            on_open=self._open,
+            on_frame=self._on_frame,
+            on_down=self._down,
+            on_pong=self._pong,
+            keep_running=lambda: not self._closing,
+            recorder=recorder,
+            rng=rng,
+        )
 
     def __repr__(self) -> str:
         return (
@@ -126,18 +141,20 @@ class UserFeed:
 
     def start(self) -> None:
         """Connect (in the background) and keep connected until ``close``."""
-        if self._task is None:
+        if self._watchdog is None:
             self._closing = False
-            self._task = asyncio.create_task(self._run(), name="user-feed")
+            self._link.start()
+            self._watchdog = asyncio.create_task(self._supervise(), name="user-feed-watchdog")
 
     async def close(self) -> None:
         """Stop and close the socket."""
         self._closing = True
-        if self._task is not None:
-            self._task.cancel()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+                await self._watchdog
+            self._watchdog = None
+        await self._link.stop()
 
     @property
     def connected(self) -> bool:
@@ -171,49 +188,8 @@ class UserFeed:
                 )
 
     # -- connection ----------------------------------------------------------------------------
-    async def _run(self) -> None:
-        cfg, c = self.config, self.counters
-        while not self._closing:
-            auth_refused = False
-            try:
-                async with connect(
-                    cfg.url,
-                    compression=None,
-                    ping_interval=None,
-                    proxy=None,
-                    open_timeout=cfg.open_timeout_s,
-                    close_timeout=1.0,
-                    max_size=cfg.max_frame_bytes,
-                    max_queue=None,
-                ) as ws:
-                    await self._session(ws)
-                auth_refused = ws.close_code == _POLICY_VIOLATION
-            except asyncio.CancelledError:
-                raise
-            except websockets.ConnectionClosed as exc:
-                auth_refused = exc.rcvd is not None and exc.rcvd.code == _POLICY_VIOLATION
-                log.info("user feed: connection closed: %s", exc)
-            except (OSError, TimeoutError, websockets.WebSocketException) as exc:
-                log.info("user feed: connection failed: %r", exc)
-            finally:
-                if self._ws is not None:
-                    c.disconnects += 1
-                self._ws = None
-                self._ready.clear()
-            if self._closing:
-                break
-            if auth_refused:
-                c.auth_failures += 1
-                log.error("user feed: the server refused the API credentials (1008)")
-                self._attempt = 30
-            c.reconnects += 1
-            delay = backoff_delay_s(
-                self._attempt, cfg.backoff_min_ms, cfg.backoff_max_ms, cfg.backoff_jitter, self._rng
-            )
-            self._attempt += 1
-            await asyncio.sleep(delay)
-
-    async def _session(self, ws: ClientConnection) -> None:
+    async def _open(self, ws: ClientConnection) -> None:
+        """Subscribe with the credentials, then PING: the first PONG proves it was processed."""
         creds = self._creds
         sub = {
             "auth": {
@@ -227,51 +203,30 @@ class UserFeed:
         await ws.send(msgspec.json.encode(sub).decode())
         await ws.send("PING")
         self._ws = ws
-        self.counters.connects += 1
-        self._last_recv_ns = time.time_ns()
-        pinger = asyncio.create_task(self._ping(ws))
-        try:
-            async for frame in ws:
-                self._on_frame(
-                    frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
-                )
-        finally:
-            pinger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pinger
 
-    async def _ping(self, ws: ClientConnection) -> None:
-        cfg = self.config
-        silence_ns = int(cfg.silence_s * 1e9)
-        with contextlib.suppress(websockets.ConnectionClosed):
-            while True:
-                await asyncio.sleep(cfg.ping_s)
-                if time.time_ns() - self._last_recv_ns > silence_ns:
-                    log.warning("user feed: silent for %.1fs, reconnecting", cfg.silence_s)
-                    await ws.close()
-                    return
-                await ws.send("PING")
-                self.counters.pings += 1
+    def _down(self, code: int | None) -> None:
+        self._ws = None
+        self._ready.clear()
+        if code == _POLICY_VIOLATION and not self._closing:
+            self.counters.auth_failures += 1
+            log.error("user feed: the server refused the API credentials (1008)")
+            self._link.attempt = 30
+
+    def _pong(self) -> None:
+        if not self._ready.is_set():
+            self._ready.set()
+            self._link.attempt = 0
+
+    async def _supervise(self) -> None:
+        """Watchdog: restart the connection task should it ever end while the feed runs."""
+        while True:
+            await asyncio.sleep(self.config.check_every_ms / 1000.0)
+            self._link.revive()
 
     # -- hot path ------------------------------------------------------------------------------
-    def _on_frame(self, frame: str) -> None:
-        recv_ns = time.time_ns()
+    def _on_frame(self, frame: str, recv_ns: int) -> None:
+        """One user frame (not ``PONG``; ``WsLink`` has counted and recorded it)."""
         c = self.counters
-        c.frames += 1
-        self._last_recv_ns = recv_ns
-        if self.recorder is not None:
-            try:
-                self.recorder.write("user", frame, recv_ns)
-            except (OSError, ValueError) as exc:  # a full disk must not cost the feed
-                c.recorder_errors += 1
-                if c.recorder_errors == 1:
-                    log.error("user feed: recording failed, frames go unrecorded: %r", exc)
-        if frame == "PONG":
-            c.pongs += 1
-            if not self._ready.is_set():
-                self._ready.set()
-                self._attempt = 0
-            return
         dec = self._decoder
         events = dec.decode(frame)
         c.malformed, c.unknown = dec.stats.malformed, dec.stats.unknown
