@@ -17,6 +17,7 @@ backtest of its ``feed.jsonl.zst`` replays it.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,8 @@ __all__ = [
     "summarize",
 ]
 
+log = logging.getLogger(__name__)
+
 
 FEED_CHANNEL = "feed"
 """Recording channel of the live feed's own notes (a book it stopped trusting)."""
@@ -89,7 +92,10 @@ class BacktestResult(msgspec.Struct, kw_only=True):
     ``pnl_at_payout``: the same with complete neg-risk sets valued at the $1 they pay at
     resolution; ``win_rate``: share of closed trades with positive realized PnL;
     ``reaction_p50_ns``: the engine's median reaction time measured in this run (0: no intent);
-    ``reaction_ns``: the reaction time the windows were labelled with (ns).
+    ``reaction_ns``: the reaction time the windows were labelled with (ns);
+    ``malformed``: recording lines, frames and levels that could not be used (skipped);
+    ``truncated``: the recording ended early (cut or corrupt zstd stream), the run covers the
+    ``bytes_read`` bytes (decompressed) before that point, ``stop_reason`` says why.
     """
 
     trades: int
@@ -116,6 +122,10 @@ class BacktestResult(msgspec.Struct, kw_only=True):
     """Unwind orders that filled (undoing a set's uneven legs, usually at a loss)."""
     reaction_p50_ns: int = 0
     reaction_ns: int = 0
+    malformed: int = 0
+    truncated: bool = False
+    bytes_read: int = 0
+    stop_reason: str = ""
     by_strategy: dict[str, StrategyStats] = {}
     provenance: Provenance | None = None
     run_dir: str = ""
@@ -246,16 +256,23 @@ def run_backtest(
     clock = ReplayClock()
     t0 = time.perf_counter()
     started = time.time_ns()
-    for rec in RecordingReader(recording):
+    reader = RecordingReader(recording)
+    bad = 0
+    for rec in reader:
         last = clock.advance(rec.recv_ns)
         if rec.channel == "market":
-            for ev in dec.decode(rec.payload):
-                engine.on_event(ev, last)
+            try:
+                for ev in dec.decode(rec.payload):
+                    engine.on_event(ev, last)
+            except Exception as exc:  # a value that breaks an invariant costs its frame only
+                bad += 1
+                if bad <= 20:
+                    log.warning("frame at %d not applied (%r): %.300s", last, exc, rec.payload)
         elif rec.channel == "meta":
             try:
                 for m in decode_meta(rec.payload):
                     reg.catalog.add(m)
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, ValueError):
                 reg.stats.malformed += 1
         elif rec.channel == FEED_CHANNEL:
             try:
@@ -272,6 +289,10 @@ def run_backtest(
             except ScoreboardError:
                 reg.stats.malformed += 1
     result = parts.finish(clock.now_ns(), time.perf_counter() - t0)
+    result.malformed = reader.malformed + dec.stats.malformed + reg.stats.malformed + bad
+    result.truncated = reader.truncated
+    result.bytes_read = reader.bytes_read
+    result.stop_reason = reader.stop_reason
     if out_dir is not None:
         parts.write(
             result,

@@ -3,9 +3,11 @@ mismatches), 2 bad input (config, file)."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -16,6 +18,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 from rich.table import Table
 
 from polylab.analysis.windows import Window
+from polylab.feed.recording import RecordingError
 from polylab.feed.replay import ReplayResult, replay
 from polylab.feed.synthetic import SyntheticConfig, write_synthetic
 from polylab.money import cash_to_str, price_micros_to_str
@@ -84,6 +87,16 @@ def _print_summary(res: ReplayResult, windows: list[Window], top: int) -> None:
         console.print("no top-of-book sum window found")
 
 
+@contextlib.contextmanager
+def _recording_errors() -> Iterator[None]:
+    """A file that is not a recording at all: one line naming it and why, exit 2."""
+    try:
+        yield
+    except RecordingError as exc:
+        console.print(f"[red]{exc}[/red]", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
 @app.command("replay")
 def replay_cmd(
     path: Annotated[Path, typer.Argument(help="recording (.jsonl or .jsonl.zst)")],
@@ -95,6 +108,11 @@ def replay_cmd(
     if not path.is_file():
         console.print(f"[red]no such recording: {path}[/red]")
         raise typer.Exit(2)
+    with _recording_errors():
+        _replay(path, verify, as_json, top)
+
+
+def _replay(path: Path, verify: bool, as_json: bool, top: int) -> None:
     if as_json:
         res, _, windows, _ = replay(path, verify=verify)
         out = msgspec.structs.asdict(res)
@@ -197,7 +215,8 @@ def backtest_cmd(
         raise typer.Exit(2)
     cfg = _load_cfg(config)
     out_dir = out or Path("runs") / f"backtest-{time.strftime('%Y%m%d-%H%M%S')}"
-    res, _, _ = run_backtest(recording, cfg, meta=meta, out_dir=out_dir)
+    with _recording_errors():
+        res, _, _ = run_backtest(recording, cfg, meta=meta, out_dir=out_dir)
     if as_json:
         sys.stdout.write(msgspec.json.encode(res).decode() + "\n")
     else:

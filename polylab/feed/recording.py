@@ -21,11 +21,14 @@ from typing import IO
 import msgspec
 import zstandard
 
+from polylab.errors import PolylabError
+from polylab.feed.decode import RateLimitedLog
 from polylab.market import Market
 
 __all__ = [
     "MetaPayload",
     "Record",
+    "RecordingError",
     "RecordingReader",
     "RecordingWriter",
     "decode_meta",
@@ -56,7 +59,8 @@ def open_text(path: str | Path, mode: str = "r") -> IO[str]:
         if "r" in mode:
             raw = zstandard.ZstdDecompressor().stream_reader(open(p, "rb"))  # noqa: SIM115
             return io.TextIOWrapper(raw, encoding="utf-8")
-        w = zstandard.ZstdCompressor(level=3).stream_writer(open(p, "wb"))  # noqa: SIM115
+        # the checksum lets a reader tell a corrupt block from data
+        w = zstandard.ZstdCompressor(level=3, write_checksum=True).stream_writer(open(p, "wb"))  # noqa: SIM115
         return io.TextIOWrapper(w, encoding="utf-8")
     return open(p, mode, encoding="utf-8")
 
@@ -95,28 +99,142 @@ class RecordingWriter:
         self.close()
 
 
-class RecordingReader:
-    """Iterate a recording's records; broken lines are counted (``malformed``) and skipped."""
+class RecordingError(PolylabError, ValueError):
+    """The file is not a recording at all: empty, not zstd though it should be, or no line of
+    it is a record. The message names the file and what was found."""
 
-    def __init__(self, path: str | Path) -> None:
+
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_CHUNK = 1 << 18
+"""Bytes read from the file at a time."""
+_PROBE_LINES = 100
+"""Lines without one record among them after which a file is declared not a recording."""
+
+
+class RecordingReader:
+    """Iterate a recording's records. Never raises for what a line holds.
+
+    A bad line (not UTF-8, not JSON, wrong types, longer than ``max_line_bytes``) is counted
+    (``malformed``) and skipped. A zstd stream that is cut short or corrupt ends the iteration
+    with what was read: ``truncated`` is set and ``stop_reason`` says why (a plain file whose
+    last line is cut off counts as truncated too). ``bytes_read``: recording bytes turned into
+    lines so far (decompressed). Zstd is recognised by its magic number, whatever the name.
+    Raises ``RecordingError`` when the file is empty or is not a recording at all (no record
+    among its first lines, or none in the whole file).
+    """
+
+    def __init__(self, path: str | Path, *, max_line_bytes: int = 64 * 1024 * 1024) -> None:
         self.path = Path(path)
+        self.max_line_bytes = max_line_bytes
         self.malformed = 0
         self.bytes_read = 0
+        self.records = 0
+        self.truncated = False
+        self.stop_reason = ""
         self._dec = msgspec.json.Decoder(Record)
+        self._log = RateLimitedLog(log)
 
     def __iter__(self) -> Iterator[Record]:
         dec = self._dec
-        with open_text(self.path) as f:
-            for line in f:
+        lines = 0
+        with open(self.path, "rb") as f:
+            for line in self._lines(f):
                 self.bytes_read += len(line)
-                if not line.strip():
-                    continue
                 try:
-                    yield dec.decode(line)
-                except msgspec.DecodeError as exc:
-                    self.malformed += 1
-                    if self.malformed <= 20:
-                        log.warning("%s: bad recording line (%s): %.200s", self.path, exc, line)
+                    rec = dec.decode(line)
+                except (msgspec.DecodeError, ValueError) as exc:  # ValueError: not UTF-8
+                    if not line.strip():
+                        continue
+                    lines += 1
+                    if not line.endswith(b"\n"):  # the last line, cut short
+                        if not self.truncated:
+                            self._cut("the last line is cut off")
+                    else:
+                        self.malformed += 1
+                        if self.records:  # before the first record, the verdict says it all
+                            self._log.warning(
+                                "%s: bad recording line (%s): %.200r", self.path, exc, line
+                            )
+                    if not self.records and lines >= _PROBE_LINES:
+                        raise RecordingError(
+                            f"{self.path} is not a recording: none of its first {lines} lines "
+                            f"is a record ({exc})"
+                        ) from None
+                    continue
+                lines += 1
+                if not self.records and self.malformed:
+                    log.warning("%s: %d bad lines before the first record", self.path, lines - 1)
+                self.records += 1
+                yield rec
+        if not self.records:
+            if lines:
+                why = f"none of its {lines} lines is a record"
+            elif self.stop_reason:
+                why = self.stop_reason
+            else:
+                why = "the file is empty"
+            raise RecordingError(f"{self.path} is not a recording: {why}")
+
+    def _cut(self, why: str) -> None:
+        self.truncated = True
+        self.stop_reason = why
+        if self.records:
+            log.warning("%s: recording truncated (%s); reading stops here", self.path, why)
+
+    def _lines(self, f: IO[bytes]) -> Iterator[bytes]:
+        """The file's lines (with their newline), through zstd when it starts with its magic;
+        a line longer than ``max_line_bytes`` is dropped (and counted)."""
+        head = f.read(4)
+        f.seek(0)
+        if self.path.suffix == ".zst" and head != _ZSTD_MAGIC:
+            raise RecordingError(
+                f"{self.path} is not a recording: named .zst but not zstd data "
+                f"(starts with {head!r})"
+            )
+        chunks = self._zstd_chunks(f) if head == _ZSTD_MAGIC else iter(lambda: f.read(_CHUNK), b"")
+        rest = b""
+        cap = self.max_line_bytes
+        skipping = False
+        for chunk in chunks:
+            parts = (rest + chunk).split(b"\n") if rest else chunk.split(b"\n")
+            rest = parts.pop()
+            for part in parts:
+                if skipping:
+                    skipping = False
+                    continue
+                yield part + b"\n"
+            if len(rest) > cap:
+                self.malformed += 1
+                self.bytes_read += len(rest)
+                self._log.warning("%s: line over %d bytes dropped", self.path, cap)
+                rest = b""
+                skipping = True
+        if rest and not skipping:
+            yield rest
+
+    def _zstd_chunks(self, f: IO[bytes]) -> Iterator[bytes]:
+        """Decompressed data of every zstd frame in the file; stops (``truncated``) at a corrupt
+        block or when the file ends inside a frame."""
+        dctx = zstandard.ZstdDecompressor()
+        dobj = dctx.decompressobj()
+        started = False
+        while chunk := f.read(_CHUNK):
+            while chunk:
+                started = True
+                try:
+                    out = dobj.decompress(chunk)
+                except zstandard.ZstdError as exc:
+                    self._cut(f"corrupt zstd data: {exc}")
+                    return
+                if out:
+                    yield out
+                if not dobj.eof:
+                    break
+                chunk = dobj.unused_data
+                dobj = dctx.decompressobj()
+                started = False
+        if started and not dobj.eof:
+            self._cut("the zstd stream ends inside a frame")
 
 
 def decode_meta(payload: str) -> list[Market]:

@@ -3,6 +3,7 @@ best bid/ask. This is the same feed → book path the live engine runs, minus th
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -11,12 +12,14 @@ import msgspec
 
 from polylab.analysis.windows import SumMonitor, Window
 from polylab.book.registry import BookRegistry, Mismatch
-from polylab.feed.decode import market_decoder
+from polylab.feed.decode import RateLimitedLog, market_decoder
 from polylab.feed.recording import Record, RecordingReader, decode_meta
 from polylab.feed.wire import Book, LeanPriceChange, MarketEvent, PriceChange
 from polylab.market import MarketCatalog
 
 __all__ = ["ReplayResult", "iter_market_events", "replay"]
+
+log = logging.getLogger(__name__)
 
 _HINT_TAIL = '"best_bid_ask"}'
 """How a ``best_bid_ask`` frame ends on the wire (``event_type`` last).
@@ -25,8 +28,11 @@ any other layout still decodes normally."""
 
 
 class ReplayResult(msgspec.Struct, kw_only=True):
-    """What a replay saw. ``malformed`` counts bad recording lines, undecodable frames and bad
-    levels; ``mismatches`` counts stated best bid/ask pairs the rebuilt book did not reproduce."""
+    """What a replay saw. ``malformed`` counts bad recording lines, undecodable frames, frames
+    that could not be applied and bad levels; ``mismatches`` counts stated best bid/ask pairs the
+    rebuilt book did not reproduce. ``truncated``: the recording ended early (cut or corrupt
+    zstd stream, last line cut off; ``stop_reason`` says which) and the figures cover the
+    ``bytes_read`` bytes (decompressed) before that point."""
 
     frames: int = 0
     events: int = 0
@@ -45,6 +51,9 @@ class ReplayResult(msgspec.Struct, kw_only=True):
     windows: int = 0
     seconds: float = 0.0
     updates_per_s: float = 0.0
+    truncated: bool = False
+    bytes_read: int = 0
+    stop_reason: str = ""
     first_mismatches: list[Mismatch] = []
 
 
@@ -56,13 +65,17 @@ def iter_market_events(
     ``meta`` records extend ``catalog`` as they are met. Used by backtests and notebooks.
     """
     dec = market_decoder()
+    bad_log = RateLimitedLog(log)
     for rec in RecordingReader(path):
         if rec.channel == "market":
             for ev in dec.decode(rec.payload):
                 yield rec.recv_ns, ev
         elif rec.channel == "meta" and catalog is not None:
-            for m in decode_meta(rec.payload):
-                catalog.add(m)
+            try:
+                for m in decode_meta(rec.payload):
+                    catalog.add(m)
+            except Exception as exc:  # a broken catalog record is skipped, not fatal
+                bad_log.warning("bad meta record at %d: %r", rec.recv_ns, exc)
 
 
 def replay(
@@ -83,6 +96,7 @@ def replay(
     reader = RecordingReader(path) if isinstance(path, str | Path) else None
     records: Iterable[Record] = reader if reader is not None else path  # type: ignore[assignment]
     bad_lines = 0
+    bad_log = RateLimitedLog(log)
     reg = BookRegistry(verify=verify)
     mon = SumMonitor(reg.catalog, reg.books, keep_series=keep_series) if monitor else None
     dec = market_decoder(lean=not verify)
@@ -109,28 +123,33 @@ def replay(
                 continue
             try:
                 ev = fast(payload)
-            except msgspec.DecodeError:
+            except Exception:  # DecodeError, or anything a hostile frame provokes
                 ev = dec.redecode(payload)
-            if type(ev) is list:
-                n_events += len(ev)
-                for e in ev:
-                    handlers[type(e)](e, last_ns)
-                    if type(e) in watched:
-                        on_market(e.market, last_ns)  # type: ignore[misc]
-            else:
-                n_events += 1
-                tev = type(ev)
-                handlers[tev](ev, last_ns)
-                if tev in watched:
-                    on_market(ev.market, last_ns)  # type: ignore[misc]
+            try:
+                if type(ev) is list:
+                    n_events += len(ev)
+                    for e in ev:
+                        handlers[type(e)](e, last_ns)
+                        if type(e) in watched:
+                            on_market(e.market, last_ns)  # type: ignore[misc]
+                else:
+                    n_events += 1
+                    tev = type(ev)
+                    handlers[tev](ev, last_ns)
+                    if tev in watched:
+                        on_market(ev.market, last_ns)  # type: ignore[misc]
+            except Exception as exc:  # a value that breaks an invariant costs its frame only
+                bad_lines += 1
+                bad_log.warning("frame at %d not applied (%r): %.300s", last_ns, exc, payload)
             if progress is not None and not n & 4095:
                 progress(reader.bytes_read if reader is not None else n)
         elif ch == "meta":
             try:
                 for m in decode_meta(rec.payload):
                     reg.catalog.add(m)
-            except msgspec.DecodeError:
+            except Exception as exc:
                 bad_lines += 1
+                bad_log.warning("bad meta record at %d: %r", last_ns, exc)
     seconds = time.perf_counter() - t0
     dec.stats.frames += n_market
     st.events += n_events
@@ -154,6 +173,9 @@ def replay(
         windows=len(windows),
         seconds=round(seconds, 6),
         updates_per_s=round(st.level_updates / seconds, 1) if seconds > 0 else 0.0,
+        truncated=reader.truncated if reader else False,
+        bytes_read=reader.bytes_read if reader else 0,
+        stop_reason=reader.stop_reason if reader else "",
         first_mismatches=reg.mismatch_log[:10],
     )
     if progress is not None and reader is not None:
