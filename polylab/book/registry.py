@@ -144,7 +144,10 @@ class BookRegistry:
             if b is None:
                 return
         b.updated_ns = recv_ns
-        b.exchange_ms = int(ev.timestamp or 0)
+        try:
+            b.exchange_ms = int(ev.timestamp or 0)
+        except ValueError:  # not an integer: the book stands, its venue time is unknown
+            b.exchange_ms = 0
         b.hash = ev.hash
 
     def _load_fast(self, b: L2Book, ev: Book) -> bool:

@@ -155,6 +155,8 @@ class FrameDecoder(Generic[E]):
         """Frame text → events (possibly empty). Never raises."""
         st = self.stats
         st.frames += 1
+        if len(frame) > self.max_frame_bytes:
+            return self._slow(frame)
         try:
             out = self._fast(frame)
         except Exception:  # DecodeError, or anything else a hostile frame provokes
