@@ -106,7 +106,9 @@ class RecordingError(PolylabError, ValueError):
 
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _CHUNK = 1 << 18
-"""Bytes read from the file at a time."""
+"""Bytes read from a plain file at a time."""
+_ZCHUNK = 1 << 14
+"""Compressed bytes decompressed at a time: a corrupt block loses only what follows it."""
 _PROBE_LINES = 100
 """Lines without one record among them after which a file is declared not a recording."""
 
@@ -218,7 +220,7 @@ class RecordingReader:
         dctx = zstandard.ZstdDecompressor()
         dobj = dctx.decompressobj()
         started = False
-        while chunk := f.read(_CHUNK):
+        while chunk := f.read(_ZCHUNK):
             while chunk:
                 started = True
                 try:
