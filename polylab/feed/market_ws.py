@@ -3,7 +3,10 @@
 Shape (protocol doc §1): tokens are sharded over connections (``assets_per_connection``, the
 venue sends no snapshots above 500 per socket); each shard subscribes with
 ``{"assets_ids": [...], "type": "market", "custom_feature_enabled": true}``, sends the text
-``PING`` every ``ping_s`` and reconnects with exponential backoff and jitter. Frames go through
+``PING`` every ``ping_s`` and reconnects with exponential backoff and jitter (the connection
+loop is ``polylab.feed.ws_link.WsLink``, shared with the user feed: a frame that cannot be
+decoded or applied is counted in ``malformed`` and skipped, and the watchdog restarts a shard
+task that ended). Frames go through
 ``polylab.feed.decode.market_decoder()`` into a ``BookRegistry`` and then to ``on_event(recv_ns,
 event)``; that hot path is synchronous and short (no awaits, no allocation beyond decoding).
 

@@ -2,7 +2,9 @@
 
 One socket subscribes with ``{"auth": {"apiKey", "secret", "passphrase"}, "markets": [...],
 "type": "user"}`` (``markets`` = condition ids, an optional filter), sends the text ``PING``
-every ``ping_s`` and reconnects with exponential backoff and jitter. Frames are decoded by
+every ``ping_s`` and reconnects with exponential backoff and jitter (``polylab.feed.ws_link``,
+shared with the market feed: a bad frame is counted, never fatal; a watchdog restarts the
+connection task should it end). Frames are decoded by
 ``polylab.feed.decode.user_decoder()`` into ``UserOrder`` / ``UserTrade`` and handed to
 ``on_event(recv_ns, event)`` synchronously. A ``PING`` follows the subscription at once, so the
 first ``PONG`` proves the server has processed it (``wait_ready``).
