@@ -6,10 +6,11 @@ that fails the slow path sorts the frame out element by element, so one unknown 
 event never hides its neighbours. Nothing here raises into the engine: failures are counted
 (``DecodeStats``) and logged with the raw text, rate-limited.
 
-Before the slow path decodes a frame into untyped JSON it checks the frame's size
-(``max_frame_bytes``) and nesting depth (``MAX_DEPTH``): a frame of a few thousand ``[`` would
-otherwise raise ``RecursionError`` from the decoder. The fast typed path needs no such check (a
-typed decoder stops at the first value of the wrong shape), so valid frames pay nothing.
+A frame longer than ``max_frame_bytes`` is malformed without being decoded (one ``len`` per
+frame). Before the slow path decodes a frame into untyped JSON it checks its nesting depth
+(``MAX_DEPTH``): a frame of a few thousand ``[`` would otherwise raise ``RecursionError`` from
+the decoder. The fast typed path needs no depth check (a typed decoder stops at the first value
+of the wrong shape), so valid frames pay nothing for it.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 ``FeedHealth`` is the half of ``polylab.feed.market_ws.MarketFeed`` that decides when a book can
 no longer be trusted and asks for a fresh snapshot (unsubscribe + subscribe on the open socket:
 the venue answers with a ``book`` in stream order). See the ``market_ws`` docstring for the
-rules; this module holds the counters, the shard record and the backoff formula too.
+rules; this module holds the counters and the shard record too. Its watchdog also restarts a
+shard's connection task that ended (``WsLink.revive``).
 """
 
 from __future__ import annotations
