@@ -119,8 +119,8 @@ class RecordingReader:
     A bad line (not UTF-8, not JSON, wrong types, longer than ``max_line_bytes``) is counted
     (``malformed``) and skipped. A zstd stream that is cut short or corrupt ends the iteration
     with what was read: ``truncated`` is set and ``stop_reason`` says why (a plain file whose
-    last line is cut off counts as truncated too). ``bytes_read``: recording bytes turned into
-    lines so far (decompressed). Zstd is recognised by its magic number, whatever the name.
+    last line is cut off counts as truncated too). ``bytes_read``: recording bytes read so far
+    (decompressed). Zstd is recognised by its magic number, whatever the name.
     Raises ``RecordingError`` when the file is empty or is not a recording at all (no record
     among its first lines, or none in the whole file).
     """
@@ -135,47 +135,62 @@ class RecordingReader:
         self.stop_reason = ""
         self._dec = msgspec.json.Decoder(Record)
         self._log = RateLimitedLog(log)
+        self._bad = 0
+        self._held: list[tuple[Exception, bytes]] = []
+        self._tail: bytes | None = None
 
     def __iter__(self) -> Iterator[Record]:
         dec = self._dec
-        lines = 0
+        held = self._held
         with open(self.path, "rb") as f:
-            for line in self._lines(f):
-                self.bytes_read += len(line)
-                try:
-                    rec = dec.decode(line)
-                except (msgspec.DecodeError, ValueError) as exc:  # ValueError: not UTF-8
-                    if not line.strip():
+            for batch in self._batches(f):
+                for line in batch:
+                    try:
+                        rec = dec.decode(line)
+                    except (msgspec.DecodeError, ValueError) as exc:  # ValueError: not UTF-8
+                        self._bad_line(line, exc)
                         continue
-                    lines += 1
-                    if not line.endswith(b"\n"):  # the last line, cut short
-                        if not self.truncated:
-                            self._cut("the last line is cut off")
-                    else:
-                        self.malformed += 1
-                        if self.records:  # before the first record, the verdict says it all
-                            self._log.warning(
-                                "%s: bad recording line (%s): %.200r", self.path, exc, line
-                            )
-                    if not self.records and lines >= _PROBE_LINES:
-                        raise RecordingError(
-                            f"{self.path} is not a recording: none of its first {lines} lines "
-                            f"is a record ({exc})"
-                        ) from None
-                    continue
-                lines += 1
-                if not self.records and self.malformed:
-                    log.warning("%s: %d bad lines before the first record", self.path, lines - 1)
-                self.records += 1
-                yield rec
+                    if held:
+                        self._release()
+                    self.records += 1
+                    yield rec
         if not self.records:
-            if lines:
-                why = f"none of its {lines} lines is a record"
+            if self._bad:
+                why = f"none of its {self._bad} lines is a record"
             elif self.stop_reason:
                 why = self.stop_reason
             else:
                 why = "the file is empty"
             raise RecordingError(f"{self.path} is not a recording: {why}")
+
+    def _bad_line(self, line: bytes, exc: Exception) -> None:
+        """Count a line that is not a record; raise when the file is clearly no recording."""
+        if not line.strip():
+            return
+        if line is self._tail:  # the last line, cut short
+            if not self.truncated:
+                self._cut("the last line is cut off")
+            return
+        self.malformed += 1
+        self._bad += 1
+        if self.records:
+            self._warn_line(exc, line)
+            return
+        if len(self._held) < self._log.limit:  # logged once a record proves it a recording
+            self._held.append((exc, line))
+        if self._bad >= _PROBE_LINES:
+            raise RecordingError(
+                f"{self.path} is not a recording: none of its first {self._bad} lines is a "
+                f"record ({exc})"
+            )
+
+    def _warn_line(self, exc: Exception, line: bytes) -> None:
+        self._log.warning("%s: bad recording line (%s): %.200r", self.path, exc, line)
+
+    def _release(self) -> None:
+        for exc, line in self._held:
+            self._warn_line(exc, line)
+        self._held.clear()
 
     def _cut(self, why: str) -> None:
         self.truncated = True
@@ -183,9 +198,10 @@ class RecordingReader:
         if self.records:
             log.warning("%s: recording truncated (%s); reading stops here", self.path, why)
 
-    def _lines(self, f: IO[bytes]) -> Iterator[bytes]:
-        """The file's lines (with their newline), through zstd when it starts with its magic;
-        a line longer than ``max_line_bytes`` is dropped (and counted)."""
+    def _batches(self, f: IO[bytes]) -> Iterator[list[bytes]]:
+        """The file's lines (without their newline), a read's worth at a time, through zstd
+        when it starts with its magic; a line longer than ``max_line_bytes`` is dropped
+        (counted). A last line without newline is ``_tail``."""
         head = f.read(4)
         f.seek(0)
         if self.path.suffix == ".zst" and head != _ZSTD_MAGIC:
@@ -198,21 +214,21 @@ class RecordingReader:
         cap = self.max_line_bytes
         skipping = False
         for chunk in chunks:
+            self.bytes_read += len(chunk)
             parts = (rest + chunk).split(b"\n") if rest else chunk.split(b"\n")
             rest = parts.pop()
-            for part in parts:
-                if skipping:
-                    skipping = False
-                    continue
-                yield part + b"\n"
+            if skipping and parts:
+                del parts[0]
+                skipping = False
+            yield parts
             if len(rest) > cap:
                 self.malformed += 1
-                self.bytes_read += len(rest)
                 self._log.warning("%s: line over %d bytes dropped", self.path, cap)
                 rest = b""
                 skipping = True
         if rest and not skipping:
-            yield rest
+            self._tail = rest
+            yield [rest]
 
     def _zstd_chunks(self, f: IO[bytes]) -> Iterator[bytes]:
         """Decompressed data of every zstd frame in the file; stops (``truncated``) at a corrupt
