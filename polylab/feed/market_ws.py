@@ -137,7 +137,7 @@ class MarketFeed(FeedHealth):
         self.registry = registry if registry is not None else BookRegistry()
         self.on_event = on_event
         self.on_stale = on_stale
-        self.recorder = recorder
+        self._recorder = recorder
         self.book_source = book_source
         self.counters = FeedCounters()
         self.stale: set[str] = set()
@@ -151,6 +151,18 @@ class MarketFeed(FeedHealth):
         self._closing = False
         self._tasks: list[asyncio.Task[None]] = []
         self._shard_no = 0
+
+    @property
+    def recorder(self) -> RecordingWriter | None:
+        """Where frames are recorded; set None to stop recording from the next frame on."""
+        return self._recorder
+
+    @recorder.setter
+    def recorder(self, writer: RecordingWriter | None) -> None:
+        self._recorder = writer
+        for sh in self.shards:
+            if sh.link is not None:
+                sh.link.recorder = writer
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def __aenter__(self) -> MarketFeed:
@@ -256,7 +268,7 @@ class MarketFeed(FeedHealth):
             on_frame=functools.partial(self._on_frame, sh),
             on_down=functools.partial(self._down, sh),
             keep_running=lambda: not self._closing and bool(sh.tokens),
-            recorder=self.recorder,
+            recorder=self._recorder,
             rng=self._rng,
         )
 

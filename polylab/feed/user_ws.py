@@ -103,7 +103,6 @@ class UserFeed:
         self.config = config
         self._creds = creds
         self.on_event = on_event
-        self.recorder = recorder
         self.counters = UserFeedCounters()
         self.markets: dict[str, None] = dict.fromkeys(config.markets)
         self._decoder = user_decoder(max_frame_bytes=config.max_frame_bytes)
@@ -126,6 +125,15 @@ class UserFeed:
             recorder=recorder,
             rng=rng,
         )
+
+    @property
+    def recorder(self) -> RecordingWriter | None:
+        """Where frames are recorded; set None to stop recording from the next frame on."""
+        return self._link.recorder
+
+    @recorder.setter
+    def recorder(self, writer: RecordingWriter | None) -> None:
+        self._link.recorder = writer
 
     def __repr__(self) -> str:
         return (

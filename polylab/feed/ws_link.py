@@ -210,7 +210,6 @@ class WsLink:
         self.last_recv_ns = time.time_ns()
         pinger = asyncio.create_task(self._ping(ws))
         c = self.counters
-        rec = self.recorder
         channel = self.channel
         on_frame = self._on_frame
         try:
@@ -219,6 +218,7 @@ class WsLink:
                 self.last_recv_ns = recv_ns
                 c.frames += 1
                 text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
+                rec = self.recorder  # read per frame: the feed may let go of it at any time
                 if rec is not None:
                     try:
                         rec.write(channel, text, recv_ns)

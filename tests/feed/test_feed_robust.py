@@ -14,6 +14,7 @@ import functools
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -21,11 +22,13 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from polylab.execution.auth import ApiCreds
 from polylab.feed.market_ws import MarketFeed, MarketFeedConfig
+from polylab.feed.recording import RecordingReader, RecordingWriter
 from polylab.feed.user_ws import UserFeed, UserFeedConfig
 from polylab.feed.wire import UserEvent, UserOrder
 
-Frame = str | bytes | tuple[str, bytes]
-"""A frame to send: text, binary, or ("text", raw bytes) for a text frame of any bytes."""
+Frame = str | bytes | tuple[str, bytes] | asyncio.Event
+"""A frame to send: text, binary, or ("text", raw bytes) for a text frame of any bytes; an
+event makes the server wait for it before sending on."""
 Script = Callable[[int], list[Frame]]
 """Connection number (1-based) → frames sent after its subscription."""
 
@@ -53,7 +56,9 @@ class Venue:
         n = len(self.subscriptions)
         with contextlib.suppress(Exception):  # a frame may make the client hang up
             for f in self.script(n):
-                if isinstance(f, tuple):
+                if isinstance(f, asyncio.Event):
+                    await f.wait()
+                elif isinstance(f, tuple):
                     await ws.send(f[1], text=True)
                 else:
                     await ws.send(f)
@@ -179,6 +184,27 @@ async def test_watchdog_restarts_a_dead_market_connection_task() -> None:
         assert await until(lambda: bid(feed) == 430_000), (bid(feed), feed.counters)
         assert feed.counters.restarts == 1 and len(v.subscriptions) == 2
         assert not link.task.done()
+
+
+@asynctest
+async def test_letting_go_of_the_recorder_stops_recording_at_the_next_frame(
+    tmp_path: Path,
+) -> None:
+    go = asyncio.Event()
+
+    def script(n: int) -> list[Frame]:
+        return [book("0.40"), go, change("0.45")]
+
+    path = tmp_path / "rec.jsonl"
+    writer = RecordingWriter(path)
+    async with venue(script) as v, MarketFeed(market_config(v.url), recorder=writer) as feed:
+        await feed.subscribe(["A"])
+        assert await until(lambda: bid(feed) == 400_000)
+        feed.recorder = None  # a session that stops lets go of its recording first
+        go.set()
+        assert await until(lambda: bid(feed) == 450_000)
+    writer.close()
+    assert [r.payload for r in RecordingReader(path)] == [book("0.40")]
 
 
 def order(price: str) -> str:
