@@ -1,7 +1,7 @@
 """Market WebSocket client: throughput and send → callback latency, against a bare client.
 
 A websockets server in a child process streams a synthetic venue-shaped market channel
-(``polylab.feed.synthetic``: mirrored binary books, neg-risk event, trades, best_bid_ask hints):
+(``polylab.book.synthetic``: mirrored binary books, neg-risk event, trades, best_bid_ask hints):
 the initial ``book`` array, then single-object frames. Two clients run round-robin in this
 process over loopback:
 
@@ -28,10 +28,10 @@ from typing import Any
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
+from polylab.book.market_feed import MarketFeed, MarketFeedConfig
 from polylab.book.registry import BookRegistry
-from polylab.feed.market_ws import MarketFeed, MarketFeedConfig
+from polylab.book.synthetic import SyntheticConfig, generate
 from polylab.feed.recording import decode_meta
-from polylab.feed.synthetic import SyntheticConfig, generate
 from polylab.feed.wire import MarketEvent, stamp_ms
 
 SYN = SyntheticConfig(seed=5, duration_s=25.0, rate_hz=1000.0, binary_markets=10)

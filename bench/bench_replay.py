@@ -3,7 +3,7 @@
 Three paths run round-robin in this process over the same in-memory synthetic recording (JSON
 lines, mirrored binary books, a neg-risk event, trades, best_bid_ask hints):
 
-* polylab: ``polylab.feed.replay.replay`` (msgspec Structs, tick-array books, SumMonitor);
+* polylab: ``polylab.analysis.replay.replay`` (msgspec Structs, tick-array books, SumMonitor);
 * baseline: a plain dict book (float prices) fed by stdlib ``json``, best kept incrementally,
   YES+NO ask sum checked after each event;
 * NautilusTrader (when installed, ``make bench`` installs it): its Rust ``OrderBook`` (L2_MBP)
@@ -24,9 +24,9 @@ from typing import Any
 
 import msgspec
 
+from polylab.analysis.replay import replay
+from polylab.book.synthetic import SyntheticConfig, generate
 from polylab.feed.recording import Record
-from polylab.feed.replay import replay
-from polylab.feed.synthetic import SyntheticConfig, generate
 from polylab.money import parse_micros
 
 ROUNDS = 5

@@ -26,6 +26,7 @@ import time
 import msgspec
 
 from polylab.book.l2 import L2Book
+from polylab.book.market_feed import MarketFeed, MarketFeedConfig
 from polylab.book.registry import BookRegistry
 from polylab.config import load_config
 from polylab.domain import ExecutionResult, Intent, OrderReport
@@ -33,7 +34,6 @@ from polylab.engine import Engine
 from polylab.execution.live import LiveConfig, LiveExecutor
 from polylab.execution.signer import OrderSigner
 from polylab.feed.discovery import GammaClient
-from polylab.feed.market_ws import MarketFeed, MarketFeedConfig
 from polylab.market import MarketCatalog
 from polylab.risk.manager import RiskManager
 from polylab.risk.portfolio import Portfolio

@@ -17,10 +17,10 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
+from polylab.analysis.replay import ReplayResult, replay
 from polylab.analysis.windows import Window
+from polylab.book.synthetic import SyntheticConfig, write_synthetic
 from polylab.feed.recording import RecordingError
-from polylab.feed.replay import ReplayResult, replay
-from polylab.feed.synthetic import SyntheticConfig, write_synthetic
 from polylab.money import cash_to_str, price_micros_to_str
 
 if TYPE_CHECKING:

@@ -34,6 +34,6 @@ def test_import_polylab_stays_cheap() -> None:
     import subprocess
     import sys
 
-    code = "import sys, polylab.feed.replay, polylab.cli; print('plotly' in sys.modules)"
+    code = "import sys, polylab.analysis.replay, polylab.cli; print('plotly' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -55,12 +55,6 @@ SIM_MAX_LAYER = 1  # beyond the list above, the simulator uses only domain/money
 
 # Edges still to be untangled: (importer, imported). Must only shrink.
 KNOWN: set[tuple[str, str]] = {
-    ("polylab.feed.market_health", "polylab.book.l2"),
-    ("polylab.feed.market_health", "polylab.book.registry"),
-    ("polylab.feed.market_ws", "polylab.book.registry"),
-    ("polylab.feed.replay", "polylab.analysis.windows"),
-    ("polylab.feed.replay", "polylab.book.registry"),
-    ("polylab.feed.synthetic", "polylab.book.l2"),
     ("polylab.feed.user_ws", "polylab.execution.auth"),
 }
 

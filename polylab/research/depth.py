@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from polylab.analysis.replay import ReplayResult, iter_market_events, replay
 from polylab.analysis.windows import SumMonitor, Window
 from polylab.book.l2 import L2Book
 from polylab.book.registry import BookRegistry
-from polylab.feed.replay import ReplayResult, iter_market_events, replay
-from polylab.feed.synthetic import SyntheticConfig, write_synthetic
+from polylab.book.synthetic import SyntheticConfig, write_synthetic
 from polylab.market import OutcomeGroup
 
 if TYPE_CHECKING:

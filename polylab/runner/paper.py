@@ -35,6 +35,7 @@ import msgspec
 
 from polylab.analysis.windows import SumMonitor
 from polylab.backtest import FEED_CHANNEL, BacktestResult, RunParts
+from polylab.book.market_feed import MarketFeed, MarketFeedConfig
 from polylab.book.registry import BookRegistry
 from polylab.clock import Clock, ReplayClock, WallClock
 from polylab.config import PolylabConfig
@@ -42,7 +43,6 @@ from polylab.engine import Engine
 from polylab.execution.base import Executor
 from polylab.execution.paper import PaperTrader
 from polylab.feed.discovery import GammaClient
-from polylab.feed.market_ws import MarketFeed, MarketFeedConfig
 from polylab.feed.recording import RecordingWriter
 from polylab.feed.sports_sources import HttpScoreboardSource
 from polylab.market import MarketCatalog

@@ -22,11 +22,11 @@ from polylab.analysis.opportunities import (
     opportunities_frame,
     windows_frame,
 )
+from polylab.analysis.replay import iter_market_events
 from polylab.analysis.set_cost import GroupIndex, best_set, quote_set
 from polylab.book.l2 import L2Book
 from polylab.book.registry import BookRegistry
 from polylab.feed.recording import RecordingWriter
-from polylab.feed.replay import iter_market_events
 from polylab.fees import FeeModel
 from polylab.market import Market, MarketCatalog
 from polylab.money import MICROS, tick_size

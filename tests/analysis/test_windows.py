@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from polylab.analysis.opportunities import OpportunityTracker, SumAnalyzer
+from polylab.analysis.replay import replay
 from polylab.analysis.windows import SumMonitor, WindowConfig, label_window, mirror_gap
 from polylab.book.l2 import L2Book
-from polylab.feed.replay import replay
-from polylab.feed.synthetic import SyntheticConfig, write_synthetic
+from polylab.book.synthetic import SyntheticConfig, write_synthetic
 from polylab.market import Market, MarketCatalog
 from polylab.money import MICROS, tick_size
 

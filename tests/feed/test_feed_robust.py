@@ -20,8 +20,8 @@ from typing import Any
 import msgspec
 from websockets.asyncio.server import ServerConnection, serve
 
+from polylab.book.market_feed import MarketFeed, MarketFeedConfig
 from polylab.execution.auth import ApiCreds
-from polylab.feed.market_ws import MarketFeed, MarketFeedConfig
 from polylab.feed.recording import RecordingReader, RecordingWriter
 from polylab.feed.user_ws import UserFeed, UserFeedConfig
 from polylab.feed.wire import UserEvent, UserOrder

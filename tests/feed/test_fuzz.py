@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from polylab.book.registry import BookRegistry
+from polylab.book.synthetic import SyntheticConfig, generate
 from polylab.feed.decode import market_decoder
 from polylab.feed.recording import Record, RecordingError, RecordingReader
-from polylab.feed.synthetic import SyntheticConfig, generate
 
 TAGS = [
     "book",

@@ -19,11 +19,11 @@ import msgspec
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
+from polylab.analysis.replay import replay
 from polylab.book.l2 import L2Book
+from polylab.book.market_feed import MarketFeed, MarketFeedConfig, backoff_delay_s
 from polylab.execution.rest import AsyncClobRest
-from polylab.feed.market_ws import MarketFeed, MarketFeedConfig, backoff_delay_s
 from polylab.feed.recording import RecordingWriter
-from polylab.feed.replay import replay
 from polylab.feed.wire import MarketEvent
 from polylab.market import Market
 from polylab.money import MICROS, parse_micros

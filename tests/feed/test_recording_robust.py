@@ -19,9 +19,9 @@ import pytest
 import zstandard
 from typer.testing import CliRunner
 
+from polylab.book.synthetic import SyntheticConfig, generate
 from polylab.cli import app
 from polylab.feed.recording import Record, RecordingError, RecordingReader
-from polylab.feed.synthetic import SyntheticConfig, generate
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

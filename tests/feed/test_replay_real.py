@@ -7,8 +7,8 @@ from pathlib import Path
 
 from fixture_data import capture_frames, write_capture
 
+from polylab.analysis.replay import replay
 from polylab.feed.recording import RecordingReader, RecordingWriter
-from polylab.feed.replay import replay
 
 
 def test_real_capture_reproduces_all_102_stated_best_bid_ask(

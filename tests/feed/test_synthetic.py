@@ -1,8 +1,8 @@
 from pathlib import Path
 
+from polylab.analysis.replay import replay
 from polylab.book.registry import mirror_mismatches
-from polylab.feed.replay import replay
-from polylab.feed.synthetic import SyntheticConfig, write_synthetic
+from polylab.book.synthetic import SyntheticConfig, write_synthetic
 
 SMALL = SyntheticConfig(seed=3, duration_s=8.0, rate_hz=300.0)
 

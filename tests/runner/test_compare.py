@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from polylab.backtest import run_backtest
+from polylab.book.synthetic import SyntheticConfig, write_synthetic
 from polylab.compare import INTENT_KEY, CompareError, compare_runs
 from polylab.config import load_config
-from polylab.feed.synthetic import SyntheticConfig, write_synthetic
 
 BASE = {"RISK_MAX_POSITION": "300"}
 

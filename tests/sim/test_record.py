@@ -10,9 +10,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from polylab.analysis.replay import replay
 from polylab.cli import app
 from polylab.feed.recording import RecordingReader, decode_meta
-from polylab.feed.replay import replay
 from polylab.market import Market
 from polylab.money import MICROS
 from polylab.sim.config import SimConfig

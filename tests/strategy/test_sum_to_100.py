@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from polylab.analysis.replay import iter_market_events
 from polylab.book.l2 import L2Book
 from polylab.book.registry import BookRegistry
 from polylab.domain import Intent, Leg
 from polylab.errors import ConfigError
 from polylab.feed.recording import RecordingWriter
-from polylab.feed.replay import iter_market_events
 from polylab.feed.wire import Book, PriceChange
 from polylab.fees import FeeModel
 from polylab.market import Market, MarketCatalog

@@ -1,5 +1,7 @@
 """A seeded synthetic market-channel stream that looks like the venue's, for demos and benches.
 
+It keeps each token's true book as an ``L2Book`` to derive the frames, hence ``book/``.
+
 It reproduces what shapes the analysis: binary markets whose YES and NO books are exact mirrors
 (each change reported on both tokens, ``best_bid``/``best_ask`` after every entry), price moves
 whose NO-side echo sometimes arrives late (transient *stale-leg* windows where YES+NO asks < $1,

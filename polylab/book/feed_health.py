@@ -1,8 +1,8 @@
 """Self-healing of the market feed: staleness watchdog, gap resync, REST reconciliation.
 
-``FeedHealth`` is the half of ``polylab.feed.market_ws.MarketFeed`` that decides when a book can
+``FeedHealth`` is the half of ``polylab.book.market_feed.MarketFeed`` that decides when a book can
 no longer be trusted and asks for a fresh snapshot (unsubscribe + subscribe on the open socket:
-the venue answers with a ``book`` in stream order). See the ``market_ws`` docstring for the
+the venue answers with a ``book`` in stream order). See the ``book.market_feed`` docstring for the
 rules; this module holds the counters and the shard record too. Its watchdog also restarts a
 shard's connection task that ended (``WsLink.revive``).
 """
@@ -25,7 +25,7 @@ from polylab.book.registry import BookRegistry
 from polylab.feed.ws_link import WsLink, backoff_delay_s
 
 if TYPE_CHECKING:
-    from polylab.feed.market_ws import MarketFeedConfig
+    from polylab.book.market_feed import MarketFeedConfig
 
 __all__ = ["BookSource", "FeedCounters", "FeedHealth", "Shard", "StaleReason", "backoff_delay_s"]
 

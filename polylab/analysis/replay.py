@@ -1,5 +1,6 @@
 """Replay a recording through decode → books (→ sum monitor), optionally verifying every stated
-best bid/ask. This is the same feed → book path the live engine runs, minus the socket."""
+best bid/ask. This is the same feed → book path the live engine runs, minus the socket; it
+sits in ``analysis/`` because it drives the sum monitor over the rebuilt books."""
 
 from __future__ import annotations
 

@@ -1,5 +1,9 @@
 """Market WebSocket client: books kept right through disconnects, drops, stalls and reorders.
 
+It lives in ``book/`` because it keeps books: the socket handling itself is the feed's
+(``feed.ws_link``), frames are the feed's (``feed.wire``, ``feed.decode``); this layer applies
+them to a ``BookRegistry`` and decides when a book must be rebuilt.
+
 Shape (protocol doc §1): tokens are sharded over connections (``assets_per_connection``, the
 venue sends no snapshots above 500 per socket); each shard subscribes with
 ``{"assets_ids": [...], "type": "market", "custom_feature_enabled": true}``, sends the text
@@ -44,10 +48,7 @@ from typing import Annotated, Literal
 import msgspec
 from websockets.asyncio.client import ClientConnection
 
-from polylab.book.registry import BookRegistry
-from polylab.errors import ConfigError
-from polylab.feed.decode import RateLimitedLog, market_decoder
-from polylab.feed.market_health import (
+from polylab.book.feed_health import (
     BookSource,
     FeedCounters,
     FeedHealth,
@@ -55,6 +56,9 @@ from polylab.feed.market_health import (
     StaleReason,
     backoff_delay_s,
 )
+from polylab.book.registry import BookRegistry
+from polylab.errors import ConfigError
+from polylab.feed.decode import RateLimitedLog, market_decoder
 from polylab.feed.recording import RecordingWriter
 from polylab.feed.wire import Book, MarketEvent, PriceChange, TickSizeChange
 from polylab.feed.ws_link import WsLink
