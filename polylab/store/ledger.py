@@ -33,10 +33,10 @@ from polylab.store.ledger_rows import ConfigRow, LedgerRow, OrderRow
 
 __all__ = [
     "DEFAULT_SQLITE_PATH",
+    "MIGRATIONS",
     "OPEN_ORDER_STATUSES",
     "Ledger",
     "LedgerError",
-    "MIGRATIONS",
     "RecoveredState",
     "make_engine",
     "redact_url",
@@ -255,9 +255,8 @@ class Ledger:
         if mode not in S.RUN_MODES:
             raise LedgerError(f"run mode must be one of {', '.join(S.RUN_MODES)}, not {mode!r}")
         now = time.time_ns() if started_ns is None else started_ns
-        rid = run_id or (
-            f"{mode}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(now / 1e9))}-{uuid.uuid4().hex[:8]}"
-        )
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now // 10**9))
+        rid = run_id or f"{mode}-{stamp}-{uuid.uuid4().hex[:8]}"
         with self.engine.begin() as conn:
             conn.execute(
                 S.runs.insert().values(
