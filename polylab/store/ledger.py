@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +115,11 @@ def redact_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         return url.split("@")[-1]
+
+
+def _plain(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """A result row as a dict keyed by plain ``str`` (column names are a ``str`` subclass)."""
+    return {str(k): v for k, v in row.items()}
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -311,7 +316,7 @@ class Ledger:
         if run_id is not None and "run_id" in t.c:
             q = q.where(t.c.run_id == run_id)
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(q)]
+            return [_plain(r._mapping) for r in conn.execute(q)]
 
     def load_state(self, run_id: str | None = None, *, now_ns: int | None = None) -> RecoveredState:
         """Positions, cash, open orders and today's realized PnL of ``run_id`` (default: the
@@ -358,7 +363,7 @@ class Ledger:
                 .where(S.orders.c.run_id == rid, S.orders.c.status.in_(OPEN_ORDER_STATUSES))
                 .order_by(S.orders.c.created_ns, S.orders.c.order_id)
             ).mappings()
-            open_orders = tuple(msgspec.convert(dict(o), OrderRow) for o in opened)
+            open_orders = tuple(msgspec.convert(_plain(o), OrderRow) for o in opened)
             now = time.time_ns() if now_ns is None else now_ns
             day0 = now - now % (86_400 * 10**9)
             same = select(S.runs.c.id).where(
@@ -397,7 +402,7 @@ class Ledger:
                 .mappings()
                 .first()
             )
-        return None if r is None else msgspec.convert(dict(r), ConfigRow)
+        return None if r is None else msgspec.convert(_plain(r), ConfigRow)
 
     def promote_config(self, config_id: str, *, promoted_ns: int | None = None) -> None:
         """Make ``config_id`` the one promoted configuration (the previous one is ``retired``)."""
@@ -421,4 +426,4 @@ class Ledger:
                 .mappings()
                 .first()
             )
-        return None if r is None else msgspec.convert(dict(r), ConfigRow)
+        return None if r is None else msgspec.convert(_plain(r), ConfigRow)

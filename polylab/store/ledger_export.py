@@ -52,7 +52,7 @@ def export_tables(ledger: Ledger, out_dir: str | Path) -> dict[str, int]:
             q = select(table).order_by(*table.primary_key.columns)
             res = conn.execution_options(yield_per=_BATCH).execute(q)
             for part in res.partitions():
-                rows: list[dict[str, Any]] = [dict(r._mapping) for r in part]
+                rows: list[dict[str, Any]] = [{str(k): v for k, v in r._mapping.items()} for r in part]
                 for r in rows:
                     for name in json_cols:
                         r[name] = msgspec.json.encode(r[name]).decode()

@@ -71,6 +71,10 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError | InterfaceError | DisconnectionError | PoolTimeout)
 
 
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 class _Item:
     __slots__ = ("enq_ns", "future", "row")
 
@@ -305,14 +309,14 @@ class LedgerWriter:
             self._notify(self.on_status, True, "")
 
     def _went_down(self, exc: BaseException) -> None:
+        log.warning("ledger unreachable (%d rows queued): %s", len(self._q), _first_line(exc))
         self.stats.retries += 1
         if self._up:
             self._up = False
             self._down_since_ns = time.time_ns()
             self.stats.outages += 1
             if self.on_status is not None:
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                self._notify(self.on_status, False, first[:200])
+                self._notify(self.on_status, False, _first_line(exc)[:200])
 
     def _sleep(self, seconds: float) -> bool:
         """Back off (new rows do not cut it short); True when ``close`` asked to give up."""
