@@ -52,10 +52,12 @@ def export_tables(ledger: Ledger, out_dir: str | Path) -> dict[str, int]:
             q = select(table).order_by(*table.primary_key.columns)
             res = conn.execution_options(yield_per=_BATCH).execute(q)
             for part in res.partitions():
-                rows: list[dict[str, Any]] = [{str(k): v for k, v in r._mapping.items()} for r in part]
-                for r in rows:
+                rows: list[dict[str, Any]] = []
+                for r in part:
+                    d = {str(k): v for k, v in r._mapping.items()}
                     for name in json_cols:
-                        r[name] = msgspec.json.encode(r[name]).decode()
+                        d[name] = msgspec.json.encode(d[name]).decode()
+                    rows.append(d)
                 frames.append(pl.DataFrame(rows, schema=schema, orient="row"))
             df = pl.concat(frames)
             df.write_parquet(out / f"{table.name}.parquet")
