@@ -1,11 +1,13 @@
 """Ledger writes off the event path: a bounded queue drained by one background thread.
 
-``submit(row)`` appends to a queue (a lock and a deque: microseconds, never a database call)
-and returns a ``Future`` resolved once the row is committed. The thread commits batches, in
+``submit(row, on_commit)`` appends to a queue (a lock and a deque: a few microseconds, never
+a database call); ``on_commit(row, None)`` runs once the row is committed (``on_commit(row,
+exc)`` if the database refused the row itself). ``submit_future(row)`` returns a
+``concurrent.futures.Future`` instead (a few µs dearer). The thread commits batches, in
 submission order: when ``batch_rows`` rows wait, when the oldest has waited ``interval_s``, or
-at once on ``flush()``. **Ledger first, then bus**: publish a fill from its future's callback
-(``fut.add_done_callback``; callbacks run on the writer thread, so hop to the event loop with
-``loop.call_soon_threadsafe``), never before.
+at once on ``flush()``. **Ledger first, then bus**: publish a fill from its ``on_commit`` (or
+its future's callback), never before; both run on the writer thread, so hop to the event loop
+with ``loop.call_soon_threadsafe`` and keep them short.
 
 Outage policy (the database unreachable: connections killed, server refusing, SQLite locked):
 
@@ -18,7 +20,7 @@ Outage policy (the database unreachable: connections killed, server refusing, SQ
   back under half of that. At ``max_depth`` rows ``submit`` raises ``LedgerFull``: the runner
   must stop trading (kill switch), as a fill it cannot record is one it cannot account for;
 - a row the database refuses for itself (a constraint, bad data) is isolated by retrying the
-  batch row by row: its future fails with the error and it counts in ``stats.failed``; the
+  batch row by row: its callback gets the error and it counts in ``stats.failed``; the
   other rows are committed.
 
 ``close(timeout)`` flushes what it can and returns the number of rows left uncommitted.
@@ -40,9 +42,10 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from polylab.store.ledger import Ledger, LedgerError, write_rows
 from polylab.store.ledger_rows import ConfigRow, LedgerRow
 
-__all__ = ["LedgerFull", "LedgerWriter", "WriterStats", "is_transient"]
+__all__ = ["LedgerFull", "LedgerWriter", "OnCommit", "Row", "WriterStats", "is_transient"]
 
 Row = LedgerRow | ConfigRow
+OnCommit = Callable[[Row, BaseException | None], None]
 log = logging.getLogger(__name__)
 
 
@@ -51,7 +54,7 @@ class LedgerFull(LedgerError):
 
 
 class WriterStats(msgspec.Struct):
-    """Counters since start. ``failed``: rows refused by the database (future failed);
+    """Counters since start. ``failed``: rows refused by the database (callback got the error);
     ``retries``: batch attempts that met an unreachable database; ``outages``: times it went
     down; ``max_depth_seen``: the deepest the queue got (rows)."""
 
@@ -75,12 +78,22 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-class _Item:
-    __slots__ = ("enq_ns", "future", "row")
+def _resolve(fut: Future[None]) -> OnCommit:
+    def done(_row: Row, exc: BaseException | None) -> None:
+        if exc is None:
+            fut.set_result(None)
+        else:
+            fut.set_exception(exc)
 
-    def __init__(self, row: Row, future: Future[None], enq_ns: int) -> None:
+    return done
+
+
+class _Item:
+    __slots__ = ("done", "enq_ns", "row")
+
+    def __init__(self, row: Row, done: OnCommit | None, enq_ns: int) -> None:
         self.row = row
-        self.future = future
+        self.done = done
         self.enq_ns = enq_ns
 
 
@@ -122,7 +135,8 @@ class LedgerWriter:
         self.on_latency = on_latency
         self.stats = WriterStats()
         self._q: deque[_Item] = deque()
-        self._cv = threading.Condition()
+        self._lock = threading.Lock()  # guards the queue; submit takes only this (C-level)
+        self._cv = threading.Condition(self._lock)
         self._done = 0  # rows popped (committed or failed), monotonic: flush() waits on it
         self._flush_to = 0
         self._halt = False
@@ -141,27 +155,32 @@ class LedgerWriter:
 
     # -- the event path --------------------------------------------------------------------
 
-    def submit(self, row: Row) -> Future[None]:
-        """Queue ``row``; the future resolves (``None``) once it is committed, or fails with
-        the database's error if the row itself was refused. Raises ``LedgerFull`` at
+    def submit(self, row: Row, on_commit: OnCommit | None = None) -> None:
+        """Queue ``row``; ``on_commit(row, None)`` runs on the writer thread after its commit,
+        ``on_commit(row, exc)`` if the database refused the row. Raises ``LedgerFull`` at
         ``max_depth`` and ``LedgerError`` after ``close``."""
-        fut: Future[None] = Future()
-        with self._cv:
+        with self._lock:
             if self._closing:
                 raise LedgerError("the ledger writer is closed")
             depth = len(self._q)
             if depth >= self.max_depth:
                 self._halt = True
                 raise LedgerFull(f"ledger queue full ({depth} rows waiting): stop trading")
-            self._q.append(_Item(row, fut, time.monotonic_ns()))
+            self._q.append(_Item(row, on_commit, time.monotonic_ns()))
             self.stats.submitted += 1
             depth += 1
             if depth > self.stats.max_depth_seen:
                 self.stats.max_depth_seen = depth
             if depth >= self.halt_depth:
                 self._halt = True
-            if depth == 1 or depth >= self.batch_rows:
+            if depth == 1 or depth == self.batch_rows:
                 self._cv.notify()
+
+    def submit_future(self, row: Row) -> Future[None]:
+        """``submit`` with a future: resolves to ``None`` after the commit, or fails with the
+        database's error for a refused row."""
+        fut: Future[None] = Future()
+        self.submit(row, _resolve(fut))
         return fut
 
     @property
@@ -210,7 +229,7 @@ class LedgerWriter:
 
     def close(self, timeout: float = 10.0) -> int:
         """Flush for at most ``timeout`` s, stop the thread; returns rows left uncommitted
-        (their futures stay pending: record or alert on a non-zero count)."""
+        (their callbacks never run: record or alert on a non-zero count)."""
         self.flush(timeout if self._thread.is_alive() else 0)
         with self._cv:
             self._closing = True
@@ -301,10 +320,10 @@ class LedgerWriter:
                 self.stats.committed += 1
                 if self.on_latency is not None:
                     self._notify(self.on_latency, lat)
-                it.future.set_result(None)
             else:
                 self.stats.failed += 1
-                it.future.set_exception(exc)
+            if it.done is not None:
+                self._notify(it.done, it.row, exc)
         if was_down and self.on_status is not None:
             self._notify(self.on_status, True, "")
 

@@ -4,7 +4,7 @@ after the commit (ledger first, then bus), refused rows fail alone, flush and cl
 from __future__ import annotations
 
 import threading
-from concurrent.futures import Future, wait
+from concurrent.futures import wait
 
 import pytest
 from sqlalchemy import create_engine, func, select
@@ -12,8 +12,8 @@ from store.ledger_data import fill
 
 from polylab.store import ledger_schema
 from polylab.store.ledger import Ledger, LedgerError
-from polylab.store.ledger_rows import ErrorRow
-from polylab.store.ledger_writer import LedgerWriter
+from polylab.store.ledger_rows import ErrorRow, FillRow
+from polylab.store.ledger_writer import LedgerWriter, Row
 
 
 def _run(ledger: Ledger) -> str:
@@ -25,7 +25,7 @@ def test_rows_commit_in_batches_and_futures_resolve(ledger: Ledger) -> None:
     latencies: list[int] = []
     w = LedgerWriter(ledger, batch_rows=100, interval_s=0.05, on_latency=latencies.append).start()
     try:
-        futs = [w.submit(fill(rid, n)) for n in range(1_000)]
+        futs = [w.submit_future(fill(rid, n)) for n in range(1_000)]
         assert w.flush(timeout=60)
         assert all(f.done() and f.exception() is None for f in futs)
         keys = [r["fill_key"] for r in ledger.rows("fills", run_id=rid)]
@@ -49,16 +49,16 @@ def test_a_fill_is_committed_before_its_future_says_so(ledger: Ledger) -> None:
     w = LedgerWriter(ledger, interval_s=0.0).start()
     try:
 
-        def publish(fut: Future[None], key: str) -> None:
+        def publish(row: Row, exc: BaseException | None) -> None:
+            assert exc is None and isinstance(row, FillRow)
             with other.connect() as conn:
-                q = select(func.count()).where(ledger_schema.fills.c.fill_key == key)
+                q = select(func.count()).where(ledger_schema.fills.c.fill_key == row.fill_key)
                 seen.append(conn.execute(q).scalar_one() == 1)
             if len(seen) == 20:
                 done.set()
 
         for n in range(20):
-            row = fill(rid, n)
-            w.submit(row).add_done_callback(lambda f, k=row.fill_key: publish(f, k))
+            w.submit(fill(rid, n), publish)
         assert done.wait(60)
         assert seen == [True] * 20
     finally:
@@ -70,9 +70,9 @@ def test_a_refused_row_fails_alone(ledger: Ledger) -> None:
     rid = _run(ledger)
     w = LedgerWriter(ledger, batch_rows=50, interval_s=0.2).start()
     try:
-        good = [w.submit(fill(rid, n)) for n in range(10)]
-        bad = w.submit(fill("no-such-run", 99))  # foreign key: the database refuses it
-        good += [w.submit(fill(rid, n)) for n in range(10, 20)]
+        good = [w.submit_future(fill(rid, n)) for n in range(10)]
+        bad = w.submit_future(fill("no-such-run", 99))  # foreign key: the database refuses it
+        good += [w.submit_future(fill(rid, n)) for n in range(10, 20)]
         assert w.flush(timeout=60)
         wait([*good, bad], timeout=10)
         assert all(f.exception() is None for f in good)
