@@ -12,7 +12,6 @@ after a connection died mid-commit stores each fill once.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,12 +22,17 @@ import msgspec
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, Engine, Table, create_engine, event, func, select, text
+from sqlalchemy import Connection, Engine, Table, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from polylab.store import ledger_schema as S
+from polylab.store.ledger_db import (
+    DEFAULT_SQLITE_PATH,
+    LedgerError,
+    make_engine,
+    redact_url,
+    resolve_url,
+)
 from polylab.store.ledger_rows import ConfigRow, LedgerRow, OrderRow
 
 __all__ = [
@@ -44,7 +48,6 @@ __all__ = [
     "write_rows",
 ]
 
-DEFAULT_SQLITE_PATH = Path("runs") / "polylab.db"
 OPEN_ORDER_STATUSES = ("open", "live", "pending")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _LOCK_KEY = 0x706F6C79  # "poly": one migrator at a time on a shared PostgreSQL
@@ -59,10 +62,6 @@ _KEYS: dict[str, tuple[str, ...]] = {
 }
 _LAST_WINS = frozenset({"orders", "positions", "pnl_snapshots", "configs"})
 _TABLES: dict[str, Table] = {t.name: t for t in S.metadata.sorted_tables}
-
-
-class LedgerError(Exception):
-    """The ledger cannot be used as asked (bad URL, unknown run); the message says why."""
 
 
 class RecoveredState(msgspec.Struct, frozen=True, kw_only=True):
@@ -89,66 +88,9 @@ class RecoveredState(msgspec.Struct, frozen=True, kw_only=True):
     fills: int
 
 
-def resolve_url(url: str | None = None) -> str:
-    """The SQLAlchemy URL to use: ``url``, else ``DATABASE_URL``, else the default SQLite file.
-
-    ``postgres://`` and ``postgresql://`` become ``postgresql+psycopg://`` (psycopg 3).
-    """
-    raw = (url if url is not None else os.environ.get("DATABASE_URL", "")).strip()
-    if not raw:
-        return f"sqlite:///{DEFAULT_SQLITE_PATH}"
-    scheme, sep, rest = raw.partition("://")
-    if not sep:
-        raise LedgerError(f"database URL has no scheme: {redact_url(raw)!r}")
-    if scheme in ("postgres", "postgresql", "postgresql+psycopg"):
-        return f"postgresql+psycopg://{rest}"
-    if scheme in ("sqlite", "sqlite+pysqlite"):
-        return raw
-    raise LedgerError(
-        f"unsupported database URL scheme {scheme!r} (use sqlite:///PATH or postgresql://…)"
-    )
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (for messages and logs)."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url.split("@")[-1]
-
-
 def _plain(row: Mapping[Any, Any]) -> dict[str, Any]:
     """A result row as a dict keyed by plain ``str`` (column names are a ``str`` subclass)."""
     return {str(k): v for k, v in row.items()}
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    for pragma in (
-        "journal_mode=WAL",
-        "synchronous=NORMAL",
-        "foreign_keys=ON",
-        "busy_timeout=5000",
-    ):
-        cur.execute(f"PRAGMA {pragma}")
-    cur.close()
-
-
-def make_engine(url: str, *, application_name: str = "polylab-ledger") -> Engine:
-    """An engine for ``url`` (already resolved): SQLite in WAL mode with foreign keys on, or
-    PostgreSQL with ``application_name`` set (operators and tests find the ledger's backends
-    by it), a 3 s connect timeout and a liveness check before each checkout."""
-    u = make_url(url)
-    if u.get_backend_name() == "sqlite":
-        if u.database and u.database != ":memory:":
-            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-        eng = create_engine(u)
-        event.listen(eng, "connect", _sqlite_pragmas)
-        return eng
-    args: dict[str, Any] = {"connect_timeout": 3}
-    if "application_name" not in u.query:
-        args["application_name"] = application_name
-    return create_engine(u, pool_pre_ping=True, pool_size=2, max_overflow=2, connect_args=args)
 
 
 def write_rows(conn: Connection, rows: Iterable[LedgerRow | ConfigRow]) -> None:
