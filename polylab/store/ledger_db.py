@@ -54,12 +54,7 @@ def redact_url(url: str) -> str:
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
-    for pragma in (
-        "journal_mode=WAL",
-        "synchronous=NORMAL",
-        "foreign_keys=ON",
-        "busy_timeout=5000",
-    ):
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
         cur.execute(f"PRAGMA {pragma}")
     cur.close()
 
@@ -72,7 +67,8 @@ def make_engine(url: str, *, application_name: str = "polylab-ledger") -> Engine
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-        eng = create_engine(u)
+        # a locked file is waited for 5 s (``?timeout=S`` in the URL to change), then retried
+        eng = create_engine(u, connect_args={} if "timeout" in u.query else {"timeout": 5.0})
         event.listen(eng, "connect", _sqlite_pragmas)
         return eng
     args: dict[str, Any] = {"connect_timeout": 3}

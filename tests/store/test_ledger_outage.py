@@ -1,12 +1,15 @@
-"""The outage policy on the real PostgreSQL: backends killed mid-commit and a server that
-refuses connections. Rows stay queued, the writer reconnects, every fill lands exactly once;
-a deep queue raises ``halt`` and a full one refuses with ``LedgerFull``."""
+"""The outage policy on the real PostgreSQL (backends killed mid-commit, a server that refuses
+connections) and on SQLite (a file locked by another process). Rows stay queued, the writer
+reconnects, every fill lands exactly once; a deep queue raises ``halt`` and a full one refuses
+with ``LedgerFull``."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -146,3 +149,39 @@ def test_a_refusing_server_queues_halts_then_catches_up(pg_base: str, pg_schema:
         w.close(timeout=10)
         ledger.close()
         proxy.stop()
+
+
+def test_a_locked_sqlite_file_queues_then_catches_up(tmp_path: Path) -> None:
+    """SQLite's outage: another process holds the file's write lock past the busy timeout."""
+    path = tmp_path / "ledger.db"
+    ledger = Ledger.open(f"sqlite:///{path}?timeout=0.2")
+    rid = ledger.start_run(mode="paper", venue="sim", config_id="c", code_version="v")
+    events: list[bool] = []
+    w = LedgerWriter(
+        ledger,
+        batch_rows=20,
+        interval_s=0.01,
+        backoff_s=(0.02, 0.1),
+        on_status=lambda up, _: events.append(up),
+    ).start()
+    blocker = sqlite3.connect(path, timeout=5, isolation_level=None)
+    n = 0
+    try:
+        for _ in range(50):
+            w.submit(fill(rid, n))
+            n += 1
+        assert w.flush(timeout=60)
+        blocker.execute("BEGIN EXCLUSIVE")
+        for _ in range(100):
+            w.submit(fill(rid, n))
+            n += 1
+        assert _wait(lambda: not w.up), "the writer never noticed the locked file"
+        assert w.depth > 0
+        blocker.execute("COMMIT")
+        assert w.flush(timeout=60)
+        _exactly_once(ledger, rid, n)
+        assert events == [False, True] and w.stats.failed == 0
+    finally:
+        blocker.close()
+        w.close(timeout=10)
+        ledger.close()
