@@ -6,8 +6,10 @@ own records so the runner does not repeat the mapping.
 
 Keys (idempotence): a fill's ``fill_key`` must name the fill itself, so that the same fill
 seen twice (a retried batch, a restart that re-reads the venue's trades) is stored once. The
-default, ``fill_key_for``, is ``run/order/intent/leg[/unwind]``; for venue trades pass the
-trade id instead (``fill_row(..., key="trade:<id>")``), which holds across runs.
+default, ``fill_key_for``, is ``run/order/intent/leg[/unwind]/ts_ns``: the paper trader's
+order and intent ids restart with each process, so the run id and the fill's time keep a
+later process's fills apart from an earlier one's. For venue trades pass the trade id instead
+(``fill_row(..., key="trade:<id>")``), which holds across runs and restarts.
 """
 
 from __future__ import annotations
@@ -160,9 +162,9 @@ LedgerRow = OrderRow | FillRow | PositionRow | PnlSnapshotRow | RejectionRow | E
 
 
 def fill_key_for(run_id: str, fill: Fill) -> str:
-    """The default fill key: one fill per (run, order, intent, leg, unwind)."""
+    """The default fill key: one fill per (run, order, intent, leg, unwind, time)."""
     tail = "/unwind" if fill.unwind else ""
-    return f"{run_id}/{fill.order_id}/{fill.intent_id}/{fill.leg}{tail}"
+    return f"{run_id}/{fill.order_id}/{fill.intent_id}/{fill.leg}{tail}/{fill.ts_ns}"
 
 
 def fill_row(run_id: str, fill: Fill, *, executor: str, key: str | None = None) -> FillRow:

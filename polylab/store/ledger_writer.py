@@ -7,7 +7,9 @@ exc)`` if the database refused the row itself). ``submit_future(row)`` returns a
 submission order: when ``batch_rows`` rows wait, when the oldest has waited ``interval_s``, or
 at once on ``flush()``. **Ledger first, then bus**: publish a fill from its ``on_commit`` (or
 its future's callback), never before; both run on the writer thread, so hop to the event loop
-with ``loop.call_soon_threadsafe`` and keep them short.
+with ``loop.call_soon_threadsafe`` and keep them short. A row submitted twice is stored once
+but its callback runs each time (whether an earlier, unacknowledged commit already stored it
+cannot be known), so bus consumers dedupe fills by ``fill_key``.
 
 Outage policy (the database unreachable: connections killed, server refusing, SQLite locked):
 

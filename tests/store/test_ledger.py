@@ -231,7 +231,7 @@ def test_engine_records_map_to_rows(ledger: Ledger) -> None:
         ]
     )
     (fr,) = ledger.rows("fills")
-    assert fr["fill_key"] == f"{rid}/0xabc/i7/1"
+    assert fr["fill_key"] == f"{rid}/0xabc/i7/1/77"
     assert (fr["side"], fr["size_micros"], fr["fee_micros"]) == ("SELL", 3_000_000, 12_345)
     assert (fr["cash_delta_micros"], fr["realized_micros"]) == (1_817_655, 91_000)
     (orow,) = ledger.rows("orders")

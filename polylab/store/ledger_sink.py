@@ -1,0 +1,79 @@
+"""The engine's results into the ledger: a ``ResultSink`` over a ``LedgerWriter``.
+
+Add it to the engine's sinks next to the run recorder. ``record`` maps fills, orders,
+rejections and errors to ledger rows and queues them (microseconds, no database call); the
+other kinds (opportunities, intents, merges, settlements, residuals) stay in the run folder.
+``on_commit(row, exc)`` runs on the writer thread once a row is committed: that is where the
+runner publishes a fill to the bus (ledger first, then bus).
+
+A full queue (``LedgerFull``) never raises into the engine: the row is counted in ``lost``
+and logged, and ``writer.halt`` is already True: the runner must stop trading.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+
+import msgspec
+
+from polylab.domain import OrderReport
+from polylab.engine import ErrorRecord, IntentRecord, RejectionRecord
+from polylab.risk.records import Fill
+from polylab.store.ledger import LedgerError
+from polylab.store.ledger_rows import error_row, fill_row, order_row, rejection_row
+from polylab.store.ledger_writer import LedgerWriter, OnCommit, Row
+
+__all__ = ["LedgerSink"]
+
+log = logging.getLogger(__name__)
+_STRATEGIES_KEPT = 100_000  # intent id → strategy entries (orders do not name their strategy)
+
+
+class LedgerSink:
+    """Queues the engine's fills, orders, rejections and errors of run ``run_id``.
+
+    ``executor``: the name stored with each fill (``paper``, ``live``, …); ``on_commit``:
+    called with each row once committed (or refused).
+    """
+
+    def __init__(
+        self,
+        writer: LedgerWriter,
+        run_id: str,
+        *,
+        executor: str,
+        on_commit: OnCommit | None = None,
+    ) -> None:
+        self.writer = writer
+        self.run_id = run_id
+        self.executor = executor
+        self.on_commit = on_commit
+        self.lost = 0
+        self._strategy: OrderedDict[str, str] = OrderedDict()
+
+    def record(self, kind: str, row: msgspec.Struct) -> None:
+        """The ``ResultSink`` protocol: queue ``row`` if the ledger keeps its kind."""
+        out: Row
+        if isinstance(row, IntentRecord):
+            self._strategy[row.intent_id] = row.strategy
+            if len(self._strategy) > _STRATEGIES_KEPT:
+                self._strategy.popitem(last=False)
+            return
+        if isinstance(row, Fill):
+            self._strategy.setdefault(row.intent_id, row.strategy)
+            out = fill_row(self.run_id, row, executor=self.executor)
+        elif isinstance(row, OrderReport):
+            strategy = self._strategy.get(row.intent_id, "")
+            out = order_row(self.run_id, row, strategy=strategy)
+        elif isinstance(row, RejectionRecord):
+            out = rejection_row(self.run_id, row)
+        elif isinstance(row, ErrorRecord):
+            out = error_row(self.run_id, row)
+        else:
+            return
+        try:
+            self.writer.submit(out, self.on_commit)
+        except LedgerError as exc:
+            self.lost += 1
+            log.error("ledger row lost (%s): %s", kind, exc)

@@ -1,0 +1,60 @@
+"""LedgerSink: the engine's records of a real backtest land in the ledger once each, orders
+carry their strategy, and a full queue never raises into the engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine_recordings import write_negrisk_arb
+
+from polylab.backtest import run_backtest
+from polylab.config import load_config
+from polylab.engine import ErrorRecord
+from polylab.store.ledger import Ledger
+from polylab.store.ledger_sink import LedgerSink
+from polylab.store.ledger_writer import LedgerWriter, Row
+
+
+def test_a_backtests_records_land_in_the_ledger(ledger: Ledger, tmp_path: Path) -> None:
+    rec = tmp_path / "rec.jsonl"
+    write_negrisk_arb(rec)
+    cfg = load_config(env={"RISK_MAX_POSITION": "1000"}).__replace__(strategies=("sum_to_100",))
+    res, recorder, _ = run_backtest(rec, cfg)
+    rid = ledger.start_run(mode="backtest", venue="recording", config_id="c", code_version="v")
+    committed: list[Row] = []
+    w = LedgerWriter(ledger).start()
+    sink = LedgerSink(w, rid, executor="paper", on_commit=lambda r, exc: committed.append(r))
+    try:
+        for kind, rows in recorder.rows.items():  # in the order the engine first emitted each
+            for r in rows:
+                sink.record(kind, r)
+        for r in recorder.rows["fills"]:  # the same fills again: stored once
+            sink.record("fills", r)
+        assert w.flush(timeout=60)
+    finally:
+        w.close(timeout=30)
+    want = recorder.rows["fills"]
+    assert len(want) == 3
+    fills = ledger.rows("fills", run_id=rid)
+    assert sorted(
+        (f["token_id"], f["size_micros"], f["price_micros"], f["cost_micros"], f["fee_micros"])
+        for f in fills
+    ) == sorted((f.token_id, f.size, f.price, f.cost, f.fee) for f in want)  # type: ignore[attr-defined]
+    assert sum(f["fee_micros"] for f in fills) == res.fees
+    assert {f["strategy"] for f in fills} == {"sum_to_100"} and {f["executor"] for f in fills} == {
+        "paper"
+    }
+    orders = ledger.rows("orders", run_id=rid)
+    assert len(orders) == len(recorder.rows["orders"]) == 3
+    assert {o["strategy"] for o in orders} == {"sum_to_100"}
+    assert len(committed) == 3 + 3 + 3 and sink.lost == 0
+
+
+def test_a_full_queue_is_counted_not_raised(ledger: Ledger) -> None:
+    rid = ledger.start_run(mode="paper", venue="sim", config_id="c", code_version="v")
+    w = LedgerWriter(ledger, halt_depth=2, max_depth=2)  # not started: nothing drains
+    sink = LedgerSink(w, rid, executor="paper")
+    for n in range(5):
+        sink.record("errors", ErrorRecord(source="feed", error=f"gap {n}", ts_ns=n))
+    assert (w.depth, sink.lost, w.halt) == (2, 3, True)
+    w.close(timeout=0)
