@@ -3,8 +3,9 @@
 Add it to the engine's sinks next to the run recorder. ``record`` maps fills, orders,
 rejections and errors to ledger rows and queues them (microseconds, no database call); the
 other kinds (opportunities, intents, merges, settlements, residuals) stay in the run folder.
-``on_commit(row, exc)`` runs on the writer thread once a row is committed: that is where the
-runner publishes a fill to the bus (ledger first, then bus).
+``on_commit(row, exc)`` runs on the writer thread once a row is committed, and ``on_fill(fill)``
+with the engine's own ``Fill`` once that fill is committed: that is where the runner publishes
+it to the bus (ledger first, then bus), e.g. ``polylab.bus.sink.fill_message(fill, ...)``.
 
 A full queue (``LedgerFull``) never raises into the engine: the row is counted in ``lost``
 and logged, and ``writer.halt`` is already True: the runner must stop trading.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 
 import msgspec
 
@@ -34,7 +36,8 @@ class LedgerSink:
     """Queues the engine's fills, orders, rejections and errors of run ``run_id``.
 
     ``executor``: the name stored with each fill (``paper``, ``live``, …); ``on_commit``:
-    called with each row once committed (or refused).
+    called with each row once committed (or refused); ``on_fill``: called with each engine
+    ``Fill`` once committed (not if refused). Both run on the writer thread.
     """
 
     def __init__(
@@ -44,17 +47,20 @@ class LedgerSink:
         *,
         executor: str,
         on_commit: OnCommit | None = None,
+        on_fill: Callable[[Fill], None] | None = None,
     ) -> None:
         self.writer = writer
         self.run_id = run_id
         self.executor = executor
         self.on_commit = on_commit
+        self.on_fill = on_fill
         self.lost = 0
         self._strategy: OrderedDict[str, str] = OrderedDict()
 
     def record(self, kind: str, row: msgspec.Struct) -> None:
         """The ``ResultSink`` protocol: queue ``row`` if the ledger keeps its kind."""
         out: Row
+        done = self.on_commit
         if isinstance(row, IntentRecord):
             self._strategy[row.intent_id] = row.strategy
             if len(self._strategy) > _STRATEGIES_KEPT:
@@ -63,6 +69,8 @@ class LedgerSink:
         if isinstance(row, Fill):
             self._strategy.setdefault(row.intent_id, row.strategy)
             out = fill_row(self.run_id, row, executor=self.executor)
+            if self.on_fill is not None:
+                done = self._fill_done(row)
         elif isinstance(row, OrderReport):
             strategy = self._strategy.get(row.intent_id, "")
             out = order_row(self.run_id, row, strategy=strategy)
@@ -73,7 +81,16 @@ class LedgerSink:
         else:
             return
         try:
-            self.writer.submit(out, self.on_commit)
+            self.writer.submit(out, done)
         except LedgerError as exc:
             self.lost += 1
             log.error("ledger row lost (%s): %s", kind, exc)
+
+    def _fill_done(self, fill: Fill) -> OnCommit:
+        def done(row: Row, exc: BaseException | None) -> None:
+            if self.on_commit is not None:
+                self.on_commit(row, exc)
+            if exc is None and self.on_fill is not None:
+                self.on_fill(fill)
+
+        return done

@@ -10,7 +10,9 @@ from engine_recordings import write_negrisk_arb
 from polylab.backtest import run_backtest
 from polylab.config import load_config
 from polylab.engine import ErrorRecord
+from polylab.risk.records import Fill
 from polylab.store.ledger import Ledger
+from polylab.store.ledger_rows import fill_key_for
 from polylab.store.ledger_sink import LedgerSink
 from polylab.store.ledger_writer import LedgerWriter, Row
 
@@ -22,8 +24,16 @@ def test_a_backtests_records_land_in_the_ledger(ledger: Ledger, tmp_path: Path) 
     res, recorder, _ = run_backtest(rec, cfg)
     rid = ledger.start_run(mode="backtest", venue="recording", config_id="c", code_version="v")
     committed: list[Row] = []
+    published: list[tuple[Fill, bool]] = []
+
+    def publish(fill: Fill) -> None:  # the runner's bus publish: the fill is already stored
+        stored = {r["fill_key"] for r in ledger.rows("fills")}
+        published.append((fill, fill_key_for(rid, fill) in stored))
+
     w = LedgerWriter(ledger).start()
-    sink = LedgerSink(w, rid, executor="paper", on_commit=lambda r, exc: committed.append(r))
+    sink = LedgerSink(
+        w, rid, executor="paper", on_commit=lambda r, exc: committed.append(r), on_fill=publish
+    )
     try:
         for kind, rows in recorder.rows.items():  # in the order the engine first emitted each
             for r in rows:
@@ -48,6 +58,7 @@ def test_a_backtests_records_land_in_the_ledger(ledger: Ledger, tmp_path: Path) 
     assert len(orders) == len(recorder.rows["orders"]) == 3
     assert {o["strategy"] for o in orders} == {"sum_to_100"}
     assert len(committed) == 3 + 3 + 3 and sink.lost == 0
+    assert [f for f, _ in published[:3]] == want and all(ok for _, ok in published)
 
 
 def test_a_full_queue_is_counted_not_raised(ledger: Ledger) -> None:
