@@ -36,6 +36,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
+from itertools import islice
 
 import msgspec
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
@@ -261,7 +262,7 @@ class LedgerWriter:
                     return None
                 else:
                     self._cv.wait()
-            return [self._q[i] for i in range(min(n, self.batch_rows))]
+            return list(islice(self._q, self.batch_rows))
 
     def _run(self) -> None:
         backoff = self.backoff_s[0]
