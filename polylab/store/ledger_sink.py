@@ -21,9 +21,16 @@ import msgspec
 
 from polylab.domain import OrderReport
 from polylab.engine import ErrorRecord, IntentRecord, RejectionRecord
-from polylab.risk.records import Fill
+from polylab.risk.records import Fill, PortfolioSnapshot
 from polylab.store.ledger import LedgerError
-from polylab.store.ledger_rows import error_row, fill_row, order_row, rejection_row
+from polylab.store.ledger_rows import (
+    PnlSnapshotRow,
+    PositionRow,
+    error_row,
+    fill_row,
+    order_row,
+    rejection_row,
+)
 from polylab.store.ledger_writer import LedgerWriter, OnCommit, Row
 
 __all__ = ["LedgerSink"]
@@ -56,6 +63,7 @@ class LedgerSink:
         self.on_fill = on_fill
         self.lost = 0
         self._strategy: OrderedDict[str, str] = OrderedDict()
+        self._held: set[str] = set()  # tokens the last snapshot wrote with shares
 
     def record(self, kind: str, row: msgspec.Struct) -> None:
         """The ``ResultSink`` protocol: queue ``row`` if the ledger keeps its kind."""
@@ -85,6 +93,57 @@ class LedgerSink:
         except LedgerError as exc:
             self.lost += 1
             log.error("ledger row lost (%s): %s", kind, exc)
+
+    def snapshot(self, snap: PortfolioSnapshot, ts_ns: int) -> None:
+        """Queue the portfolio's cash, PnL and positions at ``ts_ns`` (e.g. every few
+        seconds and at stop: ``load_state`` starts from the latest and replays later fills).
+        A token held at the previous snapshot and flat now is written with 0 shares."""
+        rows: list[Row] = [
+            PnlSnapshotRow(
+                run_id=self.run_id,
+                ts_ns=ts_ns,
+                cash_micros=snap.cash,
+                equity_micros=snap.equity,
+                realized_micros=snap.realized,
+                unrealized_micros=snap.unrealized,
+                fees_micros=snap.fees,
+            )
+        ]
+        held: set[str] = set()
+        for p in snap.positions:
+            if p.shares == 0:
+                continue
+            held.add(p.token_id)
+            rows.append(
+                PositionRow(
+                    run_id=self.run_id,
+                    token_id=p.token_id,
+                    shares_micros=p.shares,
+                    cost_micros=p.basis,
+                    avg_price_micros=p.basis * 10**6 // p.shares,
+                    realized_micros=0,
+                    ts_ns=ts_ns,
+                )
+            )
+        for tok in sorted(self._held - held):
+            rows.append(
+                PositionRow(
+                    run_id=self.run_id,
+                    token_id=tok,
+                    shares_micros=0,
+                    cost_micros=0,
+                    avg_price_micros=0,
+                    realized_micros=0,
+                    ts_ns=ts_ns,
+                )
+            )
+        self._held = held
+        for row in rows:
+            try:
+                self.writer.submit(row, self.on_commit)
+            except LedgerError as exc:
+                self.lost += 1
+                log.error("ledger row lost (snapshot): %s", exc)
 
     def _fill_done(self, fill: Fill) -> OnCommit:
         def done(row: Row, exc: BaseException | None) -> None:
