@@ -41,7 +41,11 @@ def _register_subapps() -> None:
     """Sub-commands living next to the code they drive (sim, sports, …)."""
     import importlib
 
-    for mod, name in (("polylab.sim.cli", "sim"), ("polylab.feed.sports_cli", "sports")):
+    for mod, name in (
+        ("polylab.sim.cli", "sim"),
+        ("polylab.feed.sports_cli", "sports"),
+        ("polylab.store.ledger_cli", "ledger"),
+    ):
         try:
             sub = importlib.import_module(mod)
         except ModuleNotFoundError as exc:
