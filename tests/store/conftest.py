@@ -2,7 +2,8 @@
 
 PostgreSQL: ``POLYLAB_TEST_PG`` (default ``postgresql://postgres@127.0.0.1:5432/test``); each
 test gets its own schema (``search_path`` in the URL), dropped afterwards. When the server is
-not reachable the PostgreSQL variants skip, or fail under ``POLYLAB_REQUIRE_POSTGRES=1``.
+not reachable the PostgreSQL variants skip, or fail under ``POLYLAB_REQUIRE_POSTGRES=1`` (or
+``POLYLAB_REQUIRE_SERVICES=1``, set by ``.ci/run``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ def pg_base() -> str:
     """The PostgreSQL base URL; skips (or fails, see module doc) when unreachable."""
     why = _pg_available()
     if why is not None:
-        if os.environ.get("POLYLAB_REQUIRE_POSTGRES") == "1":
+        if "1" in (
+            os.environ.get("POLYLAB_REQUIRE_POSTGRES"),
+            os.environ.get("POLYLAB_REQUIRE_SERVICES"),
+        ):
             pytest.fail(why)
         pytest.skip(why)
     return PG_BASE
