@@ -353,6 +353,12 @@ def live_cmd(
     console.print(_result_table(res, f"{mode} session → {out_dir}"))
 
 
+def _register_run() -> None:
+    from polylab.runner.service_cli import run_cmd
+
+    app.command("run")(run_cmd)
+
+
 @app.command("compare")
 def compare_cmd(
     run_a: Annotated[Path, typer.Argument(help="run folder A (e.g. a paper session)")],
@@ -417,6 +423,7 @@ def _median_ms(ws: list[Window]) -> str:
 def main() -> None:
     """Console-script entry point."""
     _register_subapps()
+    _register_run()
     app()
 
 

@@ -28,7 +28,7 @@ from polylab.book.registry import BookRegistry
 from polylab.domain import Game, Intent
 from polylab.execution.base import ResidualRecord
 from polylab.feed.wire import Book, LeanPriceChange, MarketResolved, PriceChange
-from polylab.risk.manager import Rejected
+from polylab.risk.manager import Decision, Rejected
 from polylab.strategy.base import Strategy
 
 if TYPE_CHECKING:
@@ -163,6 +163,9 @@ class Engine:
         self.sinks = list(sinks)
         self.config = config or EngineConfig()
         self.observers = list(observers)
+        self.decision_hooks: list[Callable[[str, Intent, Decision, int], None]] = []
+        """Called with (intent id, intent, the risk gate's decision, ns) for every intent that
+        reached the gate: the runner publishes these as signals. Must not block."""
         self.stats = EngineStats()
         self._now = 0
         self._seq = 0
@@ -353,6 +356,11 @@ class Engine:
             ),
         )
         decision = self.risk.check(iid, intent, now)
+        for hook in self.decision_hooks:
+            try:
+                hook(iid, intent, decision, now)
+            except Exception:  # an observer must never stop trading
+                log.exception("decision hook %r failed", hook)
         if isinstance(decision, Rejected):
             self.stats.rejected += 1
             self._busy[key] = now + self._cooldown_ns  # do not re-ask before anything changed

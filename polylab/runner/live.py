@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,7 @@ async def run_live(
     seconds: float | None = 30.0,
     out_dir: str | Path | None = None,
     stop: asyncio.Event | None = None,
+    on_start: Callable[[PaperRun], None] | None = None,
 ) -> tuple[BacktestResult, PaperRun, LiveExecutor]:
     """Run every configured strategy with the live executor at ``v`` (strategies with
     ``paper_trading`` on with the paper trader) until ``seconds`` pass or ``stop`` is set; open
@@ -120,5 +122,6 @@ async def run_live(
             stop=stop,
             clock=WallClock(),
             on_stop=cancel_open,
+            on_start=on_start,
         )
     return res, run, holder[0]

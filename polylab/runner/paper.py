@@ -192,6 +192,7 @@ async def run_paper(
     stop: asyncio.Event | None = None,
     clock: Clock | None = None,
     on_stop: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+    on_start: Callable[[PaperRun], None] | None = None,
 ) -> tuple[BacktestResult, PaperRun]:
     """Paper-trade every configured strategy at venue ``v`` for ``seconds`` (None: until
     ``stop`` is set); ``stop`` ends the session early, cleanly. ``on_tick`` is called about once
@@ -244,6 +245,8 @@ async def run_paper(
     )
     run = PaperRun(engine, feed, parts.recorder, parts.monitor, parts.portfolio, catalog)
     run.feed_path = writer.path if writer is not None else None
+    if on_start is not None:  # the runner service attaches its ledger, bus and state here
+        on_start(run)
     tokens = [t for m in catalog.markets.values() for t in m.token_ids]
 
     async def timer(c: Clock) -> None:

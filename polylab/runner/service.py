@@ -1,0 +1,354 @@
+"""``polylab run``: the headless runner — one paper or live session that reports as it trades.
+
+The session is the paper (or live) session of ``runner.paper`` / ``runner.live``, unchanged;
+this module attaches what a service needs when the session starts:
+
+* **the ledger** (``store.Ledger``: SQLite ``runs/polylab.db`` by default, PostgreSQL by
+  ``DATABASE_URL``): every fill, order, rejection and error is queued to a background writer
+  off the event path, and portfolio snapshots every ``snapshot_s``;
+* **the bus** (``bus``: in-process by default, Redis by ``REDIS_URL``): ``poly:state`` every
+  100 ms, ``poly:signals`` (each intent with the risk gate's decision), ``poly:trades`` (order
+  statuses, and each fill **once the ledger has committed it**: ledger first, then bus) and
+  ``poly:errors``; ``poly:control`` is read for the kill switch and resume;
+* **restart recovery**: before trading, the previous run of the same mode and venue is read
+  back from the ledger (cash, positions, open orders, today's realized PnL) and what differs
+  from the new session's start is recorded as an error row and logged, never silently.
+
+Publishing never blocks trading (``Bus.publish`` only queues); a ledger that is down queues
+rows and, past its halt depth, stops new intents through the kill switch until it is back.
+Units: micros for money and sizes, ns for times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+import polylab
+from polylab.bus import Bus, make_bus
+from polylab.bus.messages import (
+    CONTROL,
+    SIGNALS,
+    STATE,
+    TRADES,
+    ControlMessage,
+    FeedHealth,
+    PositionView,
+    StateMessage,
+    signal_message,
+)
+from polylab.bus.periodic import PeriodicPublisher
+from polylab.bus.sink import BusSink, fill_message
+from polylab.config import PolylabConfig, config_id
+from polylab.domain import Intent
+from polylab.engine import Engine, ErrorRecord
+from polylab.risk.manager import Approved, Decision
+from polylab.risk.records import Fill
+from polylab.runner.paper import PaperRun
+from polylab.store.ledger import Ledger, RecoveredState
+from polylab.store.ledger_db import LedgerError
+from polylab.store.ledger_sink import LedgerSink
+from polylab.store.ledger_writer import LedgerWriter
+
+__all__ = ["RunnerService", "ServiceOptions"]
+
+log = logging.getLogger(__name__)
+
+
+class ServiceOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a runner reports. Empty URLs mean the embedded defaults.
+
+    ``redis_url``: the bus (``REDIS_URL``; "" = in-process); ``database_url``: the ledger
+    (``DATABASE_URL``; "" = SQLite at ``sqlite_path``); ``state_period_ms``: ``poly:state``
+    period; ``snapshot_s``: portfolio snapshots into the ledger; ``bus_prefix``: prepended to
+    channel names (tests run side by side on one Redis).
+    """
+
+    redis_url: str = ""
+    database_url: str = ""
+    sqlite_path: str = "runs/polylab.db"
+    state_period_ms: int = 100
+    snapshot_s: float = 5.0
+    bus_prefix: str = ""
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> ServiceOptions:
+        """``REDIS_URL`` and ``DATABASE_URL`` from the environment, then ``overrides``."""
+        base: dict[str, Any] = {
+            "redis_url": os.environ.get("REDIS_URL", "").strip(),
+            "database_url": os.environ.get("DATABASE_URL", "").strip(),
+        }
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        return msgspec.convert(base, cls)
+
+
+class _TradesWithoutFills(BusSink):
+    """The bus sink for orders, rejections and errors; fills are published by the ledger's
+    commit callback instead, so a fill reaches ``poly:trades`` only once it is stored."""
+
+    def record(self, kind: str, row: msgspec.Struct) -> None:
+        if kind != "fills":
+            super().record(kind, row)
+
+
+class RunnerService:
+    """Ledger, bus, state publisher and control loop around one session (see module doc)."""
+
+    def __init__(
+        self,
+        config: PolylabConfig,
+        options: ServiceOptions,
+        *,
+        mode: str,
+        venue: str,
+        starting_cash_micros: int,
+    ) -> None:
+        self.config = config
+        self.options = options
+        self.mode = mode
+        self.venue = venue
+        self.starting_cash = starting_cash_micros
+        self.bus: Bus = make_bus(options.redis_url or None, prefix=options.bus_prefix)
+        url = options.database_url or f"sqlite:///{Path(options.sqlite_path).resolve()}"
+        if not options.database_url:
+            Path(options.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
+        self.ledger = Ledger.open(url, application_name="polylab-runner")
+        self.recovered: RecoveredState | None = self._recover()
+        self.run_id = self.ledger.start_run(
+            mode=mode,
+            venue=venue,
+            config_id=config_id(config),
+            code_version=polylab.__version__,
+            start_cash_micros=starting_cash_micros,
+        )
+        self.writer = LedgerWriter(self.ledger, on_status=self._ledger_status).start()
+        self.ledger_sink = LedgerSink(
+            self.writer, self.run_id, executor=mode, on_fill=self._fill_committed
+        )
+        self.run: PaperRun | None = None
+        self.started_ns = time.time_ns()
+        self.signals = 0
+        self.fills_published = 0
+        self.halted_by_ledger = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._publisher: PeriodicPublisher | None = None
+        self._last_snapshot = 0.0
+
+    # -- start and stop ------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Connect the bus (publishing works at once; Redis may come later)."""
+        await self.bus.start()
+
+    def attach(self, run: PaperRun) -> None:
+        """``run_paper``'s ``on_start``: plug the ledger, the bus and the hooks into the
+        session's engine, and start the state publisher and the control loop."""
+        self.run = run
+        eng = run.engine
+        eng.sinks.extend([self.ledger_sink, _TradesWithoutFills(self.bus)])
+        eng.decision_hooks.append(self._signal)
+        if self.recovered is not None:
+            self._report_recovery(eng, self.recovered)
+        self._publisher = PeriodicPublisher(
+            self.bus, STATE, self.state, period_ns=self.options.state_period_ms * 1_000_000
+        )
+        self._tasks.append(asyncio.create_task(self._publisher.run()))
+        self._tasks.append(asyncio.create_task(self._control()))
+
+    async def close(self, status: str = "stopped") -> None:
+        """Final state, snapshot, ledger flush and bus flush (in that order), run marked."""
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        if self.run is not None:
+            self._snapshot(force=True)
+            final = self.state()
+            self.bus.publish(STATE, final)
+        left = await asyncio.to_thread(self.writer.close, 10.0)
+        if left:
+            log.error("ledger: %d rows could not be written before stopping", left)
+        with contextlib.suppress(LedgerError):
+            self.ledger.stop_run(self.run_id, status=status)
+        await self.bus.close(5.0)
+        self.ledger.close()
+
+    # -- what goes out ---------------------------------------------------------------------------
+    def state(self) -> StateMessage:
+        """The ``poly:state`` message now (also the final one at stop)."""
+        now = time.time_ns()
+        self._snapshot()
+        run = self.run
+        if run is None:
+            return StateMessage(ts_ns=now, mode=self.mode, uptime_ms=0)
+        eng = run.engine
+        snap = run.portfolio.snapshot(eng.registry.books)
+        feed = run.feed
+        c = feed.counters
+        stale = sum(1 for b in eng.registry.books.values() if b.needs_snapshot)
+        risk = eng.risk
+        st = eng.stats
+        p50, p99 = _percentiles_us(eng.reaction_ns)
+        return StateMessage(
+            ts_ns=now,
+            mode=self.mode,
+            uptime_ms=(now - self.started_ns) // 1_000_000,
+            feeds=(
+                FeedHealth(
+                    shard="market",
+                    connected=c.connects > c.disconnects,
+                    last_msg_age_ms=0,
+                    reconnects=c.reconnects,
+                    stale_books=stale,
+                ),
+            ),
+            stale_books=stale,
+            positions=tuple(
+                PositionView(
+                    token_id=p.token_id,
+                    size_micros=p.shares,
+                    cost_micros=p.basis,
+                    mark_price_micros=p.mark,
+                    unrealized_micros=p.unrealized,
+                )
+                for p in snap.positions
+            ),
+            cash_micros=snap.cash,
+            realized_pnl_micros=snap.realized,
+            unrealized_pnl_micros=snap.unrealized,
+            daily_pnl_micros=snap.realized + snap.unrealized,
+            loss_headroom_micros=max(
+                0, risk.config.max_daily_loss_micros + snap.realized + snap.unrealized
+            ),
+            open_orders_headroom=max(0, risk.config.max_open_orders - eng.executor.pending()),
+            kill_switch=risk.killed,
+            tick_to_order_p50_us=p50,
+            tick_to_order_p99_us=p99,
+            counters={
+                "frames": c.frames,
+                "malformed": c.malformed,
+                "reconnects": c.reconnects,
+                "resyncs": c.resyncs,
+                "intents": st.intents,
+                "approved": st.approved,
+                "rejected": st.rejected,
+                "fills": snap.fills,
+                "signals": self.signals,
+                "fills_published": self.fills_published,
+                "ledger_queue": self.writer.depth,
+                "bus_dropped": sum(self.bus.health().dropped.values()),
+            },
+        )
+
+    def _signal(self, iid: str, intent: Intent, decision: Decision, now_ns: int) -> None:
+        approved = isinstance(decision, Approved)
+        rule = "" if approved else getattr(decision, "rule", "")
+        reason = "" if approved else getattr(decision, "reason", "")
+        self.signals += 1
+        self.bus.publish(
+            SIGNALS,
+            signal_message(iid, intent, approved=approved, ts_ns=now_ns, rule=rule, reason=reason),
+        )
+
+    def _fill_committed(self, fill: Fill) -> None:
+        """On the ledger writer's thread, once the fill is stored (``publish`` is thread-safe)."""
+        self.fills_published += 1
+        self.bus.publish(TRADES, fill_message(fill, ts_ns=time.time_ns()))
+
+    def _snapshot(self, force: bool = False) -> None:
+        run = self.run
+        now = time.monotonic()
+        if run is None or (not force and now - self._last_snapshot < self.options.snapshot_s):
+            return
+        self._last_snapshot = now
+        self.ledger_sink.snapshot(run.portfolio.snapshot(run.engine.registry.books), time.time_ns())
+        if self.writer.halt and not self.halted_by_ledger:  # documented policy: halt, not lose
+            self.halted_by_ledger = True
+            run.engine.risk.kill("ledger unreachable: rows queued past the halt depth")
+        elif self.halted_by_ledger and not self.writer.halt:
+            self.halted_by_ledger = False
+            run.engine.risk.resume()
+
+    def _ledger_status(self, up: bool, reason: str) -> None:
+        log.warning("ledger %s%s", "back" if up else "down", f": {reason}" if reason else "")
+
+    # -- what comes in ---------------------------------------------------------------------------
+    async def _control(self) -> None:
+        sub = await self.bus.subscribe(CONTROL)
+        async for msg in sub:
+            if isinstance(msg, ControlMessage):
+                self.apply_control(msg)
+
+    def apply_control(self, msg: ControlMessage) -> None:
+        """Kill switch / resume from an operator (recorded in the ledger with who and why)."""
+        run = self.run
+        if run is None:
+            return
+        risk = run.engine.risk
+        who = msg.by or "unknown"
+        if msg.action == "kill_switch":
+            risk.kill(f"kill switch by {who}: {msg.reason}".rstrip(": "))
+        elif msg.action == "resume":
+            risk.resume()
+        else:
+            log.warning("control %s is not handled by this runner yet", msg.action)
+            return
+        log.warning("control: %s by %s (%s)", msg.action, who, msg.reason)
+        self.ledger_sink.record(
+            "errors",
+            ErrorRecord(
+                source="control", error=f"{msg.action} by {who}: {msg.reason}", ts_ns=msg.ts_ns
+            ),
+        )
+        self.bus.publish(STATE, self.state())  # confirm at once, not at the next tick
+
+    # -- restart recovery ------------------------------------------------------------------------
+    def _recover(self) -> RecoveredState | None:
+        try:
+            latest = self.ledger.latest_run(mode=self.mode, venue=self.venue)
+        except LedgerError:
+            return None
+        if latest is None:
+            return None
+        try:
+            return self.ledger.load_state(latest)
+        except LedgerError as exc:
+            log.error("restart recovery: %s", exc)
+            return None
+
+    def _report_recovery(self, eng: Engine, rec: RecoveredState) -> None:
+        """Record what the previous run left that this session does not start with."""
+        notes = []
+        held = {t: s for t, s in rec.positions.items() if s}
+        if held:
+            notes.append(f"{len(held)} positions held by run {rec.run_id}")
+        if rec.open_orders:
+            notes.append(f"{len(rec.open_orders)} orders left open by run {rec.run_id}")
+        if rec.cash_micros != self.starting_cash:
+            notes.append(f"cash {rec.cash_micros} micros at the end of run {rec.run_id}")
+        if rec.realized_today_micros:
+            notes.append(f"realized today {rec.realized_today_micros} micros")
+        for note in notes:
+            log.warning("restart recovery: %s", note)
+            self.ledger_sink.record(
+                "errors", ErrorRecord(source="recovery", error=note, ts_ns=time.time_ns())
+            )
+
+
+def _percentiles_us(samples: list[int]) -> tuple[int, int]:
+    """p50 and p99 of reaction samples (ns) in µs; zeros when there are none."""
+    if not samples:
+        return 0, 0
+    s = sorted(samples)
+    return s[len(s) // 2] // 1_000, s[min(len(s) - 1, len(s) * 99 // 100)] // 1_000
+
+
+OnStart = Callable[[PaperRun], None]

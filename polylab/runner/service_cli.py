@@ -1,0 +1,111 @@
+"""``polylab run``: the headless runner's command (see ``runner.service``)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
+import typer
+
+from polylab.money import MICROS
+
+__all__ = ["run_cmd"]
+
+
+def run_cmd(
+    url: Annotated[
+        str | None,
+        typer.Option(help="venue/simulator base URL; default: start the built-in simulator"),
+    ] = None,
+    live: Annotated[
+        bool,
+        typer.Option("--live", help="trade with the live executor (DRY_RUN unless DRY_RUN=false)"),
+    ] = False,
+    send: Annotated[
+        bool, typer.Option("--send", help="with --live: really send orders (needs the key)")
+    ] = False,
+    seconds: Annotated[float | None, typer.Option(help="stop after this long (tests)")] = None,
+    config: Annotated[Path | None, typer.Option(help="config file (TOML or JSON)")] = None,
+    seed: Annotated[int, typer.Option(help="simulator seed (built-in simulator only)")] = 7,
+    out: Annotated[Path | None, typer.Option(help="run folder")] = None,
+    redis_url: Annotated[
+        str | None, typer.Option(help="bus (default: REDIS_URL, else in-process)")
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="ledger (default: DATABASE_URL, else runs/polylab.db)")
+    ] = None,
+    bus_prefix: Annotated[str, typer.Option(help="prefix for bus channel names")] = "",
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+) -> None:
+    """Run paper (default) or live until SIGTERM/SIGINT, publishing poly:state every 100 ms,
+    signals, trades and errors on the bus and recording every fill in the ledger first."""
+    from polylab.cli import _load_cfg, console
+    from polylab.execution.live import LiveError, load_credentials
+    from polylab.runner.live import run_live
+    from polylab.runner.paper import run_paper, stop_on_signals, venue
+    from polylab.runner.service import RunnerService, ServiceOptions
+
+    cfg = _load_cfg(config)
+    mode = "live" if live else "paper"
+    options = ServiceOptions.from_env(
+        redis_url=redis_url, database_url=database_url, bus_prefix=bus_prefix
+    )
+    out_dir = out or Path("runs") / f"run-{mode}-{time.strftime('%Y%m%d-%H%M%S')}"
+    creds = load_credentials() if live else None
+
+    async def main() -> dict[str, object]:
+        stop = stop_on_signals()
+        async with venue(url, seed=seed) as v:
+            svc = RunnerService(
+                cfg,
+                options,
+                mode=mode,
+                venue="sim" if v.simulated else v.url,
+                starting_cash_micros=10_000 * MICROS,
+            )
+            await svc.start()
+            status = "crashed"
+            try:
+                if creds is None:
+                    res, _ = await run_paper(
+                        cfg, v, seconds=seconds, out_dir=out_dir, stop=stop, on_start=svc.attach
+                    )
+                else:
+                    res, _, _ = await run_live(
+                        cfg,
+                        v,
+                        creds,
+                        live=send,
+                        seconds=seconds,
+                        out_dir=out_dir,
+                        stop=stop,
+                        on_start=svc.attach,
+                    )
+                status = "stopped"
+            finally:
+                await svc.close(status)
+            return {
+                "run_id": svc.run_id,
+                "mode": mode,
+                "out_dir": str(out_dir),
+                "signals": svc.signals,
+                "fills_published": svc.fills_published,
+                "result": msgspec.to_builtins(res),
+            }
+
+    try:
+        summary = asyncio.run(main())
+    except LiveError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    if as_json:
+        sys.stdout.write(msgspec.json.encode(summary).decode() + "\n")
+    else:
+        console.print(
+            f"run {summary['run_id']}: {summary['signals']} signals, "
+            f"{summary['fills_published']} fills published → {out_dir}"
+        )
