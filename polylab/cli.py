@@ -55,10 +55,13 @@ def _root(
 
 
 def _register_subapps() -> None:
-    """Sub-commands living next to the code they drive (sim, sports, …)."""
+    """Sub-commands living next to the code they drive (sim, sports, …); idempotent."""
     import importlib
 
+    have = {g.name for g in app.registered_groups}
     for mod, name in (("polylab.sim.cli", "sim"), ("polylab.feed.sports_cli", "sports")):
+        if name in have:
+            continue
         try:
             sub = importlib.import_module(mod)
         except ModuleNotFoundError as exc:

@@ -18,7 +18,6 @@ import contextlib
 import logging
 import os
 import sys
-import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,6 +44,8 @@ OPERATOR_ERRORS: tuple[type[BaseException], ...] = (
     typer.TyperException,
 )
 """Exceptions that mean "the operator gave something unusable": one line, exit 2."""
+
+log = logging.getLogger(__name__)
 
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -79,16 +80,21 @@ class PolylabGroup(TyperGroup):
 
     def invoke(self, ctx: Any) -> Any:  # typer.core.Context (vendored click)
         debug = bool(ctx.params.get("debug"))
-        with _logging(debug, ctx.params.get("log_file")):
-            try:
-                return super().invoke(ctx)
-            except (typer.Exit, typer.Abort):
-                raise
-            except OPERATOR_ERRORS as exc:
-                if debug:
-                    traceback.print_exception(exc, file=sys.stderr)
-                typer.echo(error_line(exc), err=True)
-                raise typer.Exit(2) from None
+        # --debug: the stderr log handler prints the failure with its traceback, then the line
+        try:
+            with _logging(debug, ctx.params.get("log_file")):
+                try:
+                    return super().invoke(ctx)
+                except OPERATOR_ERRORS as exc:
+                    if not isinstance(exc, typer.Exit | typer.Abort):
+                        # into the log file and, with --debug, stderr (traceback included)
+                        log.info("command failed: %s", exc, exc_info=True)
+                    raise
+        except (typer.Exit, typer.Abort):
+            raise
+        except OPERATOR_ERRORS as exc:
+            typer.echo(error_line(exc), err=True)
+            raise typer.Exit(2) from None
 
 
 @contextlib.contextmanager
