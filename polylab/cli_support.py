@@ -75,14 +75,17 @@ def _bad_input(exc: BaseException) -> str:
 
 
 class PolylabGroup(TyperGroup):
-    """The root command group: maps operator errors to one stderr line and exit code 2, and
-    sets up logging from the global ``--debug`` / ``--log-file`` options for the command."""
+    """The command group of polylab and of its sub-apps (usable alone, as in tests): maps
+    operator errors to one stderr line and exit code 2; the root one sets up logging from the
+    global ``--debug`` / ``--log-file`` options for the command."""
 
     def invoke(self, ctx: Any) -> Any:  # typer.core.Context (vendored click)
-        debug = bool(ctx.params.get("debug"))
+        root_ctx = ctx.find_root()
+        debug = bool(root_ctx.params.get("debug"))
+        nested = root_ctx is not ctx  # a sub-app's group inside polylab's: logging is set up
         # --debug: the stderr log handler prints the failure with its traceback, then the line
         try:
-            with _logging(debug, ctx.params.get("log_file")):
+            with _logging(debug and not nested, None if nested else ctx.params.get("log_file")):
                 try:
                     return super().invoke(ctx)
                 except OPERATOR_ERRORS as exc:

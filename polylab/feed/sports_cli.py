@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from polylab.cli_support import PolylabGroup
 from polylab.domain import Game
 from polylab.errors import InputError
 from polylab.feed.sports import ScoreboardError, parse_scoreboard
@@ -23,7 +24,9 @@ from polylab.feed.sports_sources import HttpScoreboardSource
 __all__ = ["app", "game_rows"]
 
 app = typer.Typer(
-    help="Sports scoreboards (ESPN format) for result-driven strategies.", no_args_is_help=True
+    help="Sports scoreboards (ESPN format) for result-driven strategies.",
+    no_args_is_help=True,
+    cls=PolylabGroup,
 )
 console = Console(stderr=True)
 

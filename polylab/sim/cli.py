@@ -12,11 +12,14 @@ from typing import Annotated
 
 import typer
 
+from polylab.cli_support import PolylabGroup
 from polylab.errors import InputError
 
 __all__ = ["app"]
 
-app = typer.Typer(help="The local Polymarket exchange simulator.", no_args_is_help=True)
+app = typer.Typer(
+    help="The local Polymarket exchange simulator.", no_args_is_help=True, cls=PolylabGroup
+)
 
 
 @app.command("serve")
