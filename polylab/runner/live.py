@@ -67,7 +67,7 @@ def check_credentials(creds: Credentials | None) -> None:
     if creds is None:
         return
     try:
-        SigningKey(creds.private_key)
+        SigningKey(creds.private_key.reveal())
     except ValueError as exc:
         raise LiveError(
             f"POLY_PRIVATE_KEY is not a private key ({exc}; value not shown: it is secret)"
@@ -98,9 +98,9 @@ async def run_live(
         )
     check_credentials(creds)
     signer = OrderSigner(
-        creds.private_key, lc.chain_id, signature_type=lc.signature_type, funder=lc.funder
+        creds.private_key.reveal(), lc.chain_id, signature_type=lc.signature_type, funder=lc.funder
     )
-    async with AsyncClobRest(v.url, key=SigningKey(creds.private_key)) as rest:
+    async with AsyncClobRest(v.url, key=SigningKey(creds.private_key.reveal())) as rest:
         api: ApiCreds | None = creds.creds
         if api is None and not lc.dry_run:
             api = await rest.create_or_derive_api_key()
