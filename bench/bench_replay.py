@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
+from verdict import Verdicts
 
 from polylab.analysis.replay import replay
 from polylab.book.synthetic import SyntheticConfig, generate
@@ -211,7 +212,7 @@ def nautilus_runner() -> Callable[[list[str]], int] | None:
     return run
 
 
-def main() -> None:
+def main() -> int:
     lines, expected = make_stream()
     variants: dict[str, Callable[[list[str]], int]] = {
         "polylab": run_polylab,
@@ -234,15 +235,26 @@ def main() -> None:
     print(
         f"  ratio polylab / baseline dict+json: {rate['polylab'] / rate['baseline dict+json']:.2f}x"
     )
+    v = Verdicts("bench_replay")
     if nt is not None:
+        per_round = [
+            b / a for a, b in zip(times["polylab"], times["NautilusTrader from_raw"], strict=True)
+        ]
         ratio = rate["polylab"] / rate["NautilusTrader from_raw"]
-        print(f"  ratio polylab / NautilusTrader:     {ratio:.2f}x (target >= 1.5x)")
-    else:
-        print(
-            "  NautilusTrader not installed (make bench installs it): ratio not measured",
-            file=sys.stderr,
+        print(f"  ratio polylab / NautilusTrader:     {ratio:.2f}x")
+        v.at_least(
+            "replay vs NautilusTrader from_raw",
+            ratio,
+            2.0,
+            "x",
+            note=f"spread over rounds {min(per_round):.2f}-{max(per_round):.2f}x",
         )
+    else:
+        v.not_measured(
+            "replay vs NautilusTrader from_raw", "target ≥ 2x", "NautilusTrader not installed"
+        )
+    return v.finish()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
