@@ -9,8 +9,9 @@ lines, mirrored binary books, a neg-risk event, trades, best_bid_ask hints):
 * NautilusTrader (when installed, ``make bench`` installs it): its Rust ``OrderBook`` (L2_MBP)
   driven from Python with ``OrderBookDelta.from_raw`` deltas decoded by msgspec, the same check.
 
-Prints level updates/s (median of rounds) and the ratios. Target (performance.md): polylab
-≥ 1.5× NautilusTrader ``from_raw`` on the same stream.
+Prints level updates/s (median of rounds), the ratios, and the verdict against the target
+(performance.md): polylab ≥ 2× NautilusTrader ``from_raw`` on the same stream (with the spread
+over rounds); exit code 1 when missed or not measured.
 """
 
 from __future__ import annotations
