@@ -144,6 +144,17 @@ CASES: list[Case] = [
         lambda e: ["POLY_PRIVATE_KEY"],
         {"POLY_PRIVATE_KEY": "0xnot-a-key-zz"},
     ),
+    (
+        "live-bad-api-secret",
+        lambda e: ["live", "--seconds", "1"],
+        lambda e: ["POLY_API_SECRET"],
+        {
+            "POLY_PRIVATE_KEY": "0x" + "11" * 32,
+            "POLY_API_KEY": "api-key-zz-1",
+            "POLY_API_SECRET": "not base64 !!",
+            "POLY_API_PASSPHRASE": "pass-zz-2",
+        },
+    ),
     ("live-malformed-url", lambda e: ["live", "--url", "ftp://x"], lambda e: ["ftp://x"], {}),
     ("live-negative", lambda e: ["live", "--seconds", "-0.5"], lambda e: ["-0.5"], {}),
     ("demo-negative", lambda e: ["demo", "--seconds", "-2"], lambda e: ["-2"], {}),

@@ -21,6 +21,7 @@ retry with the same policy (``execution.rest_policy``: connection errors, timeou
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from pathlib import Path
 from typing import Any
@@ -62,8 +63,9 @@ log = logging.getLogger(__name__)
 
 
 def check_credentials(creds: Credentials | None) -> None:
-    """``LiveError`` naming ``POLY_PRIVATE_KEY`` (never its value) when the key is not a
-    secp256k1 private key; ``None`` (no key) is left for ``run_live`` to refuse."""
+    """``LiveError`` naming ``POLY_PRIVATE_KEY`` / ``POLY_API_SECRET`` (never the value) when
+    the key is not a secp256k1 private key or the API secret not base64url; ``None`` (no key)
+    is left for ``run_live`` to refuse."""
     if creds is None:
         return
     try:
@@ -72,6 +74,13 @@ def check_credentials(creds: Credentials | None) -> None:
         raise LiveError(
             f"POLY_PRIVATE_KEY is not a private key ({exc}; value not shown: it is secret)"
         ) from None
+    if creds.creds is not None:
+        try:
+            base64.urlsafe_b64decode(creds.creds.secret.reveal().encode("ascii"))
+        except (ValueError, UnicodeEncodeError):
+            raise LiveError(
+                "POLY_API_SECRET is not base64url text (value not shown: it is secret)"
+            ) from None
 
 
 async def run_live(
