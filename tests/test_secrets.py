@@ -93,17 +93,16 @@ def _leaks(obj: object) -> dict[str, str]:
 
 
 def _api_creds() -> ApiCreds:
-    return ApiCreds(api_key="key-1", secret=Secret(SECRET), passphrase=Secret(PASSPHRASE))
+    """Built from plain strings, as callers do (the constructor wraps them)."""
+    return ApiCreds(api_key="key-1", secret=SECRET, passphrase=PASSPHRASE)  # type: ignore[arg-type]
 
 
 HOLDERS: dict[str, Callable[[], object]] = {
     "Secret": lambda: Secret(SECRET),
-    "ApiCreds": _api_creds,
-    "ApiCreds built from str": lambda: ApiCreds(
-        api_key="key-1",
-        secret=SECRET,  # type: ignore[arg-type]
-        passphrase=PASSPHRASE,  # type: ignore[arg-type]
+    "ApiCreds": lambda: ApiCreds(
+        api_key="key-1", secret=Secret(SECRET), passphrase=Secret(PASSPHRASE)
     ),
+    "ApiCreds built from str": _api_creds,
     "ApiCreds.decode": lambda: ApiCreds.decode(
         json.dumps({"apiKey": "key-1", "secret": SECRET, "passphrase": PASSPHRASE})
     ),
