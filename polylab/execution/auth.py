@@ -81,10 +81,10 @@ _CLOB_AUTH_TYPE_HASH: Final = hash_string(CLOB_AUTH_TYPE_STRING)
 _CLOB_AUTH_MESSAGE_HASH: Final = hash_string(CLOB_AUTH_MESSAGE)
 
 
-class _ApiCredsWire(msgspec.Struct, frozen=True):
+class _ApiCredsWire(msgspec.Struct, frozen=True, kw_only=True):
     """The venue's ``{"apiKey", "secret", "passphrase"}`` answer, decoded once, then wrapped."""
 
-    apiKey: str
+    api_key: str = msgspec.field(name="apiKey")
     secret: str
     passphrase: str
 
@@ -114,7 +114,7 @@ class ApiCreds(msgspec.Struct, frozen=True, kw_only=True):
         """From the venue's ``{"apiKey", "secret", "passphrase"}`` (``msgspec.DecodeError`` if
         it has another shape)."""
         w = _creds_dec.decode(raw)
-        return cls(api_key=w.apiKey, secret=Secret(w.secret), passphrase=Secret(w.passphrase))
+        return cls(api_key=w.api_key, secret=Secret(w.secret), passphrase=Secret(w.passphrase))
 
     def __repr__(self) -> str:
         return f"ApiCreds(api_key={self.api_key!r}, secret=<redacted>, passphrase=<redacted>)"
