@@ -400,6 +400,8 @@ def compare_cmd(
         c = compare_runs(run_a, run_b)
     except CompareError as exc:
         raise InputError(str(exc)) from None
+    except (OSError, ValueError) as exc:  # e.g. a summary.json that is not UTF-8
+        raise InputError(f"cannot compare {str(run_a)!r} with {str(run_b)!r}: {exc}") from None
     if as_json:
         sys.stdout.write(msgspec.json.encode(c).decode() + "\n")
     else:

@@ -47,6 +47,9 @@ class Env:
         self.garbage = root / "garbage.json"
         self.garbage.write_bytes(b"\x00\x01 definitely not json")
         self.missing = root / "missing-thing.json"
+        self.bad_run = root / "bad-run"
+        self.bad_run.mkdir()
+        (self.bad_run / "summary.json").write_bytes(b"\xff{ not json")
 
     def config(self, name: str, text: str) -> str:
         p = self.root / name
@@ -157,6 +160,18 @@ CASES: list[Case] = [
     ),
     ("live-malformed-url", lambda e: ["live", "--url", "ftp://x"], lambda e: ["ftp://x"], {}),
     ("live-negative", lambda e: ["live", "--seconds", "-0.5"], lambda e: ["-0.5"], {}),
+    (
+        "compare-missing-run",
+        lambda e: ["compare", str(e.missing), str(e.root)],
+        lambda e: [str(e.missing)],
+        {},
+    ),
+    (
+        "compare-bad-summary",
+        lambda e: ["compare", str(e.bad_run), str(e.bad_run)],
+        lambda e: [str(e.bad_run)],
+        {},
+    ),
     ("demo-negative", lambda e: ["demo", "--seconds", "-2"], lambda e: ["-2"], {}),
     ("sim-serve-port", lambda e: ["sim", "serve", "--port", "99999"], lambda e: ["99999"], {}),
     ("sim-serve-negative-port", lambda e: ["sim", "serve", "--port", "-1"], lambda e: ["-1"], {}),

@@ -228,8 +228,11 @@ def test_every_cli_command_keeps_planted_credentials_out_of_everything(tmp_path:
         _cli(tmp_path, log, "synth", str(rec), "--duration-s", "2"),
         _cli(tmp_path, log, "replay", str(rec), "--verify"),
         _cli(tmp_path, log, "replay", str(rec), "--json"),
-        _cli(tmp_path, log, "backtest", str(rec), "--json"),
-        _cli(tmp_path, log, "paper", "--seconds", "2", "--json"),
+        _cli(tmp_path, log, "backtest", str(rec), "--json", "--out", str(tmp_path / "runs/bt")),
+        _cli(
+            tmp_path, log, "paper", "--seconds", "2", "--json", "--out", str(tmp_path / "runs/pa")
+        ),
+        _cli(tmp_path, log, "compare", str(tmp_path / "runs/pa"), str(tmp_path / "runs/bt")),
         _cli(tmp_path, log, "live", "--seconds", "2"),
         _cli(tmp_path, log, "live", "--live", "--seconds", "2", env={"DRY_RUN": "false"}),
         _cli(tmp_path, log, "live", "--url", "http://127.0.0.1:1", "--seconds", "1"),
