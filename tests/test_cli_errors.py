@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from polylab import cli
-from polylab.feed.synthetic import SyntheticConfig, write_synthetic
+from polylab.book.synthetic import SyntheticConfig, write_synthetic
 
 cli._register_subapps()
 

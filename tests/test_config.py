@@ -104,8 +104,8 @@ def test_a_strategy_class_still_loads(plugin: Path) -> None:
 def test_the_cli_refuses_os_system_before_running(tmp_path: Path, plugin: Path) -> None:
     from typer.testing import CliRunner
 
+    from polylab.book.synthetic import SyntheticConfig, write_synthetic
     from polylab.cli import app
-    from polylab.feed.synthetic import SyntheticConfig, write_synthetic
 
     rec = tmp_path / "r.jsonl"
     write_synthetic(rec, SyntheticConfig(seed=2, duration_s=1.0))
