@@ -9,8 +9,9 @@ lines, mirrored binary books, a neg-risk event, trades, best_bid_ask hints):
 * NautilusTrader (when installed, ``make bench`` installs it): its Rust ``OrderBook`` (L2_MBP)
   driven from Python with ``OrderBookDelta.from_raw`` deltas decoded by msgspec, the same check.
 
-Prints level updates/s (median of rounds) and the ratios. Target (performance.md): polylab
-≥ 1.5× NautilusTrader ``from_raw`` on the same stream.
+Prints level updates/s (median of rounds), the ratios, and the verdict against the target
+(performance.md): polylab ≥ 2× NautilusTrader ``from_raw`` on the same stream (with the spread
+over rounds); exit code 1 when missed or not measured.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
+from verdict import Verdicts
 
 from polylab.analysis.replay import replay
 from polylab.book.synthetic import SyntheticConfig, generate
@@ -211,7 +213,7 @@ def nautilus_runner() -> Callable[[list[str]], int] | None:
     return run
 
 
-def main() -> None:
+def main() -> int:
     lines, expected = make_stream()
     variants: dict[str, Callable[[list[str]], int]] = {
         "polylab": run_polylab,
@@ -234,15 +236,26 @@ def main() -> None:
     print(
         f"  ratio polylab / baseline dict+json: {rate['polylab'] / rate['baseline dict+json']:.2f}x"
     )
+    v = Verdicts("bench_replay")
     if nt is not None:
+        per_round = [
+            b / a for a, b in zip(times["polylab"], times["NautilusTrader from_raw"], strict=True)
+        ]
         ratio = rate["polylab"] / rate["NautilusTrader from_raw"]
-        print(f"  ratio polylab / NautilusTrader:     {ratio:.2f}x (target >= 1.5x)")
-    else:
-        print(
-            "  NautilusTrader not installed (make bench installs it): ratio not measured",
-            file=sys.stderr,
+        print(f"  ratio polylab / NautilusTrader:     {ratio:.2f}x")
+        v.at_least(
+            "replay vs NautilusTrader from_raw",
+            ratio,
+            2.0,
+            "x",
+            note=f"spread over rounds {min(per_round):.2f}-{max(per_round):.2f}x",
         )
+    else:
+        v.not_measured(
+            "replay vs NautilusTrader from_raw", "target ≥ 2x", "NautilusTrader not installed"
+        )
+    return v.finish()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -30,6 +30,7 @@ from eth_account.messages import encode_typed_data
 from py_clob_client_v2.clob_types import CreateOrderOptions, OrderArgsV2
 from py_clob_client_v2.order_builder.builder import OrderBuilder
 from py_clob_client_v2.signer import Signer as SdkSigner
+from verdict import Verdicts
 
 from polylab.execution.eip712 import Domain
 from polylab.execution.signer import OrderSigner
@@ -180,15 +181,18 @@ def main() -> int:
             f"py-clob-client-v2 d{version}",
         ):
             print(f"{name:<26}{result[name]:>10.1f}{result[name] / base:>11.1f}")
-    worst = max(result["polylab d2"], result["polylab d3"])
-    verdict = "meets" if worst <= TARGET_US else "MISSES"
-    print(
-        f"\npolylab {verdict} the ≤ {TARGET_US:.0f} µs/order target (worst domain {worst:.1f} µs)"
+    v = Verdicts("bench_signing")
+    for version in (2, 3):
+        v.at_most(
+            f"sign a CLOB V2 order, domain {version}",
+            result[f"polylab d{version}"],
+            TARGET_US,
+            "µs",
+        )
+    v.at_least(
+        "byte-identical to py-clob-client-v2 and eth-account", float(ok), 1.0, note="1 = identical"
     )
-    if not ok:
-        print("signatures differ: polylab is not byte-identical to the official signers")
-        return 1
-    return 0
+    return v.finish()
 
 
 if __name__ == "__main__":

@@ -18,8 +18,11 @@ Target (performance.md): ≤ 10 µs for 2 outcomes at 1,000 shares, linear in ou
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from collections.abc import Callable
+
+from verdict import Verdicts
 
 from polylab.analysis.set_cost import GroupIndex, GroupLegs, best_set, quote_set
 from polylab.book.l2 import L2Book
@@ -29,8 +32,9 @@ from polylab.money import MICROS, tick_size
 
 OUTCOMES = (2, 5, 10, 30)
 SIZE = 1_000 * MICROS
-N = 5_000
-ROUNDS = 7
+QUICK = "--quick" in sys.argv  # a smoke run: fewer calls, one round
+N = 500 if QUICK else 5_000
+ROUNDS = 1 if QUICK else 7
 FEE = FeeModel.from_rate("0.04")
 
 
@@ -91,7 +95,7 @@ def timeit(fn: Callable[[], object], n: int = N) -> float:
     return (time.perf_counter() - t0) / n * 1e6
 
 
-def main() -> None:
+def main() -> int:
     cases = {n: setup(n) for n in OUTCOMES}
     for _n, (legs, books, dicts, rates) in cases.items():
         q = quote_set(legs, books, "buy", SIZE)
@@ -145,7 +149,12 @@ def main() -> None:
         f"  target: 2 outcomes {ref[2]:.2f} µs, {upd[2]:.2f} µs after an update (≤ 10); "
         f"30/2 outcomes = {ref[30] / ref[2]:.1f}x for 15x the legs (linear ≤ 15x)"
     )
+    v = Verdicts("bench_sum_check")
+    v.at_most("2-outcome set check at 1,000 sh", ref[2], 10.0, "µs")
+    v.at_most("2-outcome set check after an update", upd[2], 10.0, "µs")
+    v.at_most("30 vs 2 outcomes (15x the legs: linear)", ref[30] / ref[2], 15.0, "x")
+    return v.finish()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

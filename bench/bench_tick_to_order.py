@@ -24,6 +24,7 @@ import threading
 import time
 
 import msgspec
+from verdict import Verdicts
 
 from polylab.book.l2 import L2Book
 from polylab.book.market_feed import MarketFeed, MarketFeedConfig
@@ -158,7 +159,7 @@ def serve(port: int) -> None:
         sim.stop()
 
 
-async def main() -> None:
+async def main() -> int:
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, __file__, "--serve", str(port)],
@@ -255,6 +256,15 @@ async def main() -> None:
             f"  ratio p50 tick-to-order / p50 frame-only: "
             f"{statistics.median(lat) / max(1, statistics.median(fr)):.1f}x"
         )
+    v = Verdicts("bench_tick_to_order")
+    v.at_most(
+        "tick-to-order p99 (frame → signed orders), local simulator",
+        pct(lat, 0.99),
+        1000.0,
+        "µs",
+        note=f"{len(lat)} intents",
+    )
+    return v.finish()
 
 
 def _free_port() -> int:
@@ -267,4 +277,4 @@ if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--serve":
         serve(int(sys.argv[2]))
     else:
-        asyncio.run(main())
+        sys.exit(asyncio.run(main()))

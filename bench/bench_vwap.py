@@ -14,8 +14,11 @@ Targets (performance.md): ≤ 0.5 µs at 1 level, ≤ 2 µs at 27 levels.
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from collections.abc import Callable
+
+from verdict import Verdicts
 
 from polylab.analysis.vwap import vwap_buy, vwap_buy_with_fees
 from polylab.book.l2 import L2Book
@@ -24,8 +27,9 @@ from polylab.money import MICROS, tick_size
 
 SIZES = {1: 100, 2: 1_000, 27: 10_000}
 LEVELS = [(30, 500)] + [(31, 700)] + [(32 + i, 352) for i in range(25)]  # (tick, shares)
-N = 20_000
-ROUNDS = 5
+QUICK = "--quick" in sys.argv  # a smoke run: fewer calls, one round (figures are noisier)
+N = 2_000 if QUICK else 20_000
+ROUNDS = 1 if QUICK else 5
 
 
 def polylab_book() -> L2Book:
@@ -56,7 +60,7 @@ def timeit(fn: Callable[[], object]) -> float:
     return (time.perf_counter() - t0) / N * 1e6
 
 
-def main() -> None:
+def main() -> int:
     book = polylab_book()
     base = baseline_book()
     fees = FeeModel.from_rate("0.04")
@@ -109,8 +113,11 @@ def main() -> None:
             f"  ratio {name} / polylab cached: "
             + ", ".join(f"{lv} lvl {row[lv] / ref[lv]:.2f}x" for lv in SIZES)
         )
-    print(f"  targets: 1 level {ref[1]:.3f} µs (≤ 0.5), 27 levels {ref[27]:.3f} µs (≤ 2)")
+    v = Verdicts("bench_vwap")
+    v.at_most("VWAP with shortfall, 1 level (100 sh)", ref[1], 0.5, "µs")
+    v.at_most("VWAP with shortfall, 27 levels (10,000 sh)", ref[27], 2.0, "µs")
+    return v.finish()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,5 +1,6 @@
 """The ``polylab`` command line (typer + rich). Exit codes: 0 ok, 1 check failed (e.g.
-mismatches), 2 bad input (config, file)."""
+mismatches), 2 bad input (config, file, URL, key, port, value): one stderr line naming the
+problem and the value (``polylab.cli_support``); ``polylab --debug …`` adds the traceback."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from rich.table import Table
 from polylab.analysis.replay import ReplayResult, replay
 from polylab.analysis.windows import Window
 from polylab.book.synthetic import SyntheticConfig, write_synthetic
+from polylab.cli_support import PolylabGroup, check_url, prepare_out_dir, venue_errors
+from polylab.errors import InputError
 from polylab.feed.recording import RecordingError
 from polylab.money import cash_to_str, price_micros_to_str
 
@@ -33,19 +36,36 @@ app = typer.Typer(
     help="polylab: research-to-production workbench for Polymarket CLOB markets.",
     no_args_is_help=True,
     add_completion=False,
+    cls=PolylabGroup,
+    pretty_exceptions_show_locals=False,
 )
 console = Console(stderr=True)
 
 
+@app.callback()
+def _root(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="on errors show the traceback; log at debug level")
+    ] = False,
+    log_file: Annotated[
+        Path | None, typer.Option(help="also write the logs to this file (appended)")
+    ] = None,
+) -> None:
+    """Global options; ``PolylabGroup.invoke`` reads them (logging, error display)."""
+
+
 def _register_subapps() -> None:
-    """Sub-commands living next to the code they drive (sim, sports, …)."""
+    """Sub-commands living next to the code they drive (sim, sports, …); idempotent."""
     import importlib
 
+    have = {g.name for g in app.registered_groups}
     for mod, name in (
         ("polylab.sim.cli", "sim"),
         ("polylab.feed.sports_cli", "sports"),
         ("polylab.store.ledger_cli", "ledger"),
     ):
+        if name in have:
+            continue
         try:
             sub = importlib.import_module(mod)
         except ModuleNotFoundError as exc:
@@ -97,8 +117,7 @@ def _recording_errors() -> Iterator[None]:
     try:
         yield
     except RecordingError as exc:
-        console.print(f"[red]{exc}[/red]", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        raise InputError(str(exc)) from None
 
 
 @app.command("replay")
@@ -106,12 +125,10 @@ def replay_cmd(
     path: Annotated[Path, typer.Argument(help="recording (.jsonl or .jsonl.zst)")],
     verify: Annotated[bool, typer.Option(help="check every stated best bid/ask")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
-    top: Annotated[int, typer.Option(help="sum windows to list")] = 10,
+    top: Annotated[int, typer.Option(min=0, help="sum windows to list")] = 10,
 ) -> None:
     """Rebuild every book from a recording; with --verify exit 1 on any mismatch."""
-    if not path.is_file():
-        console.print(f"[red]no such recording: {path}[/red]")
-        raise typer.Exit(2)
+    _check_recording(path)
     with _recording_errors():
         _replay(path, verify, as_json, top)
 
@@ -148,12 +165,14 @@ def _replay(path: Path, verify: bool, as_json: bool, top: int) -> None:
 def synth_cmd(
     out: Annotated[Path, typer.Argument(help="where to write the recording (.jsonl[.zst])")],
     seed: int = 7,
-    duration_s: float = 30.0,
-    rate_hz: float = 200.0,
-    binary_markets: int = 6,
-    negrisk_outcomes: int = 4,
+    duration_s: Annotated[float, typer.Option(min=0.0, help="seconds of feed")] = 30.0,
+    rate_hz: Annotated[float, typer.Option(help="actions per second (> 0)")] = 200.0,
+    binary_markets: Annotated[int, typer.Option(min=0)] = 6,
+    negrisk_outcomes: Annotated[int, typer.Option(min=0)] = 4,
 ) -> None:
     """Write a seeded synthetic recording (mirrored binary books, stale legs, a neg-risk event)."""
+    if not rate_hz > 0:
+        raise InputError(f"--rate-hz must be > 0, was {rate_hz}")
     cfg = SyntheticConfig(
         seed=seed,
         duration_s=duration_s,
@@ -165,15 +184,30 @@ def synth_cmd(
     console.print(f"wrote {n} records to {out}")
 
 
+def _check_recording(path: Path) -> None:
+    if not path.is_file():
+        raise InputError(f"no such recording: {str(path)!r}")
+
+
 def _load_cfg(path: Path | None) -> PolylabConfig:
-    from polylab.config import load_config
-    from polylab.errors import ConfigError
+    """The config, with its strategies (plugins included) checked before anything starts."""
+    from polylab.config import build_strategies, load_config
+
+    cfg = load_config(path)
+    build_strategies(cfg)
+    return cfg
+
+
+def _check_meta(meta: Path | None) -> None:
+    """A metadata file that cannot be read or decoded fails here, naming the file."""
+    if meta is None:
+        return
+    from polylab.feed.recording import decode_meta
 
     try:
-        return load_config(path)
-    except ConfigError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+        decode_meta(meta.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"metadata file {str(meta)!r}: {exc}") from None
 
 
 def _result_table(res: BacktestResult, title: str) -> Table:
@@ -214,11 +248,10 @@ def backtest_cmd(
     """Backtest the configured strategies on a recording; writes a run folder."""
     from polylab.backtest import run_backtest
 
-    if not recording.is_file():
-        console.print(f"[red]no such recording: {recording}[/red]")
-        raise typer.Exit(2)
+    _check_recording(recording)
     cfg = _load_cfg(config)
-    out_dir = out or Path("runs") / f"backtest-{time.strftime('%Y%m%d-%H%M%S')}"
+    _check_meta(meta)
+    out_dir = prepare_out_dir(out or Path("runs") / f"backtest-{time.strftime('%Y%m%d-%H%M%S')}")
     with _recording_errors():
         res, _, _ = run_backtest(recording, cfg, meta=meta, out_dir=out_dir)
     if as_json:
@@ -240,7 +273,7 @@ def _paper_session(
 
     from rich.live import Live
 
-    from polylab.runner.paper import PaperRun, run_paper, stop_on_signals, venue
+    from polylab.runner.paper import PaperRun, Venue, run_paper, stop_on_signals, venue
 
     def render(run: PaperRun) -> Table:
         snap = run.portfolio.snapshot(run.engine.registry.books)
@@ -263,17 +296,21 @@ def _paper_session(
 
     async def main() -> BacktestResult:
         stop = stop_on_signals()  # Ctrl-C / SIGTERM: stop cleanly, keep the session
-        async with venue(url, seed=seed, sim_overrides=sim_overrides) as v:
-            with Live(console=console, refresh_per_second=2, transient=True) as live:
-                res, _ = await run_paper(
-                    cfg,
-                    v,
-                    seconds=seconds,
-                    out_dir=out_dir,
-                    on_tick=lambda r: live.update(render(r)),
-                    stop=stop,
-                )
-            return res
+        with venue_errors(url):
+            async with venue(url, seed=seed, sim_overrides=sim_overrides) as v:
+                return await session(v, stop)
+
+    async def session(v: Venue, stop: asyncio.Event) -> BacktestResult:
+        with Live(console=console, refresh_per_second=2, transient=True) as live:
+            res, _ = await run_paper(
+                cfg,
+                v,
+                seconds=seconds,
+                out_dir=out_dir,
+                on_tick=lambda r: live.update(render(r)),
+                stop=stop,
+            )
+        return res
 
     try:
         return asyncio.run(main())
@@ -288,15 +325,16 @@ def paper_cmd(
         str | None,
         typer.Option(help="venue/simulator base URL; default: start the built-in simulator"),
     ] = None,
-    seconds: Annotated[float | None, typer.Option(help="stop after this long")] = None,
+    seconds: Annotated[float | None, typer.Option(min=0.0, help="stop after this long (s)")] = None,
     config: Annotated[Path | None, typer.Option(help="config file (TOML or JSON)")] = None,
     seed: Annotated[int, typer.Option(help="simulator seed (built-in simulator only)")] = 7,
     out: Annotated[Path | None, typer.Option(help="run folder")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Paper-trade against the simulator (or a URL) until stopped, with a live summary."""
+    check_url(url)
     cfg = _load_cfg(config)
-    out_dir = out or Path("runs") / f"paper-{time.strftime('%Y%m%d-%H%M%S')}"
+    out_dir = prepare_out_dir(out or Path("runs") / f"paper-{time.strftime('%Y%m%d-%H%M%S')}")
     res = _paper_session(cfg, url, seconds, seed, out_dir, "paper trading")
     if as_json:
         sys.stdout.write(msgspec.json.encode(res).decode() + "\n")
@@ -313,7 +351,7 @@ def live_cmd(
     live: Annotated[
         bool, typer.Option("--live", help="really send orders (else DRY_RUN: sign and log only)")
     ] = False,
-    seconds: Annotated[float | None, typer.Option(help="stop after this long")] = None,
+    seconds: Annotated[float | None, typer.Option(min=0.0, help="stop after this long (s)")] = None,
     config: Annotated[Path | None, typer.Option(help="config file (TOML or JSON)")] = None,
     seed: Annotated[int, typer.Option(help="simulator seed (built-in simulator only)")] = 7,
     out: Annotated[Path | None, typer.Option(help="run folder")] = None,
@@ -322,13 +360,15 @@ def live_cmd(
     POLY_PRIVATE_KEY (and POLY_API_* or L1 derivation) from the environment or .env."""
     import asyncio
 
-    from polylab.execution.live import LiveError, load_credentials
-    from polylab.runner.live import run_live
+    from polylab.execution.live import load_credentials
+    from polylab.runner.live import check_credentials, run_live
     from polylab.runner.paper import stop_on_signals, venue
 
+    check_url(url)
     cfg = _load_cfg(config)
     creds = load_credentials()
-    out_dir = out or Path("runs") / f"live-{time.strftime('%Y%m%d-%H%M%S')}"
+    check_credentials(creds)
+    out_dir = prepare_out_dir(out or Path("runs") / f"live-{time.strftime('%Y%m%d-%H%M%S')}")
     mode = "LIVE" if live and not cfg.live.dry_run else "DRY_RUN"
     console.print(
         f"[bold]{mode}[/bold]: {', '.join(cfg.strategies)} at {url or 'the built-in simulator'}"
@@ -336,24 +376,25 @@ def live_cmd(
 
     async def main() -> BacktestResult:
         stop = stop_on_signals()  # Ctrl-C / SIGTERM: cancel open orders, write the run folder
-        async with venue(url, seed=seed) as v:
-            res, _, ex = await run_live(
-                cfg, v, creds, live=live, seconds=seconds, out_dir=out_dir, stop=stop
-            )
-            console.print(f"orders signed: {ex.signed}")
-            return res
+        with venue_errors(url):
+            async with venue(url, seed=seed) as v:
+                res, _, ex = await run_live(
+                    cfg, v, creds, live=live, seconds=seconds, out_dir=out_dir, stop=stop
+                )
+        console.print(f"orders signed: {ex.signed}")
+        return res
 
     try:
         res = asyncio.run(main())
-    except LiveError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     console.print(_result_table(res, f"{mode} session → {out_dir}"))
 
 
 def _register_run() -> None:
+    """``polylab run`` (the headless runner) lives with its service; idempotent."""
+    if any(c.name == "run" for c in app.registered_commands):
+        return
     from polylab.runner.service_cli import run_cmd
 
     app.command("run")(run_cmd)
@@ -371,8 +412,9 @@ def compare_cmd(
     try:
         c = compare_runs(run_a, run_b)
     except CompareError as exc:
-        console.print(f"[red]{exc}[/red]", soft_wrap=True)
-        raise typer.Exit(2) from None
+        raise InputError(str(exc)) from None
+    except (OSError, ValueError) as exc:  # e.g. a summary.json that is not UTF-8
+        raise InputError(f"cannot compare {str(run_a)!r} with {str(run_b)!r}: {exc}") from None
     if as_json:
         sys.stdout.write(msgspec.json.encode(c).decode() + "\n")
     else:
@@ -383,7 +425,7 @@ def compare_cmd(
 @app.command("demo")
 def demo_cmd(
     seed: int = 7,
-    seconds: Annotated[float, typer.Option(help="paper-trading time")] = 30.0,
+    seconds: Annotated[float, typer.Option(min=0.0, help="paper-trading time (s)")] = 30.0,
 ) -> None:
     """The main job on embedded defaults: verify replay on a synthetic recording, then start
     the simulator and paper-trade SumTo100, Clipper and Sniper against it."""
@@ -402,7 +444,7 @@ def demo_cmd(
         if res.mismatches:
             raise typer.Exit(1)
     cfg = _load_cfg(None)
-    out_dir = Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    out_dir = prepare_out_dir(Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}")
     console.print(
         f"[bold]2. paper trading[/bold] {', '.join(cfg.strategies)} against the "
         f"built-in simulator for {seconds:.0f} s (seed {seed}) …"

@@ -181,6 +181,7 @@ def _plugin(ref: str, settings: Mapping[str, Any]) -> Strategy:
         cls = getattr(importlib.import_module(mod_name), cls_name)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"strategies: cannot load {ref!r}: {exc}") from None
+    _check_strategy_class(ref, cls)
     conf_type = getattr(cls, "Config", None)
     try:
         if isinstance(conf_type, type) and issubclass(conf_type, msgspec.Struct):
@@ -195,3 +196,23 @@ def _plugin(ref: str, settings: Mapping[str, Any]) -> Strategy:
             "(name, on_book, on_timer, on_games)"
         )
     return inst
+
+
+_HOOKS = ("on_book", "on_timer", "on_games")
+
+
+def _check_strategy_class(ref: str, obj: object) -> None:
+    """Refuse, before calling anything, what is not a class with the Strategy hooks: a
+    ``module:Class`` reference may only construct a strategy (``os:system`` must never run).
+    ``name`` may be set by ``__init__``, so it is checked on the instance afterwards."""
+    if not isinstance(obj, type):
+        raise ConfigError(
+            f"strategies: {ref!r} is a {type(obj).__name__}, not a class: a plugin must name "
+            "a class implementing the Strategy protocol (name, on_book, on_timer, on_games)"
+        )
+    missing = [h for h in _HOOKS if not callable(getattr(obj, h, None))]
+    if missing:
+        raise ConfigError(
+            f"strategies: class {ref!r} does not implement the Strategy protocol "
+            f"(missing {', '.join(missing)}; needs name, on_book, on_timer, on_games)"
+        )

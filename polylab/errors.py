@@ -4,6 +4,7 @@
 
     PolylabError                      base of every error polylab raises on purpose
      ├── ConfigError (ValueError)     a setting is wrong: fix the config, nothing to retry
+     ├── InputError (ValueError)      a flag, file, URL or key the operator gave cannot be used
      ├── DiscoveryError               Gamma data polylab cannot turn into a Market: skip it, report
      │    └── MarketVersionError      ``version`` missing or unknown ("v1"/"v2" only)
      └── ClobError                    a CLOB REST call failed
@@ -36,6 +37,7 @@ __all__ = [
     "ClobTimeout",
     "ConfigError",
     "DiscoveryError",
+    "InputError",
     "MarketVersionError",
     "NotFound",
     "OrderRejected",
@@ -53,6 +55,12 @@ class PolylabError(Exception):
 
 class ConfigError(PolylabError, ValueError):
     """A configuration value is invalid; the message names the field and the value."""
+
+
+class InputError(PolylabError, ValueError):
+    """A value the operator gave (a flag, a file, a URL, a key) cannot be used; the message
+    names the problem and the value (never a secret's value: its variable name instead). The
+    CLI prints it as one line and exits 2."""
 
 
 class DiscoveryError(PolylabError):

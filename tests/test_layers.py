@@ -23,6 +23,8 @@ LAYERS: dict[str, int] = {
     "market": 0,
     "clock": 0,
     "venue": 0,
+    "secret": 0,
+    "cli_support": 0,  # the commands' error/log plumbing (imports only errors): feed, sim use it
     "feed": 1,
     "book": 2,
     "analysis": 3,

@@ -14,7 +14,8 @@ local simulator verifies them with ``verify_l1`` / ``verify_l2`` and issues cred
   ``json_body``). Like the SDK, single quotes in the body are turned into double quotes before
   signing, so the verifier must apply the same rule to the body it receives.
 
-Secrets never show: ``ApiCreds`` redacts ``secret`` and ``passphrase`` in ``repr`` and rich.
+Secrets never show: ``ApiCreds`` holds ``secret`` and ``passphrase`` as ``polylab.secret.Secret``
+(redacted in every text form, refused by every serializer); only signing calls ``reveal()``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 import msgspec
 
@@ -40,6 +41,7 @@ from polylab.execution.eip712 import (
     to_checksum_address,
     typed_data_digest,
 )
+from polylab.secret import REDACTED, Secret
 
 __all__ = [
     "CLOB_AUTH_MESSAGE",
@@ -79,16 +81,40 @@ _CLOB_AUTH_TYPE_HASH: Final = hash_string(CLOB_AUTH_TYPE_STRING)
 _CLOB_AUTH_MESSAGE_HASH: Final = hash_string(CLOB_AUTH_MESSAGE)
 
 
-class ApiCreds(msgspec.Struct, frozen=True, kw_only=True):
-    """L2 credentials; decodes/encodes the venue's ``{"apiKey", "secret", "passphrase"}``.
-
-    ``secret`` is base64url (it keys the HMAC); ``passphrase`` is sent as a header. Both are
-    redacted from ``repr``, ``str`` and rich output.
-    """
+class _ApiCredsWire(msgspec.Struct, frozen=True, kw_only=True):
+    """The venue's ``{"apiKey", "secret", "passphrase"}`` answer, decoded once, then wrapped."""
 
     api_key: str = msgspec.field(name="apiKey")
     secret: str
     passphrase: str
+
+
+_creds_dec = msgspec.json.Decoder(_ApiCredsWire)
+
+
+class ApiCreds(msgspec.Struct, frozen=True, kw_only=True):
+    """L2 credentials. ``secret`` (base64url, keys the HMAC) and ``passphrase`` (sent as a
+    header) are ``Secret``: redacted in ``repr``/``str``/rich, refused by msgspec encoding,
+    ``to_builtins`` and ``pickle``; the signing code calls ``.reveal()``. Plain strings given to
+    the constructor are wrapped. ``decode`` reads the venue's JSON answer.
+    """
+
+    api_key: str = msgspec.field(name="apiKey")
+    secret: Secret
+    passphrase: Secret
+
+    def __post_init__(self) -> None:
+        for name in ("secret", "passphrase"):
+            value = getattr(self, name)
+            if not isinstance(value, Secret):
+                msgspec.structs.force_setattr(self, name, Secret(value))
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> ApiCreds:
+        """From the venue's ``{"apiKey", "secret", "passphrase"}`` (``msgspec.DecodeError`` if
+        it has another shape)."""
+        w = _creds_dec.decode(raw)
+        return cls(api_key=w.api_key, secret=Secret(w.secret), passphrase=Secret(w.passphrase))
 
     def __repr__(self) -> str:
         return f"ApiCreds(api_key={self.api_key!r}, secret=<redacted>, passphrase=<redacted>)"
@@ -97,7 +123,10 @@ class ApiCreds(msgspec.Struct, frozen=True, kw_only=True):
         return self.__repr__()
 
     def __rich_repr__(self) -> list[tuple[str, Any]]:
-        return [("api_key", self.api_key), ("secret", "<redacted>"), ("passphrase", "<redacted>")]
+        return [("api_key", self.api_key), ("secret", REDACTED), ("passphrase", REDACTED)]
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("ApiCreds cannot be pickled: load the credentials where they are used")
 
 
 CredsLookup = Callable[[str], ApiCreds | tuple[str, ApiCreds] | None]
@@ -186,10 +215,10 @@ def l2_headers(
     ts = int(time.time()) if timestamp is None else timestamp
     return {
         POLY_ADDRESS: address,
-        POLY_SIGNATURE: build_hmac_signature(creds.secret, ts, method, request_path, body),
+        POLY_SIGNATURE: build_hmac_signature(creds.secret.reveal(), ts, method, request_path, body),
         POLY_TIMESTAMP: str(ts),
         POLY_API_KEY: creds.api_key,
-        POLY_PASSPHRASE: creds.passphrase,
+        POLY_PASSPHRASE: creds.passphrase.reveal(),
     }
 
 
@@ -273,11 +302,11 @@ def verify_l2(
             return None
     else:
         creds = found
-    if not hmac.compare_digest(passphrase.encode(), creds.passphrase.encode()):
+    if not hmac.compare_digest(passphrase.encode(), creds.passphrase.reveal().encode()):
         return None
     text = body.decode("utf-8") if isinstance(body, bytes) else body
     try:
-        expected = build_hmac_signature(creds.secret, ts, method, path, text)
+        expected = build_hmac_signature(creds.secret.reveal(), ts, method, path, text)
         checksummed = to_checksum_address(address)
     except ValueError:
         return None
@@ -304,6 +333,6 @@ def derive_api_creds(address: str, nonce: int, server_secret: bytes) -> ApiCreds
 
     return ApiCreds(
         api_key=str(uuid.UUID(bytes=sub(b"key")[:16], version=4)),
-        secret=base64.urlsafe_b64encode(sub(b"secret")).decode("ascii"),
-        passphrase=sub(b"passphrase").hex(),
+        secret=Secret(base64.urlsafe_b64encode(sub(b"secret")).decode("ascii")),
+        passphrase=Secret(sub(b"passphrase").hex()),
     )

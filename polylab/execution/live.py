@@ -33,6 +33,7 @@ from polylab.clock import Clock
 from polylab.execution.auth import ApiCreds
 from polylab.execution.live_exec import LiveError, LiveLegs
 from polylab.market import MarketCatalog
+from polylab.secret import Secret
 
 if TYPE_CHECKING:
     from polylab.execution.rest_async import AsyncClobRest
@@ -69,12 +70,13 @@ class LiveConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 
 
 class Credentials:
-    """The wallet key and L2 API credentials; nothing of them shows in a repr or a log."""
+    """The wallet key (a ``Secret``) and L2 API credentials; nothing of them shows in a repr
+    or a log, and pickling is refused."""
 
     __slots__ = ("creds", "private_key")
 
-    def __init__(self, private_key: str, creds: ApiCreds | None) -> None:
-        self.private_key = private_key
+    def __init__(self, private_key: str | Secret, creds: ApiCreds | None) -> None:
+        self.private_key = Secret(private_key)
         self.creds = creds
 
     def __repr__(self) -> str:
@@ -99,7 +101,9 @@ def load_credentials(
     api = [values.get(k) for k in ("POLY_API_KEY", "POLY_API_SECRET", "POLY_API_PASSPHRASE")]
     creds = None
     if all(api):
-        creds = ApiCreds(api_key=str(api[0]), secret=str(api[1]), passphrase=str(api[2]))
+        creds = ApiCreds(
+            api_key=str(api[0]), secret=Secret(str(api[1])), passphrase=Secret(str(api[2]))
+        )
     return Credentials(key, creds)
 
 

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from polylab.clock import Clock, WallClock
 from polylab.domain import CashMicros, PriceMicros, SizeMicros
-from polylab.errors import AuthError, BadRequest, NotFound, OrderRejected, RateLimited
+from polylab.errors import (
+    AuthError,
+    BadRequest,
+    NotFound,
+    OrderRejected,
+    PolylabError,
+    RateLimited,
+)
 from polylab.execution.amounts import (
     CENT,
     LOT,
@@ -47,7 +54,7 @@ _KILLED = ("fully filled or killed", "fok_order_not_filled", "no orders found to
 """The venue's words for a FOK/FAK killed for lack of liquidity: unfilled, not refused."""
 
 
-class LiveError(RuntimeError):
+class LiveError(PolylabError, RuntimeError):
     """Live trading cannot start (a missing flag, key or credential), or an order cannot be
     built; the message says which."""
 

@@ -20,6 +20,7 @@ from polylab.errors import (
     ClobConnectError,
     ClobError,
     ClobTimeout,
+    ProtocolError,
     RateLimited,
     ServerError,
     TransportError,
@@ -302,19 +303,13 @@ class AsyncClobRest(TradingCalls):
     # -- L1 ------------------------------------------------------------------------------------
     async def create_api_key(self, nonce: int = 0) -> ApiCreds:
         """``POST /auth/api-key``: a new API key for the wallet (L1)."""
-        return decode_response(
-            await self.request("POST", "/auth/api-key", auth="l1", nonce=nonce),
-            ApiCreds,
-            "/auth/api-key",
-        )
+        raw = await self.request("POST", "/auth/api-key", auth="l1", nonce=nonce)
+        return _decode_creds(raw, "/auth/api-key")
 
     async def derive_api_key(self, nonce: int = 0) -> ApiCreds:
         """``GET /auth/derive-api-key``: re-derive the wallet's key for ``nonce`` (L1)."""
-        return decode_response(
-            await self.request("GET", "/auth/derive-api-key", auth="l1", nonce=nonce),
-            ApiCreds,
-            "/auth/derive-api-key",
-        )
+        raw = await self.request("GET", "/auth/derive-api-key", auth="l1", nonce=nonce)
+        return _decode_creds(raw, "/auth/derive-api-key")
 
     async def create_or_derive_api_key(self, nonce: int = 0) -> ApiCreds:
         """Create the key, or derive it when it already exists; sets ``self.creds``."""
@@ -324,3 +319,11 @@ class AsyncClobRest(TradingCalls):
             creds = await self.derive_api_key(nonce)
         self.creds = creds
         return creds
+
+
+def _decode_creds(raw: bytes, path: str) -> ApiCreds:
+    """``ApiCreds.decode`` with a ``ProtocolError`` (never the body: it holds the secret)."""
+    try:
+        return ApiCreds.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(f"{path}: unexpected response ({exc})", path=path) from None

@@ -15,14 +15,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from polylab.cli_support import PolylabGroup
 from polylab.domain import Game
+from polylab.errors import InputError
 from polylab.feed.sports import ScoreboardError, parse_scoreboard
 from polylab.feed.sports_sources import HttpScoreboardSource
 
 __all__ = ["app", "game_rows"]
 
 app = typer.Typer(
-    help="Sports scoreboards (ESPN format) for result-driven strategies.", no_args_is_help=True
+    help="Sports scoreboards (ESPN format) for result-driven strategies.",
+    no_args_is_help=True,
+    cls=PolylabGroup,
 )
 console = Console(stderr=True)
 
@@ -65,13 +69,11 @@ def parse_cmd(
     try:
         data = path.read_bytes()
     except OSError as exc:
-        console.print(f"[red]cannot read {path}: {exc.strerror or exc}[/red]")
-        raise typer.Exit(2) from None
+        raise InputError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
     try:
         games = parse_scoreboard(data, league=league)
     except ScoreboardError as exc:
-        console.print(f"[red]{path}: {exc}[/red]")
-        raise typer.Exit(2) from None
+        raise InputError(f"{str(path)!r}: {exc}") from None
     _output(games, as_json, path.name)
 
 
@@ -81,7 +83,7 @@ def poll_cmd(
     sport: Annotated[str, typer.Option(help="e.g. football, hockey, soccer")] = "football",
     league: Annotated[str, typer.Option(help="e.g. nfl, nhl, usa.1")] = "nfl",
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON list of games")] = False,
-    timeout_s: Annotated[float, typer.Option(help="request timeout, seconds")] = 5.0,
+    timeout_s: Annotated[float, typer.Option(min=0.001, help="request timeout, seconds")] = 5.0,
 ) -> None:
     """Fetch one scoreboard from a server (e.g. the simulator) and print its games."""
 
@@ -94,6 +96,5 @@ def poll_cmd(
 
     games, src = asyncio.run(once())
     if src.stats.ok == 0:
-        console.print(f"[red]{src.url}: {src.stats.last_error}[/red]")
-        raise typer.Exit(2)
+        raise InputError(f"{src.url}: {src.stats.last_error}")
     _output(games, as_json, f"{sport}/{league}")

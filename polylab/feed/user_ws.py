@@ -204,8 +204,8 @@ class UserFeed:
         sub = {
             "auth": {
                 "apiKey": creds.api_key,
-                "secret": creds.secret,
-                "passphrase": creds.passphrase,
+                "secret": creds.secret.reveal(),
+                "passphrase": creds.passphrase.reveal(),
             },
             "markets": list(self.markets),
             "type": "user",

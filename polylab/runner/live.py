@@ -12,11 +12,16 @@ column says which executor filled what.
 Stopping (``stop`` set, e.g. on SIGINT / SIGTERM, or ``seconds`` over): orders in flight get
 up to 5 s to come back, then every open order of the account is cancelled (when orders are
 really sent), then the run folder is written.
+
+Start-up rides out a briefly failing venue: market discovery retries transient failures
+(``runner.startup``) and API-key creation/derivation goes through ``AsyncClobRest``, whose calls
+retry with the same policy (``execution.rest_policy``: connection errors, timeouts, 5xx, 429).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -38,7 +43,7 @@ from polylab.execution.signer import OrderSigner
 from polylab.market import MarketCatalog
 from polylab.runner.paper import PaperRun, Venue, run_paper
 
-__all__ = ["paper_routed", "run_live"]
+__all__ = ["check_credentials", "paper_routed", "run_live"]
 
 
 def paper_routed(config: PolylabConfig) -> set[str]:
@@ -56,6 +61,27 @@ def paper_routed(config: PolylabConfig) -> set[str]:
 
 
 log = logging.getLogger(__name__)
+
+
+def check_credentials(creds: Credentials | None) -> None:
+    """``LiveError`` naming ``POLY_PRIVATE_KEY`` / ``POLY_API_SECRET`` (never the value) when
+    the key is not a secp256k1 private key or the API secret not base64url; ``None`` (no key)
+    is left for ``run_live`` to refuse."""
+    if creds is None:
+        return
+    try:
+        SigningKey(creds.private_key.reveal())
+    except ValueError as exc:
+        raise LiveError(
+            f"POLY_PRIVATE_KEY is not a private key ({exc}; value not shown: it is secret)"
+        ) from None
+    if creds.creds is not None:
+        try:
+            base64.urlsafe_b64decode(creds.creds.secret.reveal().encode("ascii"))
+        except (ValueError, UnicodeEncodeError):
+            raise LiveError(
+                "POLY_API_SECRET is not base64url text (value not shown: it is secret)"
+            ) from None
 
 
 async def run_live(
@@ -81,10 +107,11 @@ async def run_live(
             "live execution needs POLY_PRIVATE_KEY (environment or .env); "
             "paper trading needs no key: use `polylab paper`"
         )
+    check_credentials(creds)
     signer = OrderSigner(
-        creds.private_key, lc.chain_id, signature_type=lc.signature_type, funder=lc.funder
+        creds.private_key.reveal(), lc.chain_id, signature_type=lc.signature_type, funder=lc.funder
     )
-    async with AsyncClobRest(v.url, key=SigningKey(creds.private_key)) as rest:
+    async with AsyncClobRest(v.url, key=SigningKey(creds.private_key.reveal())) as rest:
         api: ApiCreds | None = creds.creds
         if api is None and not lc.dry_run:
             api = await rest.create_or_derive_api_key()

@@ -42,12 +42,13 @@ from polylab.config import PolylabConfig
 from polylab.engine import Engine
 from polylab.execution.base import Executor
 from polylab.execution.paper import PaperTrader
-from polylab.feed.discovery import GammaClient
+from polylab.feed.discovery import Discovered, GammaClient
 from polylab.feed.recording import RecordingWriter
 from polylab.feed.sports_sources import HttpScoreboardSource
 from polylab.market import MarketCatalog
 from polylab.money import MICROS
 from polylab.risk.portfolio import Portfolio
+from polylab.runner.startup import with_retries
 from polylab.store.run_folder import RunRecorder, file_sha256
 
 __all__ = ["FEED_FILE", "PaperRun", "Venue", "run_paper", "stop_on_signals", "venue"]
@@ -203,8 +204,12 @@ async def run_paper(
     the summary). With ``out_dir`` the feed is recorded into ``out_dir/feed.jsonl.zst``."""
     wall = WallClock()
     stop = stop if stop is not None else asyncio.Event()
-    async with GammaClient(f"{v.url}/gamma") as gamma:
-        found = await gamma.discover()
+
+    async def discover() -> Discovered:
+        async with GammaClient(f"{v.url}/gamma") as gamma:
+            return await gamma.discover()
+
+    found = await with_retries(discover, f"market discovery at {v.url}")
     catalog = found.catalog()
     reg = _PollFirst(catalog)
     parts = RunParts(

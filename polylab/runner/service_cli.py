@@ -28,7 +28,9 @@ def run_cmd(
     send: Annotated[
         bool, typer.Option("--send", help="with --live: really send orders (needs the key)")
     ] = False,
-    seconds: Annotated[float | None, typer.Option(help="stop after this long (tests)")] = None,
+    seconds: Annotated[
+        float | None, typer.Option(min=0.0, help="stop after this long (s; tests)")
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="config file (TOML or JSON)")] = None,
     seed: Annotated[int, typer.Option(help="simulator seed (built-in simulator only)")] = 7,
     out: Annotated[Path | None, typer.Option(help="run folder")] = None,
@@ -44,21 +46,29 @@ def run_cmd(
     """Run paper (default) or live until SIGTERM/SIGINT, publishing poly:state every 100 ms,
     signals, trades and errors on the bus and recording every fill in the ledger first."""
     from polylab.cli import _load_cfg, console
-    from polylab.execution.live import LiveError, load_credentials
-    from polylab.runner.live import run_live
+    from polylab.cli_support import check_url, prepare_out_dir, venue_errors
+    from polylab.execution.live import load_credentials
+    from polylab.runner.live import check_credentials, run_live
     from polylab.runner.paper import run_paper, stop_on_signals, venue
     from polylab.runner.service import RunnerService, ServiceOptions
 
+    check_url(url)
     cfg = _load_cfg(config)
     mode = "live" if live else "paper"
     options = ServiceOptions.from_env(
         redis_url=redis_url, database_url=database_url, bus_prefix=bus_prefix
     )
-    out_dir = out or Path("runs") / f"run-{mode}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out_dir = prepare_out_dir(out or Path("runs") / f"run-{mode}-{time.strftime('%Y%m%d-%H%M%S')}")
     creds = load_credentials() if live else None
+    if creds is not None:
+        check_credentials(creds)
 
     async def main() -> dict[str, object]:
         stop = stop_on_signals()
+        with venue_errors(url):
+            return await session(stop)
+
+    async def session(stop: asyncio.Event) -> dict[str, object]:
         async with venue(url, seed=seed) as v:
             svc = RunnerService(
                 cfg,
@@ -97,11 +107,7 @@ def run_cmd(
                 "result": msgspec.to_builtins(res),
             }
 
-    try:
-        summary = asyncio.run(main())
-    except LiveError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+    summary = asyncio.run(main())
     if as_json:
         sys.stdout.write(msgspec.json.encode(summary).decode() + "\n")
     else:

@@ -104,7 +104,11 @@ class TradingApi:
             return error(401, "Invalid L1 Request headers")
         creds = self.state.issue_creds(address, int(nonce))
         return json_response(
-            {"apiKey": creds.api_key, "secret": creds.secret, "passphrase": creds.passphrase}
+            {
+                "apiKey": creds.api_key,
+                "secret": creds.secret.reveal(),
+                "passphrase": creds.passphrase.reveal(),
+            }
         )
 
     async def api_keys(self, request: web.Request) -> web.StreamResponse:

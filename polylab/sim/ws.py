@@ -367,9 +367,9 @@ def _lookup_address(state: SimState, api_key: str, secret: str, passphrase: str)
     if found is None:
         return None
     address, creds = found
-    ok = hmac.compare_digest(creds.secret.encode(), secret.encode()) and hmac.compare_digest(
-        creds.passphrase.encode(), passphrase.encode()
-    )
+    ok = hmac.compare_digest(
+        creds.secret.reveal().encode(), secret.encode()
+    ) and hmac.compare_digest(creds.passphrase.reveal().encode(), passphrase.encode())
     return str(address) if ok else None
 
 

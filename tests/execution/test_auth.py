@@ -149,11 +149,11 @@ def test_l2_headers_are_identical_to_both_official_clients(
     text = None if body is None else json_body(body)
     ours = l2_headers(ADDRESS, creds, method, path, text, timestamp=ts)
 
-    sdk_creds = SdkApiCreds(creds.api_key, creds.secret, creds.passphrase)
+    sdk_creds = SdkApiCreds(creds.api_key, creds.secret.reveal(), creds.passphrase.reveal())
     args = RequestArgs(method=method, request_path=path, body=body, serialized_body=text)
     assert ours == create_level_2_headers(SdkSigner(KEY, 137), sdk_creds, args, timestamp=ts)
     v1_args = V1RequestArgs(method=method, request_path=path, body=body, serialized_body=text)
-    v1_creds = V1ApiCreds(creds.api_key, creds.secret, creds.passphrase)
+    v1_creds = V1ApiCreds(creds.api_key, creds.secret.reveal(), creds.passphrase.reveal())
     with _v1_now(ts):
         assert ours == v1_headers.create_level_2_headers(V1Signer(KEY, 137), v1_creds, v1_args)
     assert ours["POLY_SIGNATURE"] == sdk_hmac(secret, str(ts), method, path, text)
@@ -235,29 +235,33 @@ def test_derived_credentials_are_deterministic_and_shaped_like_the_venues() -> N
     a = derive_api_creds(ADDRESS, 0, SERVER_SECRET)
     assert a == derive_api_creds(ADDRESS.lower(), 0, SERVER_SECRET)
     assert uuid.UUID(a.api_key).version == 4 and str(uuid.UUID(a.api_key)) == a.api_key
-    assert len(a.secret) == 44 and len(base64.urlsafe_b64decode(a.secret)) == 32
-    assert len(a.passphrase) == 64 and int(a.passphrase, 16) >= 0
+    assert len(a.secret.reveal()) == 44
+    assert len(base64.urlsafe_b64decode(a.secret.reveal())) == 32
+    assert len(a.passphrase.reveal()) == 64 and int(a.passphrase.reveal(), 16) >= 0
     others = [
         derive_api_creds(ADDRESS, 1, SERVER_SECRET),
         derive_api_creds(SigningKey("0x" + "22" * 32).address, 0, SERVER_SECRET),
         derive_api_creds(ADDRESS, 0, b"another-secret"),
     ]
     for b in others:
-        assert {a.api_key, a.secret, a.passphrase}.isdisjoint({b.api_key, b.secret, b.passphrase})
+        assert {a.api_key, a.secret.reveal(), a.passphrase.reveal()}.isdisjoint(
+            {b.api_key, b.secret.reveal(), b.passphrase.reveal()}
+        )
 
 
 def test_api_creds_redact_secrets_and_decode_the_venue_json() -> None:
-    creds = msgspec.json.decode(
-        b'{"apiKey": "k-1", "secret": "c2VjcmV0", "passphrase": "pass-phrase"}', type=ApiCreds
+    creds = ApiCreds.decode(b'{"apiKey": "k-1", "secret": "c2VjcmV0", "passphrase": "pass-phrase"}')
+    assert (creds.api_key, creds.secret.reveal(), creds.passphrase.reveal()) == (
+        "k-1",
+        "c2VjcmV0",
+        "pass-phrase",
     )
-    assert (creds.api_key, creds.secret, creds.passphrase) == ("k-1", "c2VjcmV0", "pass-phrase")
     for text in (repr(creds), str(creds), pretty_repr(creds), f"{creds}"):
         assert "c2VjcmV0" not in text and "pass-phrase" not in text and "k-1" in text
-    assert json.loads(msgspec.json.encode(creds)) == {
-        "apiKey": "k-1",
-        "secret": "c2VjcmV0",
-        "passphrase": "pass-phrase",
-    }
+    with pytest.raises(TypeError):  # serializers refuse the secret parts (tests/test_secrets.py)
+        msgspec.json.encode(creds)
+    with pytest.raises(msgspec.DecodeError):
+        ApiCreds.decode(b'{"apiKey": "k-1", "secret": 5, "passphrase": "p"}')
 
 
 def test_l1_signing_makes_no_network_call(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -99,7 +99,7 @@ def test_credentials_from_env_file_never_show(tmp_path: Path) -> None:
         f"POLY_PRIVATE_KEY={KEY}\nPOLY_API_KEY=k\nPOLY_API_SECRET=s3cr3t\nPOLY_API_PASSPHRASE=pp\n"
     )
     creds = load_credentials(env={}, env_file=env)
-    assert creds is not None and creds.private_key == KEY and creds.creds is not None
+    assert creds is not None and creds.private_key.reveal() == KEY and creds.creds is not None
     text = repr(creds) + repr(creds.creds) + str(creds.creds)
     assert KEY[2:] not in text and "s3cr3t" not in text and "pp'" not in text
     assert load_credentials(env={}, env_file=tmp_path / "none") is None

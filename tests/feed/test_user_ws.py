@@ -116,7 +116,8 @@ async def test_order_and_trade_events_through_the_settlement_lifecycle(
                 recorder=rec,
             )
             async with feed, rest:
-                assert creds.secret not in repr(feed) and creds.passphrase not in repr(feed)
+                assert creds.secret.reveal() not in repr(feed)
+                assert creds.passphrase.reveal() not in repr(feed)
                 assert await feed.wait_ready(5)
                 oid = await me.buy(v1, v1.token_ids[0], "0.45", "10")
                 await me.buy(v2, v2.token_ids[0], "0.45", "10")  # filtered out: other market
@@ -139,7 +140,7 @@ async def test_order_and_trade_events_through_the_settlement_lifecycle(
     recorded = [r for r in RecordingReader(tmp_path / "user.jsonl")]
     assert {r.channel for r in recorded} == {"user"} and len(recorded) == c.frames
     text = (tmp_path / "user.jsonl").read_text() + caplog.text
-    assert creds.secret not in text and creds.passphrase not in text
+    assert creds.secret.reveal() not in text and creds.passphrase.reveal() not in text
 
 
 @asynctest

@@ -266,7 +266,11 @@ def test_user_channel_sends_own_orders_and_trade_lifecycle_and_rejects_bad_auth(
             st = sim.state
             m = binary_markets(st)[0]
             creds = st.issue_creds(TESTER, 0)
-            auth = {"apiKey": creds.api_key, "secret": creds.secret, "passphrase": creds.passphrase}
+            auth = {
+                "apiKey": creds.api_key,
+                "secret": creds.secret.reveal(),
+                "passphrase": creds.passphrase.reveal(),
+            }
             ws = await websockets.connect(sim.ws_url + "/ws/user")
             await ws.send(json.dumps({"auth": auth, "markets": [m.condition_id], "type": "user"}))
             other = await websockets.connect(sim.ws_url + "/ws/user")
