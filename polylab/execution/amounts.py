@@ -71,7 +71,8 @@ def buy_budget(asks: Levels, size: int, limit: int) -> int:
     The cost of the size is rounded up to the cent, so the leg gets at least its size (and the
     change buys dust), unless the book under the limit is too thin to spend that change: a FOK
     would then be killed with money left over, so the cost is rounded down instead (the leg
-    gets its size less the lots a cent buys)."""
+    gets its size less the lots a cent buys). An order worth a cent or less cannot be rounded
+    down; it is far under the venue's $1 minimum for marketable orders and is refused there."""
     target = lot_floor(size)
     left, notional = target, 0
     budget = change = extra = -1

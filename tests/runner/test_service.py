@@ -1,0 +1,205 @@
+"""``polylab run``: the headless runner on embedded defaults, and on this machine's Redis and
+PostgreSQL; fills reach the ledger and then the bus exactly once; the kill switch and SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import pytest
+import redis
+import sqlalchemy as sa
+from store.ledger_data import PG_BASE, pg_admin, pg_url
+
+from polylab.bus.messages import (
+    CONTROL,
+    STATE,
+    STREAMS,
+    TRADES,
+    ControlMessage,
+    FillMessage,
+    SignalMessage,
+    StateMessage,
+    decode_message,
+    encode_message,
+)
+
+REDIS_URL = os.environ.get("POLYLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+POLYLAB = [sys.executable, "-m", "polylab.cli"]
+
+
+def _need(service: str, ok: bool) -> None:
+    if not ok:
+        msg = f"{service} is not reachable on this machine"
+        if os.environ.get("POLYLAB_REQUIRE_SERVICES") == "1":
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis.Redis]:
+    c = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        c.ping()
+    except redis.RedisError:
+        _need("Redis", False)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    try:
+        with pg_admin() as c:
+            name = f"t_runner_{uuid.uuid4().hex[:12]}"
+            c.execute(f'CREATE SCHEMA "{name}"')
+    except Exception:
+        _need("PostgreSQL", False)
+        raise
+    yield name
+    with pg_admin() as c:
+        c.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    env.update(extra)
+    return env
+
+
+def _ledger_rows(url: str, sql: str) -> list[tuple[object, ...]]:
+    eng = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with eng.connect() as c:
+            return [tuple(r) for r in c.execute(sa.text(sql))]
+    finally:
+        eng.dispose()
+
+
+def test_run_on_embedded_defaults_stores_every_fill_once_then_publishes_it(
+    tmp_path: Path,
+) -> None:
+    out = subprocess.run(
+        [*POLYLAB, "run", "--seconds", "6", "--json"],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads(out.stdout)
+    db = f"sqlite:///{tmp_path / 'runs' / 'polylab.db'}"
+    runs = _ledger_rows(db, "SELECT id, status, mode FROM runs")
+    assert runs == [(summary["run_id"], "stopped", "paper")]
+    fills = _ledger_rows(db, "SELECT fill_key FROM fills")
+    assert len(fills) == len({f[0] for f in fills})  # stored once each
+    # Every fill of the session (the run folder's table), and only those, went through the
+    # ledger to the bus.
+    folder = pl.read_parquet(tmp_path / summary["out_dir"] / "fills.parquet")
+    assert summary["fills_published"] == len(fills) == folder.height
+    assert summary["signals"] == summary["result"]["intents"]
+    assert len(fills) > 0, "the demo simulator trades within seconds"
+
+
+def test_run_on_redis_and_postgres_streams_what_the_ledger_holds(
+    tmp_path: Path, redis_client: redis.Redis, pg_schema: str
+) -> None:
+    prefix = f"test-run-{uuid.uuid4().hex[:8]}:"
+    url = pg_url(PG_BASE, pg_schema)
+    sub = redis_client.pubsub()
+    sub.subscribe(prefix + STATE)
+    try:
+        out = subprocess.run(
+            [*POLYLAB, "run", "--seconds", "6", "--json", "--bus-prefix", prefix],
+            cwd=tmp_path,
+            env=_env(REDIS_URL=REDIS_URL, DATABASE_URL=url),
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        summary = json.loads(out.stdout)
+        states = []
+        while (m := sub.get_message(timeout=0.5)) is not None or not states:
+            if m is None:
+                break
+            if m["type"] == "message":
+                states.append(decode_message(m["data"]))
+    finally:
+        sub.close()
+    assert states and all(isinstance(s, StateMessage) for s in states)
+    assert states[-1].counters["fills"] == summary["fills_published"]
+    assert len(states) >= 10  # a state every 100 ms over a 6 s session (loosely)
+    keys = [k for (k,) in _ledger_rows(url, "SELECT fill_key FROM fills")]
+    trades = [decode_message(f[b"m"]) for _, f in redis_client.xrange(prefix + STREAMS[TRADES])]
+    fill_msgs = [t for t in trades if isinstance(t, FillMessage)]
+    assert len(fill_msgs) == len(keys) == summary["fills_published"] > 0
+    assert len({(f.intent_id, f.fill_id) for f in fill_msgs}) == len(fill_msgs)  # once each
+    signals = [
+        decode_message(f[b"m"]) for _, f in redis_client.xrange(prefix + STREAMS["poly:signals"])
+    ]
+    assert len(signals) == summary["signals"] and all(isinstance(s, SignalMessage) for s in signals)
+    redis_client.delete(*[prefix + s for s in STREAMS.values()])
+
+
+def test_kill_switch_over_the_bus_halts_and_sigterm_stops_cleanly(
+    tmp_path: Path, redis_client: redis.Redis
+) -> None:
+    prefix = f"test-kill-{uuid.uuid4().hex[:8]}:"
+    sub = redis_client.pubsub()
+    sub.subscribe(prefix + STATE)
+    proc = subprocess.Popen(
+        [*POLYLAB, "run", "--json", "--bus-prefix", prefix],
+        cwd=tmp_path,
+        env=_env(REDIS_URL=REDIS_URL),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def next_state(deadline_s: float = 60.0) -> StateMessage:
+            end = time.monotonic() + deadline_s
+            while time.monotonic() < end:
+                m = sub.get_message(timeout=1.0)
+                if m is not None and m["type"] == "message":
+                    s = decode_message(m["data"])
+                    assert isinstance(s, StateMessage)
+                    if s.uptime_ms > 0:
+                        return s
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            raise AssertionError("no poly:state from the runner")
+
+        assert next_state().kill_switch is False
+        cmd = ControlMessage(ts_ns=time.time_ns(), action="kill_switch", by="tester", reason="t")
+        redis_client.publish(prefix + CONTROL, encode_message(cmd))
+        for _ in range(100):
+            if next_state().kill_switch:
+                break
+        else:
+            raise AssertionError("the runner never confirmed the kill switch")
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sub.close()
+    assert proc.returncode == 0, stderr[-2000:]
+    summary = json.loads(stdout)
+    db = f"sqlite:///{tmp_path / 'runs' / 'polylab.db'}"
+    assert _ledger_rows(db, "SELECT status FROM runs") == [("stopped",)]
+    errors = [e for (e,) in _ledger_rows(db, "SELECT error FROM errors")]
+    assert any(e.startswith("kill_switch by tester") for e in errors), errors
+    assert Path(summary["out_dir"]).is_absolute() or (tmp_path / summary["out_dir"]).is_dir()
+    redis_client.delete(*[prefix + s for s in STREAMS.values()])
