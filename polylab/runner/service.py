@@ -120,7 +120,7 @@ class RunnerService:
         url = options.database_url or f"sqlite:///{Path(options.sqlite_path).resolve()}"
         if not options.database_url:
             Path(options.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
-        self.ledger = Ledger.open(url, application_name="polylab-runner")
+        self.ledger = _open_ledger(url)
         self.recovered: RecoveredState | None = self._recover()
         self.run_id = self.ledger.start_run(
             mode=mode,
@@ -341,6 +341,20 @@ class RunnerService:
             self.ledger_sink.record(
                 "errors", ErrorRecord(source="recovery", error=note, ts_ns=time.time_ns())
             )
+
+
+def _open_ledger(url: str, attempts: int = 4) -> Ledger:
+    """The ledger, retried on a transient failure at start (a connection dropped while
+    migrating): 0.5, 1, 2 s apart; the last error propagates (one line from the CLI)."""
+    for i in range(attempts):
+        try:
+            return Ledger.open(url, application_name="polylab-runner")
+        except LedgerError as exc:
+            if i == attempts - 1:
+                raise
+            log.warning("ledger not ready (%s); retrying", exc)
+            time.sleep(0.5 * 2**i)
+    raise AssertionError("unreachable")
 
 
 def _percentiles_us(samples: list[int]) -> tuple[int, int]:

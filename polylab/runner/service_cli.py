@@ -104,6 +104,7 @@ def run_cmd(
                 "out_dir": str(out_dir),
                 "signals": svc.signals,
                 "fills_published": svc.fills_published,
+                "bus": msgspec.to_builtins(svc.bus.health()),
                 "result": msgspec.to_builtins(res),
             }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import polars as pl
 import pytest
 import redis
 import sqlalchemy as sa
+from owned_services import OwnedRedis
 from store.ledger_data import PG_BASE, pg_admin, pg_url
 
 from polylab.bus.messages import (
@@ -82,6 +84,13 @@ def _ledger_rows(url: str, sql: str) -> list[tuple[object, ...]]:
             return [tuple(r) for r in c.execute(sa.text(sql))]
     finally:
         eng.dispose()
+
+
+def _started(url: str) -> bool:
+    try:
+        return bool(_ledger_rows(url, "SELECT id FROM runs"))
+    except sa.exc.SQLAlchemyError:
+        return False
 
 
 def test_run_on_embedded_defaults_stores_every_fill_once_then_publishes_it(
@@ -203,3 +212,99 @@ def test_kill_switch_over_the_bus_halts_and_sigterm_stops_cleanly(
     assert any(e.startswith("kill_switch by tester") for e in errors), errors
     assert Path(summary["out_dir"]).is_absolute() or (tmp_path / summary["out_dir"]).is_dir()
     redis_client.delete(*[prefix + s for s in STREAMS.values()])
+
+
+def test_trading_goes_on_while_redis_is_down_and_the_streams_catch_up(
+    tmp_path: Path, redis_client: redis.Redis
+) -> None:
+    """Redis killed right after the runner's first state and restarted 4 s later: the session
+    goes on, and afterwards the trades stream holds every fill of the ledger exactly once."""
+    exe = shutil.which("redis-server")
+    _need("redis-server", exe is not None)
+    assert exe is not None
+    server = OwnedRedis(exe, tmp_path)
+    server.start()
+    client = server.client()
+    sub = client.pubsub()
+    sub.subscribe(STATE)
+    proc = subprocess.Popen(
+        [*POLYLAB, "run", "--seconds", "14", "--json"],
+        cwd=tmp_path,
+        env=_env(REDIS_URL=server.url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while (m := sub.get_message(timeout=1.0)) is None or m["type"] != "message":
+            assert time.monotonic() < deadline and proc.poll() is None, "no state from the runner"
+        sub.close()
+        client.close()
+        server.kill()  # the bus is down from here on
+        time.sleep(4.0)
+        server.start()
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        server.kill()
+    assert proc.returncode == 0, stderr[-2000:]
+    summary = json.loads(stdout)
+    health = summary["bus"]
+    assert health["reconnects"] >= 1 and health["dropped"].get("redis_down", 0) > 0
+    db = f"sqlite:///{tmp_path / 'runs' / 'polylab.db'}"
+    keys = {k for (k,) in _ledger_rows(db, "SELECT fill_key FROM fills")}
+    server.start()
+    try:
+        c = server.client()
+        fills = [decode_message(f[b"m"]) for _, f in c.xrange(STREAMS[TRADES])]
+        c.close()
+    finally:
+        server.kill()
+    fill_msgs = [f for f in fills if isinstance(f, FillMessage)]
+    assert len(keys) == summary["fills_published"] == len(fill_msgs) > 0
+    assert len({f.fill_id for f in fill_msgs}) == len(fill_msgs)
+
+
+def test_ledger_connections_killed_mid_session_lose_no_fill(tmp_path: Path, pg_schema: str) -> None:
+    """PostgreSQL terminates the runner's connections three times during the session: every
+    fill of the run folder is in the ledger exactly once, and each was published once."""
+    name = f"polylab-runner-{uuid.uuid4().hex[:8]}"  # only this runner's connections
+    url = pg_url(PG_BASE, pg_schema) + f"&application_name={name}"
+    proc = subprocess.Popen(
+        [*POLYLAB, "run", "--json"],
+        cwd=tmp_path,
+        env=_env(DATABASE_URL=url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    sql = (
+        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{name}'"
+    )
+    killed = 0
+    try:
+        deadline = time.monotonic() + 90
+        while not _started(url):  # the run is recorded: the session is starting
+            assert proc.poll() is None and time.monotonic() < deadline, "runner gone"
+            time.sleep(0.2)
+        while killed < 3:  # three rounds, each once the runner holds a connection again
+            if proc.poll() is not None:
+                raise AssertionError(proc.stderr.read()[-3000:] if proc.stderr else "runner gone")
+            assert time.monotonic() < deadline, "the runner never connected to the ledger"
+            with pg_admin() as c:
+                n = len(c.execute(sql).fetchall())
+            killed += 1 if n else 0
+            time.sleep(2.0 if n else 0.2)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr[-2000:]
+    summary = json.loads(stdout)
+    keys = [k for (k,) in _ledger_rows(url, "SELECT fill_key FROM fills")]
+    folder = pl.read_parquet(tmp_path / summary["out_dir"] / "fills.parquet")
+    assert len(keys) == len(set(keys)) == folder.height == summary["fills_published"] > 0
+    assert _ledger_rows(url, "SELECT status FROM runs") == [("stopped",)]
