@@ -1,0 +1,98 @@
+"""Sweep cost: 100 configs on one shared replay against one backtest of the same recording.
+
+A seeded synthetic recording (or the one given) is backtested with one sweep config
+(``run_backtest``: SumTo100 alone, decode + books + strategy + risk + paper + portfolio, the
+run recorder and the opportunity observers) and swept over a 10 × 10 grid of SumTo100's
+``min_edge`` × ``min_liquidity`` in this process (``replay_many``: one decode and one book build
+for all 100), round-robin. Prints the ratio sweep / backtest (median and spread over rounds)
+and, with ``--dask``, the wall time of the same sweep on a LocalCluster of 1 and of 2 workers.
+
+Target (issue 12): the 100-config sweep costs ≤ 10× one backtest; exits 1 when missed.
+Usage: ``python bench/bench_sweep.py [RECORDING] [--rounds N] [--dask]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from polylab.backtest import run_backtest
+from polylab.config import load_config
+from polylab.feed.synthetic import SyntheticConfig, write_synthetic
+from polylab.research.sweep import replay_many
+from polylab.research.sweep_space import grid_points, make_config
+
+TARGET = 10.0
+GRID = ["min_edge=0.001:0.01:0.001", "min_liquidity=10:100:10"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("recording", nargs="?", help="default: a 20 s seeded synthetic recording")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--dask", action="store_true", help="also time 1 and 2 Dask workers")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        rec = Path(args.recording) if args.recording else Path(d) / "syn.jsonl.zst"
+        if not args.recording:
+            write_synthetic(rec, SyntheticConfig(seed=7, duration_s=20.0))
+        sys.exit(run(rec, args.rounds, args.dask))
+
+
+def run(rec: Path, rounds: int, dask: bool) -> int:
+    base = load_config(env={})
+    points = grid_points("sum_to_100", GRID)
+    configs = [make_config(base, "sum_to_100", p) for p in points]
+    one = make_config(base, "sum_to_100", {})
+    bt: list[float] = []
+    sw: list[float] = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        res, _, _ = run_backtest(rec, one)
+        bt.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        stats = replay_many(rec, configs)
+        sw.append(time.perf_counter() - t)
+    ratios = [s / b for s, b in zip(sw, bt, strict=True)]
+    med = statistics.median(ratios)
+    print(f"recording {rec.name}: {res.events:,} events; {len(configs)} configs")
+    print(f"  one backtest      median {statistics.median(bt):.3f} s  ({_spread(bt)})")
+    print(f"  100-config sweep  median {statistics.median(sw):.3f} s  ({_spread(sw)})")
+    print(
+        f"  ratio sweep/backtest: median {med:.2f}× (min {min(ratios):.2f}, max "
+        f"{max(ratios):.2f}, {rounds} rounds); target ≤ {TARGET:g}×"
+    )
+    print(f"  configs that traded: {sum(1 for s in stats if s.trades)} of {len(stats)}")
+    if dask:
+        _dask(rec, base, points, statistics.median(bt))
+    if med > TARGET:
+        print(f"MISSED: {med:.2f}× > {TARGET:g}×")
+        return 1
+    return 0
+
+
+def _spread(xs: list[float]) -> str:
+    return f"min {min(xs):.3f}, max {max(xs):.3f}"
+
+
+def _dask(rec: Path, base: object, points: list[dict[str, int]], backtest_s: float) -> None:
+    from polylab.config import PolylabConfig
+    from polylab.research.sweep_run import grid_sweep, open_client
+
+    assert isinstance(base, PolylabConfig)
+    for n in (1, 2):
+        with open_client(None, n_workers=n) as client:
+            client.wait_for_workers(n)
+            grid_sweep(client, [rec], base, "sum_to_100", points[:4])  # warm the workers
+            t = time.perf_counter()
+            grid_sweep(client, [rec], base, "sum_to_100", points)
+            s = time.perf_counter() - t
+        print(f"  Dask LocalCluster, {n} worker(s): {s:.3f} s  ({s / backtest_s:.2f}× a backtest)")
+
+
+if __name__ == "__main__":
+    main()

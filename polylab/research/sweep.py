@@ -1,0 +1,379 @@
+"""Sweeps that share the replay: one decode and one book build per recording feed many configs.
+
+A backtest is decode → books → strategies → risk → paper executor → portfolio. Across the
+configs of a sweep only the last four differ, so ``replay_many`` decodes each recording line
+and applies each event to one ``BookRegistry`` once, and drives one ``Engine`` per config (its
+own strategies, risk gate, paper executor and portfolio) from it: before the event every engine
+fills the orders due (``Engine.poll_due``, against the books as they stood), then the event is
+applied once, then every engine reacts (``Engine.on_applied``). Each engine sees exactly what it
+would have seen alone, so a config's trades, PnL and fees equal those of ``run_backtest`` with
+that config (tested); the opportunity observers of a backtest are left out (they do not trade).
+
+Per config and recording the result is a ``RunStats`` (raw counts, money in micros, and the
+equity marks behind the drawdown); ``combine`` adds a config's recordings up, in order, into one
+row. Equity (realized + unrealized, positions marked to the best bid; micros) is marked after
+every event that brought a fill, merge or settlement, every ``mark_ms`` of replay time while
+anything was traded, and at the end; the max drawdown is the largest fall from a running peak
+(starting at 0) of those marks, the recordings chained one after the other.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from polylab.analysis.set_cost import GroupIndex, GroupLegs, top_sum
+from polylab.backtest import load_meta_file, locked_value
+from polylab.book.l2 import L2Book
+from polylab.book.registry import BookRegistry
+from polylab.config import PolylabConfig, build_strategies
+from polylab.domain import Game, Intent
+from polylab.engine import Engine
+from polylab.execution.paper import PaperTrader
+from polylab.feed.decode import market_decoder
+from polylab.feed.recording import RecordingReader, decode_meta
+from polylab.feed.sports import ScoreboardError, parse_scoreboard
+from polylab.feed.wire import Book, LeanPriceChange, MarketResolved, PriceChange
+from polylab.market import MarketCatalog
+from polylab.money import MICROS
+from polylab.risk.manager import RiskManager
+from polylab.risk.portfolio import Portfolio
+from polylab.strategy.base import Context, Strategy
+from polylab.strategy.clipper import Clipper
+from polylab.strategy.sum_to_100 import SumTo100
+
+__all__ = [
+    "STARTING_CASH_MICROS",
+    "ConfigRun",
+    "RunStats",
+    "TopOfBookGate",
+    "combine",
+    "max_drawdown",
+    "replay_many",
+]
+
+STARTING_CASH_MICROS = 10_000 * MICROS
+"""Cash each config starts a recording with ($10,000, as ``run_backtest``)."""
+
+_MARK_KINDS = frozenset(("fills", "merges", "settlements"))
+
+
+class RunStats(msgspec.Struct, kw_only=True):
+    """One config over one recording. Money in micros; ``equity``: the marks' PnL (micros),
+    in time order; ``sent``/``got``: shares requested / filled over all orders (micros)."""
+
+    trades: int = 0
+    intents: int = 0
+    rejections: int = 0
+    pnl: int = 0
+    pnl_at_payout: int = 0
+    realized: int = 0
+    fees: int = 0
+    merges: int = 0
+    sent: int = 0
+    got: int = 0
+    wins: int = 0
+    completed: int = 0
+    unfilled_legs: int = 0
+    unwind_fills: int = 0
+    events: int = 0
+    equity: list[int] = msgspec.field(default_factory=list)
+
+
+class ConfigRun:
+    """One config's own engine, risk gate, paper executor and portfolio on a shared registry;
+    also the engine's result sink (counts orders and notes when equity must be marked)."""
+
+    def __init__(
+        self,
+        cfg: PolylabConfig,
+        registry: BookRegistry,
+        starting_cash_micros: int,
+        dirty: list[ConfigRun],
+    ) -> None:
+        self.registry = registry
+        self.portfolio = Portfolio(starting_cash_micros)
+        self.stats = RunStats()
+        self.traded = False
+        self._dirty = dirty
+        self._flagged = False
+        self.engine = Engine(
+            registry=registry,
+            strategies=build_strategies(cfg),
+            risk=RiskManager(cfg.risk, self.portfolio),
+            executor=PaperTrader(cfg.paper, registry.catalog),
+            portfolio=self.portfolio,
+            sinks=[self],
+            config=cfg.engine,
+        )
+
+    def record(self, kind: str, row: msgspec.Struct) -> None:
+        """The engine's results: orders are counted, money moves flag a mark."""
+        if kind == "orders":
+            self.stats.sent += getattr(row, "requested", 0)
+            self.stats.got += getattr(row, "filled", 0)
+        elif kind in _MARK_KINDS:
+            if kind == "merges":
+                self.stats.merges += 1
+            self.traded = True
+            if not self._flagged:
+                self._flagged = True
+                self._dirty.append(self)
+
+    def mark(self) -> None:
+        """Append the PnL marked at the books as they stand now (micros)."""
+        self._flagged = False
+        snap = self.portfolio.snapshot(self.registry.books)
+        self.stats.equity.append(snap.realized + snap.unrealized)
+
+    def finish(self, now_ns: int) -> RunStats:
+        """Flush the orders still due, mark, and fill in the totals."""
+        eng = self.engine
+        eng.flush(now_ns)
+        self.mark()
+        snap = self.portfolio.snapshot(self.registry.books)
+        st = self.stats
+        st.trades = int(snap.trades)
+        st.intents = eng.stats.intents
+        st.rejections = eng.stats.rejected
+        st.realized = int(snap.realized)
+        st.pnl = st.realized + int(snap.unrealized)
+        st.pnl_at_payout = st.pnl + locked_value(eng, snap, self.registry.catalog)
+        st.fees = int(snap.fees)
+        st.wins = int(snap.wins)
+        st.completed = int(snap.completed)
+        st.unfilled_legs = eng.stats.unfilled_legs
+        st.unwind_fills = eng.stats.unwind_fills
+        st.events = eng.stats.events
+        return st
+
+
+NO_BOOK = -(2**62)
+"""``TopOfBookGate.need`` of an event ``Engine.on_applied`` takes no token from (trades,
+best bid/ask hints, tick sizes, new markets): no strategy hears of it, every engine is quiet."""
+
+
+class TopOfBookGate:
+    """One check for all configs: which of them could act on this book change?
+
+    SumTo100 and Clipper only buy sets, and both return nothing for a group whose best asks
+    plus ``min_edge`` already reach $1 (``no_edge_at_top``; a missing book is nothing too).
+    The books a strategy sees are the registry's net of its own claims, which only take
+    liquidity away (best asks never improve), so when the registry's best asks rule a group
+    out at a config's ``min_edge``, they rule it out for that config. Per event the gate finds
+    ``need``, the least ``min_edge`` that rules out every group of the changed tokens
+    ($1 − the lowest Σ best asks, micros); a config whose (smallest) ``min_edge`` reaches it
+    only advances its clock, claims and timers (``Engine.on_quiet``), which changes nothing
+    but the strategies' diagnostic ``checks``; the others run ``on_applied``. Timers are gated
+    the same way over all groups. Any other strategy, or an engine with observers, turns the
+    gate off (every engine runs ``on_applied``)."""
+
+    def __init__(
+        self, catalog: MarketCatalog, books: dict[str, L2Book], engines: Sequence[Engine]
+    ) -> None:
+        self.on = bool(engines) and all(
+            e.strategies
+            and all(type(s) in (SumTo100, Clipper) for s in e.strategies)
+            and not e.observers
+            for e in engines
+        )
+        self.edges = [
+            min(getattr(getattr(s, "config", None), "min_edge_micros", 0) for s in e.strategies)
+            if self.on
+            else 0
+            for e in engines
+        ]
+        self._index = GroupIndex(catalog)
+        self._books = books
+        self.version = 0
+        self._cached = (-1, 0)
+
+    def _need(self, groups: Iterable[GroupLegs]) -> int:
+        low = 2 * MICROS  # above any sum: with no complete group, every min_edge ≥ 0 is quiet
+        books = self._books
+        for g in groups:
+            s = top_sum(g, books, True)
+            if s is not None and s < low:
+                low = s
+        return MICROS - low
+
+    def timer_need(self) -> int:
+        """``need`` over every group (a timer evaluates them all), once per registry state
+        (``version``, bumped per event)."""
+        if self._cached[0] != self.version:
+            self._index.sync()
+            self._cached = (self.version, self._need(self._index.groups))
+        return self._cached[1]
+
+    def gated(self, s: Strategy, edge: int) -> Strategy:
+        """``s`` with its timer skipped while ``edge`` reaches ``timer_need``."""
+        return _TimerGated(s, self, edge) if self.on else s
+
+    def need(self, ev: Any) -> int | None:
+        """The least ``min_edge`` that cannot act on ``ev`` (already applied; micros), or
+        None when the gate cannot tell (off, a resolution, a price change of no token).
+        ``NO_BOOK`` for an event no strategy hears of."""
+        if not self.on:
+            return None
+        tev = type(ev)
+        if tev is PriceChange or tev is LeanPriceChange:
+            tokens: Any = {e.asset_id for e in ev.price_changes or ()}
+        elif tev is Book:
+            tokens = (ev.asset_id,)
+        elif tev is MarketResolved:
+            return None
+        else:
+            return NO_BOOK
+        if not tokens:  # no token: on_applied syncs no claims; keep to its path
+            return None
+        idx = self._index
+        idx.sync()
+        by = idx.by_token
+        return self._need(g for tok in tokens for g in by.get(tok, ()))
+
+
+class _TimerGated:
+    """A strategy whose ``on_timer`` is skipped while the gate rules every group out."""
+
+    def __init__(self, inner: Strategy, gate: TopOfBookGate, edge: int) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self._gate = gate
+        self._edge = edge
+
+    def on_book(self, ctx: Context, token_id: str) -> list[Intent]:
+        return self.inner.on_book(ctx, token_id)
+
+    def on_timer(self, ctx: Context) -> list[Intent]:
+        if self._edge >= self._gate.timer_need():
+            return []
+        return self.inner.on_timer(ctx)
+
+    def on_games(self, ctx: Context, games: list[Game]) -> list[Intent]:
+        return self.inner.on_games(ctx, games)
+
+
+def replay_many(
+    recording: str | Path,
+    configs: Sequence[PolylabConfig],
+    *,
+    meta: str | Path | None = None,
+    starting_cash_micros: int = STARTING_CASH_MICROS,
+    mark_ms: int = 1_000,
+) -> list[RunStats]:
+    """Run every config over ``recording`` on one shared replay; one ``RunStats`` per config,
+    in order. ``meta``: a metadata file for a recording that has no ``meta`` records."""
+    reg = BookRegistry()
+    if meta is not None:
+        load_meta_file(meta, reg.catalog)
+    dirty: list[ConfigRun] = []
+    runs = [ConfigRun(c, reg, starting_cash_micros, dirty) for c in configs]
+    engines = [r.engine for r in runs]
+    polls = [e.poll_due for e in engines]
+    handlers = reg.handlers
+    books = reg.books
+    gate = TopOfBookGate(reg.catalog, books, engines)
+    # engines by min_edge: those from the bisection point on are quiet for an event
+    order = sorted(range(len(engines)), key=gate.edges.__getitem__)
+    edges = [gate.edges[i] for i in order]
+    reacts = [engines[i].on_applied for i in order]
+    quiets = [engines[i].on_quiet for i in order]
+    for e, edge in zip(engines, gate.edges, strict=True):
+        e.strategies = [gate.gated(s, edge) for s in e.strategies]
+    dec = market_decoder()
+    mark_ns = mark_ms * 1_000_000
+    next_mark = 0
+    last = 0
+    for rec in RecordingReader(recording):
+        last = rec.recv_ns
+        if rec.channel == "market":
+            for ev in dec.decode(rec.payload):
+                for poll in polls:
+                    poll(last)
+                handlers[type(ev)](ev, last)
+                gate.version += 1
+                need = gate.need(ev)
+                if need is NO_BOOK:
+                    for quiet in quiets:
+                        quiet(last, book=False)
+                    continue
+                k = len(edges) if need is None else bisect_left(edges, need)
+                for react in reacts[:k]:
+                    react(ev, last)
+                for quiet in quiets[k:]:
+                    quiet(last)
+        elif rec.channel == "meta":
+            gate.version += 1
+            try:
+                for m in decode_meta(rec.payload):
+                    reg.catalog.add(m)
+            except msgspec.DecodeError:
+                reg.stats.malformed += 1
+        elif rec.channel == "sports":
+            try:
+                games = parse_scoreboard(rec.payload)
+            except ScoreboardError:
+                reg.stats.malformed += 1
+            else:
+                gate.version += 1
+                for e in engines:
+                    e.on_games(games, last)
+        if dirty:
+            for r in dirty:
+                r.mark()
+            dirty.clear()
+        if last >= next_mark:
+            if next_mark:
+                for r in runs:
+                    if r.traded:
+                        r.mark()
+            next_mark = last + mark_ns
+    return [r.finish(last) for r in runs]
+
+
+def max_drawdown(equity: Sequence[int]) -> int:
+    """Largest fall from a running peak (starting at 0) of PnL marks (micros)."""
+    peak = 0
+    worst = 0
+    for v in equity:
+        if v > peak:
+            peak = v
+        elif peak - v > worst:
+            worst = peak - v
+    return worst
+
+
+def combine(parts: Sequence[RunStats]) -> dict[str, Any]:
+    """One config's recordings added up, in order (money in micros; fill rate = shares filled /
+    requested; win rate = winning / completed trades; drawdown over the chained equity)."""
+    tot = RunStats()
+    chained: list[int] = []
+    offset = 0
+    for p in parts:
+        for f in ("trades", "intents", "rejections", "pnl", "pnl_at_payout", "realized", "fees"):
+            setattr(tot, f, getattr(tot, f) + getattr(p, f))
+        for f in ("merges", "sent", "got", "wins", "completed", "unfilled_legs", "unwind_fills"):
+            setattr(tot, f, getattr(tot, f) + getattr(p, f))
+        tot.events += p.events
+        chained.extend(offset + v for v in p.equity)
+        offset += p.equity[-1] if p.equity else 0
+    return {
+        "trades": tot.trades,
+        "intents": tot.intents,
+        "rejections": tot.rejections,
+        "pnl_micros": tot.pnl,
+        "pnl_at_payout_micros": tot.pnl_at_payout,
+        "realized_micros": tot.realized,
+        "fees_micros": tot.fees,
+        "max_drawdown_micros": max_drawdown(chained),
+        "fill_rate": round(tot.got / tot.sent, 6) if tot.sent else 0.0,
+        "win_rate": round(tot.wins / tot.completed, 6) if tot.completed else 0.0,
+        "merges": tot.merges,
+        "unfilled_legs": tot.unfilled_legs,
+        "unwind_fills": tot.unwind_fills,
+        "events": tot.events,
+    }
