@@ -27,9 +27,10 @@ from typing import Any
 import msgspec
 
 from polylab.analysis.set_cost import GroupIndex, GroupLegs, top_sum
-from polylab.backtest import load_meta_file, locked_value
+from polylab.backtest import FEED_CHANNEL, FeedNote, load_meta_file, locked_value
 from polylab.book.l2 import L2Book
 from polylab.book.registry import BookRegistry
+from polylab.clock import ReplayClock
 from polylab.config import PolylabConfig, build_strategies
 from polylab.domain import Game, Intent
 from polylab.engine import Engine
@@ -273,6 +274,10 @@ def replay_many(
     dirty: list[ConfigRun] = []
     runs = [ConfigRun(c, reg, starting_cash_micros, dirty) for c in configs]
     engines = [r.engine for r in runs]
+    teams = [
+        next((getattr(st, "teams", None) for st in e.strategies if st.name == "sniper"), None)
+        for e in engines
+    ]
     polls = [e.poll_due for e in engines]
     handlers = reg.handlers
     books = reg.books
@@ -285,12 +290,14 @@ def replay_many(
     for e, edge in zip(engines, gate.edges, strict=True):
         e.strategies = [gate.gated(s, edge) for s in e.strategies]
     dec = market_decoder()
+    clock = ReplayClock()
     mark_ns = mark_ms * 1_000_000
     next_mark = 0
     last = 0
     for rec in RecordingReader(recording):
-        last = rec.recv_ns
-        if rec.channel == "market":
+        last = clock.advance(rec.recv_ns)
+        ch = rec.channel
+        if ch == "market":
             for ev in dec.decode(rec.payload):
                 for poll in polls:
                     poll(last)
@@ -306,22 +313,25 @@ def replay_many(
                     react(ev, last)
                 for quiet in quiets[k:]:
                     quiet(last)
-        elif rec.channel == "meta":
+        elif ch == "meta":
             gate.version += 1
             try:
                 for m in decode_meta(rec.payload):
                     reg.catalog.add(m)
             except msgspec.DecodeError:
                 reg.stats.malformed += 1
-        elif rec.channel == "sports":
+        elif ch == FEED_CHANNEL:
             try:
-                games = parse_scoreboard(rec.payload)
-            except ScoreboardError:
+                note = msgspec.json.decode(rec.payload, type=FeedNote)
+            except msgspec.DecodeError:
                 reg.stats.malformed += 1
-            else:
-                gate.version += 1
-                for e in engines:
-                    e.on_games(games, last)
+                continue
+            book = books.get(note.asset_id)
+            if book is not None and note.needs_snapshot:
+                book.needs_snapshot = True
+        elif ch == "sports":
+            gate.version += 1
+            _games(rec.payload, engines, teams, last, reg)
         if dirty:
             for r in dirty:
                 r.mark()
@@ -332,7 +342,27 @@ def replay_many(
                     if r.traded:
                         r.mark()
             next_mark = last + mark_ns
-    return [r.finish(last) for r in runs]
+    return [r.finish(clock.now_ns()) for r in runs]
+
+
+def _games(
+    payload: str, engines: Sequence[Engine], teams: Sequence[Any], now: int, reg: BookRegistry
+) -> None:
+    """A scoreboard to every engine, parsed with its Sniper's team directory (as a backtest
+    does); parsed once for the engines without one. A bad one counts once as malformed."""
+    shared: list[Game] | None = None
+    for e, t in zip(engines, teams, strict=True):
+        try:
+            if t is None:
+                if shared is None:
+                    shared = parse_scoreboard(payload)
+                games = shared
+            else:
+                games = parse_scoreboard(payload, teams=t)
+        except ScoreboardError:
+            reg.stats.malformed += 1
+            return
+        e.on_games(games, now)
 
 
 def max_drawdown(equity: Sequence[int]) -> int:
