@@ -438,3 +438,43 @@ def test_unreachable_scheduler_is_a_clear_error() -> None:
     with pytest.raises(SweepError, match="cannot reach") as ei, open_client(addr, timeout_s=1.0):
         pass
     assert addr in str(ei.value)
+
+
+@pytest.mark.slow
+def test_shared_replay_of_a_paper_sessions_feed_equals_backtests(
+    tmp_path: Path, base: PolylabConfig
+) -> None:
+    """A paper session on the simulator (real sockets, a faulty feed, fast games) records
+    scoreboards and feed notes besides the market frames; the shared replay of that file still
+    gives each config (the Sniper among them) what its own backtest gives."""
+    import asyncio
+
+    from polylab.runner.paper import FEED_FILE, run_paper, venue
+
+    cfg = load_config(env={"RISK_MAX_POSITION": "300"})
+    sim = {
+        "faults": {"drop_prob": 0.01, "disconnect_every_s": 2.5},
+        "game_delay_s": [1.0, 2.0],
+        "game_length_s": [2.0, 4.0],
+    }
+
+    async def main():  # type: ignore[no-untyped-def]
+        async with venue(None, seed=11, sim_overrides=sim) as v:
+            return await run_paper(cfg, v, seconds=7.0, out_dir=tmp_path / "paper")
+
+    asyncio.run(main())
+    feed = tmp_path / "paper" / FEED_FILE
+    channels = {r.channel for r in RecordingReader(feed)}
+    assert {"market", "meta", "sports", "feed"} <= channels
+    configs = [
+        cfg,
+        make_config(cfg, "sniper", {"min_edge_micros": 50_000}),
+        make_config(cfg, "sum_to_100", {"min_edge_micros": 1_000}),
+    ]
+    stats = replay_many(feed, configs)
+    assert sum(s.trades for s in stats) > 0
+    for c, st in zip(configs, stats, strict=True):
+        _same_as_backtest(feed, c, st)
+    gated = [make_config(cfg, "clipper", {"min_edge_micros": e}) for e in (0, 3_000, 40_000)]
+    for c, st in zip(gated, replay_many(feed, gated), strict=True):
+        _same_as_backtest(feed, c, st)
