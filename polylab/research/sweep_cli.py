@@ -9,6 +9,7 @@ the best configs and a Parquet file (one row per config). Exit 2 on bad input, n
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,6 +24,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+
+from polylab.money import MICROS
 
 __all__ = ["app"]
 
@@ -76,7 +79,7 @@ def sweep_cmd(
     path = out or Path("runs") / f"sweep-{time.strftime('%Y%m%d-%H%M%S')}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     df.write_parquet(path)
-    console.print(_table(df, top, f"{strategy}: {df.height} configs → {path}"))
+    console.print(_table(df, strategy, top, f"{strategy}: {df.height} configs → {path}"))
 
 
 def _run(
@@ -153,24 +156,38 @@ class _progress:
         self._p.__exit__(None, None, None)
 
 
-def _table(df: Any, top: int, title: str) -> Table:
-    """The best ``top`` rows by PnL; money columns shown in dollars (``$`` headers)."""
-    from polylab.money import cash_to_str
+def _usd(micros: int) -> str:
+    """Micros as dollars to the cent, for a table (exact: Decimal, rounded half even)."""
+    return str((Decimal(micros) / MICROS).quantize(Decimal("0.01")))
 
+
+_UNIT = {"dollars": "$", "shares": "sh", "fraction": "", "micros": "", "ms": "ms", "count": ""}
+
+
+def _table(df: Any, strategy: str, top: int, title: str) -> Table:
+    """The best ``top`` rows by PnL, for people: swept fields in the spec's units, money in
+    dollars (the Parquet file keeps exact micros)."""
+    from polylab.research.sweep_space import tunables
+
+    tun = tunables(strategy)
     t = Table(title=title)
     best = df.sort(["pnl_micros", "config_index"], descending=[True, False]).head(top)
-    money = {"pnl_micros", "pnl_at_payout_micros", "realized_micros", "fees_micros"}
-    money.add("max_drawdown_micros")
-    shown = {"trades", "fill_rate", "win_rate", *money} - {
-        "pnl_at_payout_micros",
-        "realized_micros",
-    }
     params = best.columns[3 : best.columns.index("trades")]
-    cols = ["config_index", *params, *(c for c in best.columns if c in shown)]
-    for c in cols:
-        t.add_column(c.replace("_micros", " $") if c in money else c)
-    t.add_column("config_id")
+    money = ["pnl_micros", "fees_micros", "max_drawdown_micros"]
+    t.add_column("#")
+    for c in params:
+        short = c.removesuffix("_micros").removesuffix("_ms")
+        t.add_column(f"{short} {_UNIT.get(tun[c].unit, '')}".strip() if c in tun else c)
+    for c in ("trades", "pnl $", "fees $", "max dd $", "fill", "win", "config_id"):
+        t.add_column(c)
     for row in best.iter_rows(named=True):
-        cells = [cash_to_str(row[c]) if c in money else str(row[c]) for c in cols]
-        t.add_row(*cells, str(row["config_id"])[:12])
+        t.add_row(
+            str(row["config_index"]),
+            *(tun[c].show(row[c]) if c in tun else str(row[c]) for c in params),
+            str(row["trades"]),
+            *(_usd(row[c]) for c in money),
+            f"{row['fill_rate']:.3f}",
+            f"{row['win_rate']:.3f}",
+            str(row["config_id"])[:10],
+        )
     return t

@@ -398,6 +398,10 @@ def test_cli_sweep_through_a_separate_scheduler_and_worker(
         res = CliRunner().invoke(app, [*args, "--out", str(out)])
         assert res.exit_code == 0, res.output
         df = pl.read_parquet(out)
+        need = {"config_index", "config_id", "min_edge_micros", "min_liquidity_micros", "trades"}
+        need |= {"pnl_micros", "fees_micros", "max_drawdown_micros", "fill_rate", "win_rate"}
+        assert need <= set(df.columns)
+        assert df["config_id"].n_unique() == df.height == 4
         points = grid_points("sum_to_100", ["min_edge=0.001:0.002:0.001", "min_liquidity=10:20:10"])
         configs = [make_config(base, "sum_to_100", p) for p in points]
         assert df.drop("config_index", "config_id", "strategy", *points[0]).to_dicts() == (
