@@ -8,6 +8,8 @@ fills the orders due (``Engine.poll_due``, against the books as they stood), the
 applied once, then every engine reacts (``Engine.on_applied``). Each engine sees exactly what it
 would have seen alone, so a config's trades, PnL and fees equal those of ``run_backtest`` with
 that config (tested); the opportunity observers of a backtest are left out (they do not trade).
+Most engines have nothing to do on most events: ``sweep_gate`` finds, once per event, the configs
+that cannot act on it (``Engine.on_quiet``) and lets the idle ones sleep (``Engine.skip``).
 
 Per config and recording the result is a ``RunStats`` (raw counts, money in micros, and the
 equity marks behind the drawdown); ``combine`` adds a config's recordings up, in order, into one
@@ -19,39 +21,31 @@ anything was traded, and at the end; the max drawdown is the largest fall from a
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from polylab.analysis.set_cost import GroupIndex, GroupLegs, top_sum
 from polylab.backtest import FEED_CHANNEL, FeedNote, load_meta_file, locked_value
-from polylab.book.l2 import L2Book
 from polylab.book.registry import BookRegistry
 from polylab.clock import ReplayClock
 from polylab.config import PolylabConfig, build_strategies
-from polylab.domain import Game, Intent
+from polylab.domain import Game
 from polylab.engine import Engine
 from polylab.execution.paper import PaperTrader
 from polylab.feed.decode import market_decoder
 from polylab.feed.recording import RecordingReader, decode_meta
 from polylab.feed.sports import ScoreboardError, parse_scoreboard
-from polylab.feed.wire import Book, LeanPriceChange, MarketResolved, PriceChange
-from polylab.market import MarketCatalog
-from polylab.money import MICROS
+from polylab.money import MICROS, cost_micros
+from polylab.research.sweep_gate import Fleet, TopOfBookGate
 from polylab.risk.manager import RiskManager
 from polylab.risk.portfolio import Portfolio
-from polylab.strategy.base import Context, Strategy
-from polylab.strategy.clipper import Clipper
-from polylab.strategy.sum_to_100 import SumTo100
 
 __all__ = [
     "STARTING_CASH_MICROS",
     "ConfigRun",
     "RunStats",
-    "TopOfBookGate",
     "combine",
     "max_drawdown",
     "replay_many",
@@ -126,10 +120,27 @@ class ConfigRun:
                 self._dirty.append(self)
 
     def mark(self) -> None:
-        """Append the PnL marked at the books as they stand now (micros)."""
+        """Append the PnL marked at the books as they stand now (micros): realized plus
+        each position's value (longs at the best bid, rounded down; shorts at the best ask,
+        rounded up: ``Portfolio.snapshot``'s marks) minus its basis."""
         self._flagged = False
-        snap = self.portfolio.snapshot(self.registry.books)
-        self.stats.equity.append(snap.realized + snap.unrealized)
+        pf = self.portfolio
+        pnl = pf.realized
+        books = self.registry.books
+        for pos in pf.positions().values():
+            book = books.get(pos.token_id)
+            if pos.shares > 0:
+                bid = book.best_bid_micros() if book is not None else 0
+                value = cost_micros(bid, pos.shares, round_up=False)
+            else:
+                ask = book.best_ask_micros() if book is not None else MICROS
+                value = -cost_micros(ask, -pos.shares, round_up=True)
+            pnl += value - pos.basis
+        self.stats.equity.append(pnl)
+
+    def holds(self) -> bool:
+        """Any position open (its mark moves with the books)."""
+        return bool(self.portfolio.positions())
 
     def finish(self, now_ns: int) -> RunStats:
         """Flush the orders still due, mark, and fill in the totals."""
@@ -153,111 +164,6 @@ class ConfigRun:
         return st
 
 
-NO_BOOK = -(2**62)
-"""``TopOfBookGate.need`` of an event ``Engine.on_applied`` takes no token from (trades,
-best bid/ask hints, tick sizes, new markets): no strategy hears of it, every engine is quiet."""
-
-
-class TopOfBookGate:
-    """One check for all configs: which of them could act on this book change?
-
-    SumTo100 and Clipper only buy sets, and both return nothing for a group whose best asks
-    plus ``min_edge`` already reach $1 (``no_edge_at_top``; a missing book is nothing too).
-    The books a strategy sees are the registry's net of its own claims, which only take
-    liquidity away (best asks never improve), so when the registry's best asks rule a group
-    out at a config's ``min_edge``, they rule it out for that config. Per event the gate finds
-    ``need``, the least ``min_edge`` that rules out every group of the changed tokens
-    ($1 − the lowest Σ best asks, micros); a config whose (smallest) ``min_edge`` reaches it
-    only advances its clock, claims and timers (``Engine.on_quiet``), which changes nothing
-    but the strategies' diagnostic ``checks``; the others run ``on_applied``. Timers are gated
-    the same way over all groups. Any other strategy, or an engine with observers, turns the
-    gate off (every engine runs ``on_applied``)."""
-
-    def __init__(
-        self, catalog: MarketCatalog, books: dict[str, L2Book], engines: Sequence[Engine]
-    ) -> None:
-        self.on = bool(engines) and all(
-            e.strategies
-            and all(type(s) in (SumTo100, Clipper) for s in e.strategies)
-            and not e.observers
-            for e in engines
-        )
-        self.edges = [
-            min(getattr(getattr(s, "config", None), "min_edge_micros", 0) for s in e.strategies)
-            if self.on
-            else 0
-            for e in engines
-        ]
-        self._index = GroupIndex(catalog)
-        self._books = books
-        self.version = 0
-        self._cached = (-1, 0)
-
-    def _need(self, groups: Iterable[GroupLegs]) -> int:
-        low = 2 * MICROS  # above any sum: with no complete group, every min_edge ≥ 0 is quiet
-        books = self._books
-        for g in groups:
-            s = top_sum(g, books, True)
-            if s is not None and s < low:
-                low = s
-        return MICROS - low
-
-    def timer_need(self) -> int:
-        """``need`` over every group (a timer evaluates them all), once per registry state
-        (``version``, bumped per event)."""
-        if self._cached[0] != self.version:
-            self._index.sync()
-            self._cached = (self.version, self._need(self._index.groups))
-        return self._cached[1]
-
-    def gated(self, s: Strategy, edge: int) -> Strategy:
-        """``s`` with its timer skipped while ``edge`` reaches ``timer_need``."""
-        return _TimerGated(s, self, edge) if self.on else s
-
-    def need(self, ev: Any) -> int | None:
-        """The least ``min_edge`` that cannot act on ``ev`` (already applied; micros), or
-        None when the gate cannot tell (off, a resolution, a price change of no token).
-        ``NO_BOOK`` for an event no strategy hears of."""
-        if not self.on:
-            return None
-        tev = type(ev)
-        if tev is PriceChange or tev is LeanPriceChange:
-            tokens: Any = {e.asset_id for e in ev.price_changes or ()}
-        elif tev is Book:
-            tokens = (ev.asset_id,)
-        elif tev is MarketResolved:
-            return None
-        else:
-            return NO_BOOK
-        if not tokens:  # no token: on_applied syncs no claims; keep to its path
-            return None
-        idx = self._index
-        idx.sync()
-        by = idx.by_token
-        return self._need(g for tok in tokens for g in by.get(tok, ()))
-
-
-class _TimerGated:
-    """A strategy whose ``on_timer`` is skipped while the gate rules every group out."""
-
-    def __init__(self, inner: Strategy, gate: TopOfBookGate, edge: int) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self._gate = gate
-        self._edge = edge
-
-    def on_book(self, ctx: Context, token_id: str) -> list[Intent]:
-        return self.inner.on_book(ctx, token_id)
-
-    def on_timer(self, ctx: Context) -> list[Intent]:
-        if self._edge >= self._gate.timer_need():
-            return []
-        return self.inner.on_timer(ctx)
-
-    def on_games(self, ctx: Context, games: list[Game]) -> list[Intent]:
-        return self.inner.on_games(ctx, games)
-
-
 def replay_many(
     recording: str | Path,
     configs: Sequence[PolylabConfig],
@@ -278,17 +184,13 @@ def replay_many(
         next((getattr(st, "teams", None) for st in e.strategies if st.name == "sniper"), None)
         for e in engines
     ]
-    polls = [e.poll_due for e in engines]
     handlers = reg.handlers
     books = reg.books
     gate = TopOfBookGate(reg.catalog, books, engines)
-    # engines by min_edge: those from the bisection point on are quiet for an event
-    order = sorted(range(len(engines)), key=gate.edges.__getitem__)
-    edges = [gate.edges[i] for i in order]
-    reacts = [engines[i].on_applied for i in order]
-    quiets = [engines[i].on_quiet for i in order]
     for e, edge in zip(engines, gate.edges, strict=True):
         e.strategies = [gate.gated(s, edge) for s in e.strategies]
+    order = sorted(range(len(engines)), key=gate.edges.__getitem__)
+    fleet = Fleet([engines[i] for i in order], [gate.edges[i] for i in order], gate.on)
     dec = market_decoder()
     clock = ReplayClock()
     mark_ns = mark_ms * 1_000_000
@@ -299,20 +201,10 @@ def replay_many(
         ch = rec.channel
         if ch == "market":
             for ev in dec.decode(rec.payload):
-                for poll in polls:
-                    poll(last)
+                fleet.before(last)
                 handlers[type(ev)](ev, last)
                 gate.version += 1
-                need = gate.need(ev)
-                if need is NO_BOOK:
-                    for quiet in quiets:
-                        quiet(last, book=False)
-                    continue
-                k = len(edges) if need is None else bisect_left(edges, need)
-                for react in reacts[:k]:
-                    react(ev, last)
-                for quiet in quiets[k:]:
-                    quiet(last)
+                fleet.after(ev, last, gate.need(ev))
         elif ch == "meta":
             gate.version += 1
             try:
@@ -331,7 +223,9 @@ def replay_many(
                 book.needs_snapshot = True
         elif ch == "sports":
             gate.version += 1
+            fleet.wake_all(fleet.n)
             _games(rec.payload, engines, teams, last, reg)
+            fleet.settle()
         if dirty:
             for r in dirty:
                 r.mark()
@@ -339,9 +233,10 @@ def replay_many(
         if last >= next_mark:
             if next_mark:
                 for r in runs:
-                    if r.traded:
+                    if r.traded and r.holds():
                         r.mark()
             next_mark = last + mark_ns
+    fleet.wake_all(fleet.n)
     return [r.finish(clock.now_ns()) for r in runs]
 
 

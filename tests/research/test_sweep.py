@@ -25,14 +25,8 @@ from polylab.execution.paper import PaperTrader
 from polylab.feed.decode import market_decoder
 from polylab.feed.recording import RecordingReader, decode_meta
 from polylab.feed.synthetic import SyntheticConfig, write_synthetic
-from polylab.research.sweep import (
-    NO_BOOK,
-    RunStats,
-    TopOfBookGate,
-    combine,
-    max_drawdown,
-    replay_many,
-)
+from polylab.research.sweep import RunStats, combine, max_drawdown, replay_many
+from polylab.research.sweep_gate import NO_BOOK, TopOfBookGate
 from polylab.research.sweep_run import grid_sweep, open_client, optuna_sweep
 from polylab.research.sweep_space import (
     SweepError,
