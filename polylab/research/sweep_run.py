@@ -158,7 +158,14 @@ def run_configs(
         progress(0, n, workers)
     for fut in as_completed(list(futures)):
         ci, ri = futures[fut]
-        stats = _STATS.decode(fut.result())
+        try:
+            stats = _STATS.decode(fut.result())
+        except Exception as exc:  # a worker's error (an unreadable recording, say): stop
+            client.cancel(list(futures))
+            raise SweepError(
+                f"sweep task failed on {recs[ri]} (workers read the recordings at this path): "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
         for i, st in zip(chunks[ci], stats, strict=True):
             parts[i][ri] = st
         left[ci] -= 1

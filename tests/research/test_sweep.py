@@ -234,7 +234,7 @@ def test_grid_values_are_read_in_the_specs_units() -> None:
     ],
 )
 def test_bad_grids_name_the_value(strategy: str, spec: str, needle: str) -> None:
-    with pytest.raises(SweepError, match=None) as ei:
+    with pytest.raises(SweepError) as ei:
         grid_points(strategy, [spec])
     assert needle in str(ei.value)
 
@@ -476,3 +476,12 @@ def test_shared_replay_of_a_paper_sessions_feed_equals_backtests(
     gated = [make_config(cfg, "clipper", {"min_edge_micros": e}) for e in (0, 3_000, 40_000)]
     for c, st in zip(gated, replay_many(feed, gated), strict=True):
         _same_as_backtest(feed, c, st)
+
+
+def test_a_task_that_fails_on_a_worker_is_one_clear_error(client: Any, tmp_path: Path) -> None:
+    """A recording the workers cannot read (not zstd) stops the sweep with its path named."""
+    bad = tmp_path / "bad.jsonl.zst"
+    bad.write_bytes(b"not zstd")
+    with pytest.raises(SweepError, match=r"bad\.jsonl\.zst") as ei:
+        grid_sweep(client, [bad], load_config(env={}), "clipper", [{"min_edge_micros": 1000}])
+    assert "ZstdError" in str(ei.value)
