@@ -244,20 +244,23 @@ def _games(
     payload: str, engines: Sequence[Engine], teams: Sequence[Any], now: int, reg: BookRegistry
 ) -> None:
     """A scoreboard to every engine, parsed with its Sniper's team directory (as a backtest
-    does); parsed once for the engines without one. A bad one counts once as malformed."""
-    shared: list[Game] | None = None
+    does; parsed once for the engines without one). An engine whose parse fails skips it,
+    as its own backtest would; the registry counts one malformed record."""
+    parsed: dict[int, list[Game] | None] = {}
+    bad = False
     for e, t in zip(engines, teams, strict=True):
-        try:
-            if t is None:
-                if shared is None:
-                    shared = parse_scoreboard(payload)
-                games = shared
-            else:
-                games = parse_scoreboard(payload, teams=t)
-        except ScoreboardError:
-            reg.stats.malformed += 1
-            return
-        e.on_games(games, now)
+        key = id(t) if t is not None else 0
+        if key not in parsed:
+            try:
+                parsed[key] = parse_scoreboard(payload, teams=t)
+            except ScoreboardError:
+                parsed[key] = None
+                bad = True
+        games = parsed[key]
+        if games is not None:
+            e.on_games(games, now)
+    if bad:
+        reg.stats.malformed += 1
 
 
 def max_drawdown(equity: Sequence[int]) -> int:

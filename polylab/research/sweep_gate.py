@@ -1,7 +1,7 @@
 """The shared checks that let one replay drive many engines cheaply, exactly.
 
 ``TopOfBookGate`` tells, per event, which configs' strategies could act on it at all (their
-``min_edge`` against the best asks); ``_Fleet`` calls only the engines that have something to
+``min_edge`` against the best asks); ``Fleet`` calls only the engines that have something to
 do and lets the idle ones sleep through the rest. Neither changes what any engine decides:
 ``research.sweep``'s tests compare every config with its own backtest.
 """
@@ -181,7 +181,7 @@ class Fleet:
             self.wake_all(self.n - 1)
         if need is None:
             k = len(engines)
-        elif need is NO_BOOK:
+        elif need == NO_BOOK:
             k = 0
         else:
             k = bisect_left(self.edges, need)
@@ -190,7 +190,7 @@ class Fleet:
             if since[p] >= 0:
                 self.wake(p, self.n - 1)
             engines[p].on_applied(ev, now)
-        book = need is not NO_BOOK
+        book = need != NO_BOOK
         for p in self.awake:
             if p >= k:
                 engines[p].on_quiet(now, book=book)
