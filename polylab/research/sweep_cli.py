@@ -24,13 +24,24 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from typer.core import TyperGroup
 
 from polylab.money import MICROS
 
 __all__ = ["app"]
 
+
+class _OneCommand(TyperGroup):
+    """A sub-app that is one command: its usage line shows no ``COMMAND [ARGS]``."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces: list[str] = super().collect_usage_pieces(ctx)
+        return [p for p in pieces if p != self.subcommand_metavar]
+
+
 app = typer.Typer(
     help="Parameter sweeps sharing one replay per recording, on Dask.",
+    cls=_OneCommand,
     context_settings={"allow_interspersed_args": True},
 )
 console = Console(stderr=True)
@@ -74,7 +85,7 @@ def sweep_cmd(
     except (SweepError, ConfigError) as exc:
         if debug:
             raise
-        console.print(f"[red]sweep: {exc}[/red]")
+        console.print(f"[red]sweep: {exc}[/red]", soft_wrap=True)
         raise typer.Exit(2) from None
     path = out or Path("runs") / f"sweep-{time.strftime('%Y%m%d-%H%M%S')}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
