@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 from polylab.backtest import run_backtest
+from polylab.book.synthetic import SyntheticConfig, write_synthetic
 from polylab.config import load_config
-from polylab.feed.synthetic import SyntheticConfig, write_synthetic
 from polylab.research.sweep import replay_many
 from polylab.research.sweep_space import grid_points, make_config
 

@@ -21,6 +21,7 @@ anything was traded, and at the end; the max drawdown is the largest fall from a
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,8 @@ __all__ = [
     "replay_many",
 ]
 
+log = logging.getLogger(__name__)
+
 STARTING_CASH_MICROS = 10_000 * MICROS
 """Cash each config starts a recording with ($10,000, as ``run_backtest``)."""
 
@@ -76,6 +79,11 @@ class RunStats(msgspec.Struct, kw_only=True):
     unfilled_legs: int = 0
     unwind_fills: int = 0
     events: int = 0
+    malformed: int = 0
+    """Lines, frames, levels and records of the recording that were not usable (as a
+    backtest counts them)."""
+    truncated: bool = False
+    """The recording ended early (cut or corrupt compressed data)."""
     equity: list[int] = msgspec.field(default_factory=list)
 
 
@@ -196,21 +204,28 @@ def replay_many(
     mark_ns = mark_ms * 1_000_000
     next_mark = 0
     last = 0
-    for rec in RecordingReader(recording):
+    reader = RecordingReader(recording)
+    bad = 0
+    for rec in reader:
         last = clock.advance(rec.recv_ns)
         ch = rec.channel
         if ch == "market":
-            for ev in dec.decode(rec.payload):
-                fleet.before(last)
-                handlers[type(ev)](ev, last)
-                gate.version += 1
-                fleet.after(ev, last, gate.need(ev))
+            try:
+                for ev in dec.decode(rec.payload):
+                    fleet.before(last)
+                    handlers[type(ev)](ev, last)
+                    gate.version += 1
+                    fleet.after(ev, last, gate.need(ev))
+            except Exception as exc:  # as in a backtest: a bad value costs its frame only
+                bad += 1
+                if bad <= 20:
+                    log.warning("frame at %d not applied (%r): %.300s", last, exc, rec.payload)
         elif ch == "meta":
             gate.version += 1
             try:
                 for m in decode_meta(rec.payload):
                     reg.catalog.add(m)
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, ValueError):
                 reg.stats.malformed += 1
         elif ch == FEED_CHANNEL:
             try:
@@ -237,7 +252,11 @@ def replay_many(
                         r.mark()
             next_mark = last + mark_ns
     fleet.wake_all(fleet.n)
-    return [r.finish(clock.now_ns()) for r in runs]
+    out = [r.finish(clock.now_ns()) for r in runs]
+    for st in out:
+        st.malformed = reader.malformed + dec.stats.malformed + reg.stats.malformed + bad
+        st.truncated = reader.truncated
+    return out
 
 
 def _games(
@@ -279,6 +298,7 @@ def combine(parts: Sequence[RunStats]) -> dict[str, Any]:
     """One config's recordings added up, in order (money in micros; fill rate = shares filled /
     requested; win rate = winning / completed trades; drawdown over the chained equity)."""
     tot = RunStats()
+    truncated = 0
     chained: list[int] = []
     offset = 0
     for p in parts:
@@ -287,6 +307,8 @@ def combine(parts: Sequence[RunStats]) -> dict[str, Any]:
         for f in ("merges", "sent", "got", "wins", "completed", "unfilled_legs", "unwind_fills"):
             setattr(tot, f, getattr(tot, f) + getattr(p, f))
         tot.events += p.events
+        tot.malformed += p.malformed
+        truncated += p.truncated
         chained.extend(offset + v for v in p.equity)
         offset += p.equity[-1] if p.equity else 0
     return {
@@ -304,4 +326,6 @@ def combine(parts: Sequence[RunStats]) -> dict[str, Any]:
         "unfilled_legs": tot.unfilled_legs,
         "unwind_fills": tot.unwind_fills,
         "events": tot.events,
+        "malformed": tot.malformed,
+        "truncated_recordings": truncated,
     }

@@ -109,12 +109,17 @@ def _run(
     chunk_size: int | None,
 ) -> Any:
     from polylab.config import load_config
+    from polylab.feed.recording import RecordingError, RecordingReader
     from polylab.research.sweep_run import OBJECTIVES, grid_sweep, open_client, optuna_sweep
     from polylab.research.sweep_space import SweepError, grid_points, parse_grid, tunables
 
     for r in recordings:
         if not r.is_file():
             raise SweepError(f"no such recording: {r}")
+        try:  # here, before any worker starts: a file that is no recording at all
+            next(iter(RecordingReader(r)), None)
+        except RecordingError as exc:
+            raise SweepError(str(exc)) from None
     if meta is not None and not meta.is_file():
         raise SweepError(f"no such metadata file: {meta}")
     if search not in ("grid", "optuna"):

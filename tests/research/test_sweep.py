@@ -18,13 +18,13 @@ from typer.testing import CliRunner
 
 from polylab.backtest import run_backtest
 from polylab.book.registry import BookRegistry
+from polylab.book.synthetic import SyntheticConfig, write_synthetic
 from polylab.cli import _register_subapps, app
 from polylab.config import PolylabConfig, build_strategies, load_config
 from polylab.engine import Engine
 from polylab.execution.paper import PaperTrader
 from polylab.feed.decode import market_decoder
 from polylab.feed.recording import RecordingReader, decode_meta
-from polylab.feed.synthetic import SyntheticConfig, write_synthetic
 from polylab.research.sweep import RunStats, combine, max_drawdown, replay_many
 from polylab.research.sweep_gate import NO_BOOK, TopOfBookGate
 from polylab.research.sweep_run import grid_sweep, open_client, optuna_sweep
@@ -72,6 +72,8 @@ def _same_as_backtest(rec: Path, cfg: PolylabConfig, got: RunStats) -> None:
         "unfilled_legs": res.unfilled_legs,
         "unwind_fills": res.unwind_fills,
         "events": res.events,
+        "malformed": res.malformed,
+        "truncated": res.truncated,
     }
     have = {k: getattr(got, k) for k in want}
     assert have == want
@@ -479,9 +481,14 @@ def test_shared_replay_of_a_paper_sessions_feed_equals_backtests(
 
 
 def test_a_task_that_fails_on_a_worker_is_one_clear_error(client: Any, tmp_path: Path) -> None:
-    """A recording the workers cannot read (not zstd) stops the sweep with its path named."""
+    """A recording the workers cannot read (not zstd) stops the sweep with its path named;
+    the CLI finds it before starting a cluster (exit 2, one line)."""
     bad = tmp_path / "bad.jsonl.zst"
     bad.write_bytes(b"not zstd")
     with pytest.raises(SweepError, match=r"bad\.jsonl\.zst") as ei:
         grid_sweep(client, [bad], load_config(env={}), "clipper", [{"min_edge_micros": 1000}])
-    assert "ZstdError" in str(ei.value)
+    assert "RecordingError" in str(ei.value)
+    _register_subapps()
+    res = CliRunner().invoke(app, ["sweep", str(bad), "--strategy", "clipper"])
+    assert res.exit_code == 2
+    assert "not a recording" in res.output
