@@ -10,7 +10,7 @@ ratios (median and spread over rounds) and, with ``--dask``, the wall
 time of the same sweep on a LocalCluster of 1 and of 2 workers.
 
 Target (issue 12): the 100-config sweep costs ≤ 10× one backtest, here the stricter baseline
-(one sweep config); exits 1 when missed.
+(one sweep config); the verdict line says PASS or FAIL, and the exit code is 1 when missed.
 Usage: ``python bench/bench_sweep.py [RECORDING] [--rounds N] [--dask]``.
 """
 
@@ -22,6 +22,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from verdict import Verdicts
 
 from polylab.backtest import run_backtest
 from polylab.book.synthetic import SyntheticConfig, write_synthetic
@@ -85,10 +87,15 @@ def run(rec: Path, rounds: int, dask: bool) -> int:
     print(f"  configs that traded: {sum(1 for s in stats if s.trades)} of {len(stats)}")
     if dask:
         _dask(rec, base, points)
-    if med > TARGET:
-        print(f"MISSED: {med:.2f}× > {TARGET:g}×")
-        return 1
-    return 0
+    v = Verdicts("bench_sweep")
+    v.at_most(
+        "100-config sweep / one backtest (CPU, median)",
+        med,
+        TARGET,
+        "x",
+        f"spread {min(ratios):.2f}–{max(ratios):.2f} over {rounds} rounds",
+    )
+    return v.finish()
 
 
 def _spread(xs: list[float]) -> str:

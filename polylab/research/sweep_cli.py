@@ -24,15 +24,16 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
-from typer.core import TyperGroup
 
+from polylab.cli_support import PolylabGroup
 from polylab.money import MICROS
 
 __all__ = ["app"]
 
 
-class _OneCommand(TyperGroup):
-    """A sub-app that is one command: its usage line shows no ``COMMAND [ARGS]``."""
+class _OneCommand(PolylabGroup):
+    """A sub-app that is one command (usage without ``COMMAND [ARGS]``), failing like every
+    polylab command (``cli_support.PolylabGroup``: one line, exit 2)."""
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         pieces: list[str] = super().collect_usage_pieces(ctx)
@@ -71,22 +72,14 @@ def sweep_cmd(
         Path | None, typer.Option(help="Parquet file (default runs/sweep-….parquet)")
     ] = None,
     top: Annotated[int, typer.Option(help="rows shown")] = 10,
-    debug: Annotated[bool, typer.Option(help="show tracebacks")] = False,
 ) -> None:
-    """Sweep a strategy's parameters over recordings; one replay per recording and chunk."""
-    from polylab.errors import ConfigError
-    from polylab.research.sweep_space import SweepError
-
-    try:
-        df = _run(
-            recordings, strategy, grid or [], search, trials, batch, objective, seed, config,
-            meta, scheduler, workers, chunk_size,
-        )  # fmt: skip
-    except (SweepError, ConfigError) as exc:
-        if debug:
-            raise
-        console.print(f"[red]sweep: {exc}[/red]", soft_wrap=True)
-        raise typer.Exit(2) from None
+    """Sweep a strategy's parameters over recordings; one replay per recording and chunk.
+    Bad input (``SweepError``, ``ConfigError``) is one ``polylab: error:`` line, exit 2
+    (``polylab --debug sweep …`` shows the traceback)."""
+    df = _run(
+        recordings, strategy, grid or [], search, trials, batch, objective, seed, config,
+        meta, scheduler, workers, chunk_size,
+    )  # fmt: skip
     path = out or Path("runs") / f"sweep-{time.strftime('%Y%m%d-%H%M%S')}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     df.write_parquet(path)

@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 
 from polylab.config import PolylabConfig
+from polylab.errors import InputError
 from polylab.money import MICROS, MoneyError, parse_micros
 
 __all__ = [
@@ -38,8 +39,9 @@ MAX_CONFIGS = 100_000
 _MICRO_UNITS = ("dollars", "shares", "fraction", "micros")
 
 
-class SweepError(ValueError):
-    """Bad sweep input (strategy, grid, search); the message names the value."""
+class SweepError(InputError):
+    """Bad sweep input (strategy, grid, search, recording, scheduler); the message names the
+    value. An operator error: the CLI prints it on one line and exits 2."""
 
 
 class Tunable(msgspec.Struct, frozen=True, kw_only=True):
