@@ -63,6 +63,7 @@ def _register_subapps() -> None:
         ("polylab.sim.cli", "sim"),
         ("polylab.feed.sports_cli", "sports"),
         ("polylab.store.ledger_cli", "ledger"),
+        ("polylab.research.sweep_cli", "sweep"),
     ):
         if name in have:
             continue

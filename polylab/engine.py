@@ -271,6 +271,39 @@ class Engine:
                     self._handle(s, self._guard(s, "on_book", s.on_book, tok))
         self._tick(recv_ns)
 
+    def on_quiet(self, recv_ns: int, *, book: bool = True) -> None:
+        """``on_applied`` for an event the caller knows no strategy would act on (a sweep's
+        shared check), on an engine without observers: a book change of at least one token
+        (``book``), or an event it takes no token from and that settles nothing
+        (``book=False``: trades, hints, tick sizes, new markets).
+        Clock, event counter, claims and timers advance exactly as ``on_applied`` would
+        advance them; the strategies' ``on_book`` is skipped."""
+        self._t_in = perf_counter_ns()
+        self._now = recv_ns
+        self.stats.events += 1
+        cl = self.claims
+        if book and cl is not None and cl.active:
+            cl.sync(self.registry.books, recv_ns)
+        if recv_ns >= self._next_timer or self.executor.pending():
+            self._tick(recv_ns)
+
+    def idle(self) -> bool:
+        """Nothing in flight: no order at the executor, no claim outstanding. For an idle
+        engine whose timer is not due, ``on_quiet`` only moves the clock and the event counter
+        (what ``skip`` does for many events at once)."""
+        cl = self.claims
+        return not self.executor.pending() and not (cl is not None and cl.active)
+
+    def timer_due(self, now_ns: int) -> bool:
+        """The strategies' timer fires on an event at ``now_ns``."""
+        return now_ns >= self._next_timer
+
+    def skip(self, events: int, last_ns: int) -> None:
+        """``events`` calls of ``on_quiet`` at once, the last at ``last_ns``, on an engine that
+        was ``idle`` with no timer due throughout (a sweep skips such engines)."""
+        self.stats.events += events
+        self._now = last_ns
+
     def _settle(self, ev: MarketResolved, now: int) -> None:
         try:
             rec = self.portfolio.settle(ev.market, ev.winning_asset_id, now)
