@@ -144,13 +144,20 @@ def check_url(url: str | None) -> str | None:
 
 
 def prepare_out_dir(path: Path) -> Path:
-    """Create the run folder now (not after a whole session) so an unwritable one fails first."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot create run folder {str(path)!r}: {exc.strerror}") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise InputError(f"run folder {str(path)!r} is not writable")
+    """Check now (not after a whole session) that the run folder can be made and written; it
+    is created only when the run writes it, so a run that fails first leaves nothing behind."""
+    if path.exists() and not path.is_dir():
+        raise InputError(f"run folder {str(path)!r} exists and is not a folder")
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise InputError(f"cannot create run folder {str(path)!r}: {str(probe)!r} is a file")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        where = "" if probe == path else f" ({str(probe)!r} is not writable)"
+        raise InputError(f"run folder {str(path)!r} is not writable{where}")
     return path
 
 
