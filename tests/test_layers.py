@@ -37,6 +37,7 @@ LAYERS: dict[str, int] = {
     "compare": 7,
     "store": 8,
     "bus": 8,
+    "ops": 8,
     "runner": 9,
     "research": 9,
     "cli": 9,
