@@ -236,16 +236,21 @@ def bus_check(bus: BusLike) -> Check:
 
 
 def age_check(
-    last_ns: Callable[[], int], *, max_age_s: float = 1.0, what: str = "last event"
+    last_ns: Callable[[], int],
+    *,
+    max_age_s: float = 1.0,
+    what: str = "last event",
+    now_ns: Callable[[], int] = time.time_ns,
 ) -> Check:
-    """Ready while ``last_ns()`` (ns since the epoch; 0 = never) is at most ``max_age_s`` old,
-    e.g. the last ``poly:state`` publication (1 s)."""
+    """Ready while ``last_ns()`` (0 = never) is at most ``max_age_s`` old on the clock
+    ``now_ns`` (default ``time.time_ns``; give ``PeriodicPublisher.clock_ns`` with its
+    ``last_ns``), e.g. the last ``poly:state`` publication (1 s)."""
 
     def check() -> CheckResult:
         last = last_ns()
         if not last:
             return CheckResult(ok=False, detail={"age_s": None, "problem": f"no {what} yet"})
-        age_s = (time.time_ns() - last) / 1e9
+        age_s = (now_ns() - last) / 1e9
         detail: dict[str, Any] = {"age_s": round(age_s, 3), "max_age_s": max_age_s}
         if age_s > max_age_s:
             detail["problem"] = f"{what} {age_s:.3f} s ago > {max_age_s} s"

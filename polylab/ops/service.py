@@ -5,8 +5,7 @@ Wiring, in ``polylab run`` (every part optional)::
     ops = Ops(OpsConfig.from_env(), service="polylab paper")
     writer = LedgerWriter(ledger, on_status=ops.ledger_status,
                           on_latency=ops.metrics.observe_ledger_write_ns)
-    ops.attach(engine=engine, feed=feed, bus=bus, ledger=writer,
-               state_last_ns=lambda: publisher.last_ns)
+    ops.attach(engine=engine, feed=feed, bus=bus, ledger=writer, state=publisher)
     engine.sinks.append(ops.alerts)          # daily-loss rejections, failed orders
     await ops.start("paper on the simulator, strategies …")
     …                                        # bus.publish drops: ops.metrics.bus_dropped(...)
@@ -27,7 +26,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
@@ -50,7 +49,7 @@ if TYPE_CHECKING:
     from polylab.engine import Engine
     from polylab.feed.market_ws import MarketFeed
 
-__all__ = ["Ops", "OpsConfig"]
+__all__ = ["Ops", "OpsConfig", "PublisherLike"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +62,15 @@ def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise ValueError(f"{name} must be a number, got {raw!r}") from None
+
+
+class PublisherLike(Protocol):
+    """What the state check reads (``polylab.bus.periodic.PeriodicPublisher``)."""
+
+    @property
+    def last_ns(self) -> int: ...
+    @property
+    def clock_ns(self) -> Callable[[], int]: ...
 
 
 class OpsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -137,9 +145,12 @@ class Ops:
         feed: MarketFeed | None = None,
         bus: BusLike | None = None,
         ledger: LedgerLike | None = None,
+        state: PublisherLike | None = None,
         state_last_ns: Callable[[], int] | None = None,
     ) -> None:
-        """Register the checks and watchers for what is given (see the module docstring)."""
+        """Register the checks and watchers for what is given (see the module docstring).
+        ``state``: the ``poly:state`` publisher (its ``last_ns`` on its ``clock_ns``);
+        ``state_last_ns``: or a function giving that time in ns since the epoch."""
         cfg, m, a = self.config, self.metrics, self.alerts
         if feed is not None:
             self.health.register("feed", feed_check(feed, max_quiet_s=cfg.feed_max_quiet_s))
@@ -151,7 +162,18 @@ class Ops:
             self.health.register("bus", bus_check(bus))
             self.watch(lambda: m.observe_bus(bus.health().dropped))
             self.watch(lambda: a.watch_bus(bus))
-        if state_last_ns is not None:
+        if state is not None:
+            pub = state
+            self.health.register(
+                "state",
+                age_check(
+                    lambda: pub.last_ns,
+                    max_age_s=cfg.state_max_age_s,
+                    what="last poly:state",
+                    now_ns=pub.clock_ns,
+                ),
+            )
+        elif state_last_ns is not None:
             self.health.register(
                 "state",
                 age_check(state_last_ns, max_age_s=cfg.state_max_age_s, what="last poly:state"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -16,6 +16,7 @@ from ops_helpers import asynctest, webhook_receiver
 from prometheus_client.parser import text_string_to_metric_families
 
 from polylab.backtest import run_backtest
+from polylab.bus import InProcessBus
 from polylab.config import load_config
 from polylab.feed.market_ws import MarketFeed, MarketFeedConfig
 from polylab.ops.health import CheckResult, Health, age_check, bus_check, feed_check, ledger_check
@@ -149,25 +150,10 @@ class WriterState:
     halt: bool = False
 
 
-@dataclass
-class BusState:
-    backend: str = "redis"
-    connected: bool = True
-    queued: int = 0
-    dropped: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass
-class Bus:
-    state: BusState = field(default_factory=BusState)
-
-    def health(self) -> BusState:
-        return self.state
-
-
 @asynctest
 async def test_ready_made_checks_report_their_problem() -> None:
-    w, bus = WriterState(), Bus()
+    w = WriterState()
+    bus = InProcessBus(queue_max=2)
     last = {"ns": 0}
     health = Health()
     health.register("ledger", ledger_check(w))
@@ -175,6 +161,8 @@ async def test_ready_made_checks_report_their_problem() -> None:
     health.register("state", age_check(lambda: last["ns"], max_age_s=1.0, what="last poly:state"))
     ready, d = await health.readiness()
     assert not ready and d["state"].detail["problem"] == "no last poly:state yet"
+    assert d["bus"].detail["problem"] == "backend unreachable"  # not started
+    await bus.start()
     last["ns"] = time.time_ns()
     assert (await health.readiness())[0]
     last["ns"] = time.time_ns() - 5_000_000_000
@@ -182,19 +170,25 @@ async def test_ready_made_checks_report_their_problem() -> None:
     assert not ready and d["state"].detail["problem"].startswith("last poly:state 5.")
     last["ns"] = time.time_ns()
     w.up = False
-    bus.state.connected = False
-    bus.state.dropped = {"redis_down": 7}
     ready, d = await health.readiness()
-    assert not ready
+    assert not ready and d["bus"].ok
     assert d["ledger"].detail == {
         "up": False,
         "queued_rows": 0,
         "halt": False,
         "problem": "database unreachable",
     }
-    assert d["bus"].detail["problem"] == "backend unreachable" and d["bus"].detail["dropped"] == 7
     w.up, w.halt = True, True
     assert (await health.readiness())[1]["ledger"].detail["problem"].startswith("write queue")
+    await bus.close()
+    ready, d = await health.readiness()
+    assert d["bus"].detail == {
+        "backend": "inprocess",
+        "connected": False,
+        "queued": 0,
+        "dropped": 0,
+        "problem": "backend unreachable",
+    }
 
 
 def test_http_settings_from_the_environment() -> None:
