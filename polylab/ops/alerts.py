@@ -64,6 +64,8 @@ class AlertConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     timeout_s: float = 5.0
 
     def __post_init__(self) -> None:
+        if self.webhook_url and not self.webhook_url.startswith(("https://", "http://")):
+            raise ValueError("SLACK_WEBHOOK_URL must be an http(s):// URL (value not shown)")
         if self.dedupe_s < 0 or self.burst < 1 or self.per_minute <= 0 or self.queue_max < 1:
             raise ValueError(
                 "alerts: need dedupe_s >= 0, burst >= 1, per_minute > 0, queue_max >= 1; got "
@@ -221,7 +223,7 @@ class AlertSender:
             return
         try:
             resp = await client.post(self.config.webhook_url, json={"text": text})
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # any failure (network, bad URL): counted, never fatal
             self.stats.failed += 1
             log.warning("alert not delivered: %s", type(exc).__name__)
             return

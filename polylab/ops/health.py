@@ -3,8 +3,9 @@
 **Liveness** is the process answering at all (the HTTP server's event loop turns). **Readiness**
 is every registered check passing. A check is a plain callable (sync or async) returning a
 ``CheckResult``; ``Health.readiness()`` runs them all concurrently, each under a timeout, and
-an exception or a timeout is a failed check with the error's type and first line, never a
-crash of ``/health``.
+an exception or a timeout is a failed check with the error's type and first line (run through
+the ``Sanitizer``: ``/health`` is served, so a URL's password must not show), never a crash of
+``/health``.
 
 Ready-made checks for what the issue asks the runner to watch (duck-typed, so this package
 depends on no concrete feed, bus or ledger class):
@@ -28,6 +29,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 import msgspec
+
+from polylab.ops.sanitize import Sanitizer
 
 __all__ = [
     "BusHealthLike",
@@ -63,9 +66,16 @@ class Health:
 
     ``timeout_s``: the most one check may take before it counts as failed."""
 
-    def __init__(self, *, timeout_s: float = 1.0, service: str = "polylab") -> None:
+    def __init__(
+        self,
+        *,
+        timeout_s: float = 1.0,
+        service: str = "polylab",
+        sanitizer: Sanitizer | None = None,
+    ) -> None:
         self.timeout_s = timeout_s
         self.service = service
+        self.sanitizer = sanitizer or Sanitizer()
         self.started_ns = time.time_ns()
         self._checks: dict[str, Check] = {}
 
@@ -95,7 +105,7 @@ class Health:
         except TimeoutError:
             return CheckResult(ok=False, detail={"error": f"timed out after {self.timeout_s} s"})
         except Exception as exc:
-            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            first = self.sanitizer.clean((str(exc).strip().splitlines() or [""])[0])[:200]
             return CheckResult(ok=False, detail={"error": f"{type(exc).__name__}: {first}"})
 
     async def readiness(self) -> tuple[bool, dict[str, CheckResult]]:

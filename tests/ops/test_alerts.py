@@ -239,6 +239,9 @@ async def test_without_a_webhook_nothing_is_sent_or_queued() -> None:
 def test_bad_alert_settings_are_refused_with_the_values() -> None:
     with pytest.raises(ValueError, match=r"burst >= 1.*; got 300\.0, 0, 10\.0, 100$"):
         AlertConfig(burst=0)
+    with pytest.raises(ValueError, match=r"SLACK_WEBHOOK_URL must be an http\(s\):// URL") as e:
+        AlertConfig(webhook_url="hooks.example/T0/B0/s3cr3t")
+    assert "s3cr3t" not in str(e.value)
     with pytest.raises(ValueError, match="order_errors >= 1"):
         AlertRules(order_errors=0)
 
