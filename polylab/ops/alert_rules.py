@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import msgspec
 
 from polylab.ops.alerts import AlertSender
-from polylab.ops.health import BusLike, FeedLike
+from polylab.ops.health import BusLike, FeedLike, last_frame_ns
 
 __all__ = ["AlertRules", "OpsAlerts", "RiskLike", "feed_age_s"]
 
@@ -72,7 +72,7 @@ class RiskLike(Protocol):
 
 def feed_age_s(feed: FeedLike, now_ns: int | None = None) -> float | None:
     """Seconds since the newest frame on any of ``feed``'s shards (None: none yet)."""
-    last = max((s.last_recv_ns for s in feed.shards), default=0)
+    last = last_frame_ns(feed)
     if not last:
         return None
     return ((now_ns if now_ns is not None else time.time_ns()) - last) / 1e9

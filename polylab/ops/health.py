@@ -40,10 +40,12 @@ __all__ = [
     "FeedLike",
     "Health",
     "LedgerLike",
+    "LinkLike",
     "ShardLike",
     "age_check",
     "bus_check",
     "feed_check",
+    "last_frame_ns",
     "ledger_check",
 ]
 
@@ -129,17 +131,31 @@ class Health:
 
 
 # -- ready-made checks ---------------------------------------------------------------------------
-class ShardLike(Protocol):
-    """What ``feed_check`` reads of a feed connection (``polylab.feed.market_health.Shard``)."""
+class LinkLike(Protocol):
+    """What ``feed_check`` reads of a shard's link (``polylab.feed.ws_link.WsLink``)."""
 
-    @property
-    def ws(self) -> object | None: ...
     @property
     def last_recv_ns(self) -> int: ...
 
 
+class ShardLike(Protocol):
+    """What ``feed_check`` reads of a feed connection (``polylab.book.feed_health.Shard``):
+    ``ws``, the socket while subscribed, and ``link``, whose ``last_recv_ns`` stamps the newest
+    frame (ns since the epoch)."""
+
+    @property
+    def ws(self) -> object | None: ...
+    @property
+    def link(self) -> LinkLike | None: ...
+
+
+def last_frame_ns(feed: FeedLike) -> int:
+    """Newest frame on any of ``feed``'s shards (ns since the epoch; 0: none yet)."""
+    return max((s.link.last_recv_ns for s in feed.shards if s.link is not None), default=0)
+
+
 class FeedLike(Protocol):
-    """What ``feed_check`` reads of a market feed (``polylab.feed.market_ws.MarketFeed``)."""
+    """What ``feed_check`` reads of a market feed (``polylab.book.market_feed.MarketFeed``)."""
 
     @property
     def shards(self) -> Iterable[ShardLike]: ...
@@ -157,7 +173,7 @@ def feed_check(
         now = time.time_ns()
         shards = list(feed.shards)
         connected = sum(1 for s in shards if s.ws is not None)
-        last = max((s.last_recv_ns for s in shards), default=0)
+        last = last_frame_ns(feed)
         age_s = (now - last) / 1e9 if last else None
         stale = len(feed.stale)
         problems = []

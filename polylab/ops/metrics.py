@@ -27,8 +27,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 if TYPE_CHECKING:
+    from polylab.book.feed_health import FeedCounters
     from polylab.engine import EngineStats
-    from polylab.feed.market_health import FeedCounters
 
 __all__ = [
     "CONTENT_TYPE",

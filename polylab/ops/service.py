@@ -46,8 +46,8 @@ from polylab.ops.metrics import Metrics
 from polylab.ops.settings import http_settings
 
 if TYPE_CHECKING:
+    from polylab.book.market_feed import MarketFeed
     from polylab.engine import Engine
-    from polylab.feed.market_ws import MarketFeed
 
 __all__ = ["Ops", "OpsConfig", "PublisherLike"]
 

@@ -16,9 +16,9 @@ from ops_helpers import asynctest, webhook_receiver
 from prometheus_client.parser import text_string_to_metric_families
 
 from polylab.backtest import run_backtest
+from polylab.book.market_feed import MarketFeed, MarketFeedConfig
 from polylab.bus import InProcessBus
 from polylab.config import load_config
-from polylab.feed.market_ws import MarketFeed, MarketFeedConfig
 from polylab.ops.health import CheckResult, Health, age_check, bus_check, feed_check, ledger_check
 from polylab.ops.http import OpsServer
 from polylab.ops.metrics import Metrics

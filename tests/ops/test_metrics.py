@@ -9,9 +9,9 @@ from engine_recordings import write_negrisk_arb
 from prometheus_client.parser import text_string_to_metric_families
 
 from polylab.backtest import run_backtest
+from polylab.book.feed_health import FeedCounters
 from polylab.config import PolylabConfig, load_config
 from polylab.engine import EngineStats
-from polylab.feed.market_health import FeedCounters
 from polylab.ops.metrics import TICK_TO_ORDER_BUCKETS_S, Metrics
 
 
