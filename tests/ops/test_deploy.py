@@ -186,15 +186,25 @@ def test_docker_compose_config_validates_the_file(tmp_path: Path) -> None:
     cli = _compose_cli()
     if cli is None:
         pytest.skip("neither the docker CLI's compose plugin nor docker-compose is installed")
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    env = {k: v for k, v in os.environ.items() if k not in (*SERVICE_VARS, "POSTGRES_PASSWORD")}
+    env["SLACK_WEBHOOK_URL"] = "https://hooks.invalid/T0/B0/x"
     out = subprocess.run(
-        [*cli, "-f", str(COMPOSE), "--profile", "dashboard", "config", "--quiet"],
+        [*cli, "-f", str(COMPOSE), "--env-file", str(empty), "--profile", "dashboard", "config"],
         capture_output=True,
         text=True,
         check=False,
         cwd=tmp_path,
-        env={**os.environ, "POLY_API_SECRET": "", "SLACK_WEBHOOK_URL": ""},
+        env=env,
     )
     assert out.returncode == 0, out.stderr
+    resolved = yaml.safe_load(out.stdout)["services"]
+    assert {"runner", "redis", "postgres", "dashboard"} <= set(resolved)
+    renv = resolved["runner"]["environment"]
+    assert renv["SLACK_WEBHOOK_URL"] == "https://hooks.invalid/T0/B0/x"
+    assert renv["DRY_RUN"] == "true" and renv["POLY_API_SECRET"] == ""
+    assert renv["DATABASE_URL"] == "postgresql://polylab:polylab@postgres:5432/polylab"
 
 
 def test_readme_deploy_section_names_every_variable() -> None:
