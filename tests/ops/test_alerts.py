@@ -13,9 +13,13 @@ import pytest
 from ops_helpers import asynctest, webhook_receiver
 
 from polylab.engine import RejectionRecord
+from polylab.market import MarketCatalog
+from polylab.money import MICROS
 from polylab.ops.alert_rules import AlertRules, OpsAlerts
 from polylab.ops.alerts import AlertConfig, AlertSender
 from polylab.ops.sanitize import Sanitizer
+from polylab.risk.manager import RiskConfig, RiskManager
+from polylab.risk.portfolio import Portfolio
 
 PRIVATE_KEY = "0x" + "4c0883a69102937d6231471b5dbb6204fe512961708279f3e2b9a1c8f0a5d7e1"
 API_SECRET = "Zm9vYmFyYmF6cXV4LXNlY3JldC12YWx1ZS0xMjM0NTY3OA=="
@@ -260,3 +264,28 @@ def test_alert_from_another_thread_wakes_the_sender() -> None:
 
     texts = asyncio.run(asyncio.wait_for(main(), 20))
     assert len(texts) == 1 and "from the writer thread" in texts[0]
+
+
+@asynctest
+async def test_watch_risk_alerts_on_a_real_gates_kill_switch_transition() -> None:
+    clock = Clock()
+    risk = RiskManager(RiskConfig(), Portfolio(1_000 * MICROS), MarketCatalog())
+    async with webhook_receiver() as rx:
+        s = await sender(rx.url, clock, dedupe_s=300.0).start()
+        alerts = OpsAlerts(s, clock=clock)
+        alerts.watch_risk(risk)  # running, flat: nothing to say
+        risk.kill(f"operator pressed the button (key {PRIVATE_KEY})")
+        alerts.watch_risk(risk)
+        alerts.watch_risk(risk)  # still killed: no new transition
+        risk.resume()
+        alerts.watch_risk(risk)
+        clock.t += 301
+        risk.kill("second time")
+        alerts.watch_risk(risk)
+        texts = await rx.wait_for(2)
+        await s.close()
+    assert len(texts) == 2 and s.stats.accepted == 2
+    assert "KILL SWITCH on: operator pressed the button" in texts[0]
+    assert PRIVATE_KEY[2:] not in texts[0]
+    assert "KILL SWITCH on: second time" in texts[1]
+    assert not any("daily loss" in t for t in texts)
