@@ -34,6 +34,7 @@ from polylab.ops.alert_rules import AlertRules, OpsAlerts
 from polylab.ops.alerts import AlertConfig, AlertSender
 from polylab.ops.health import (
     BusLike,
+    CheckResult,
     Health,
     LedgerLike,
     age_check,
@@ -128,6 +129,16 @@ class Ops:
         self.watch_errors = 0
         self._watchers: list[Callable[[], object]] = []
         self._task: asyncio.Task[None] | None = None
+        self._attached = False
+        self.health.register("runner", self._runner_check)
+
+    def _runner_check(self) -> CheckResult:
+        """Not ready until ``attach`` plugged the session in (the port opens first)."""
+        if self._attached:
+            return CheckResult(ok=True, detail={"attached": True})
+        return CheckResult(
+            ok=False, detail={"attached": False, "problem": "session not started yet"}
+        )
 
     # -- wiring ----------------------------------------------------------------------------------
     def watch(self, fn: Callable[[], object]) -> None:
@@ -148,9 +159,11 @@ class Ops:
         state: PublisherLike | None = None,
         state_last_ns: Callable[[], int] | None = None,
     ) -> None:
-        """Register the checks and watchers for what is given (see the module docstring).
+        """Register the checks and watchers for what is given (see the module docstring);
+        until the first call, ``/health`` answers 503 (check ``runner``: not started yet).
         ``state``: the ``poly:state`` publisher (its ``last_ns`` on its ``clock_ns``);
         ``state_last_ns``: or a function giving that time in ns since the epoch."""
+        self._attached = True
         cfg, m, a = self.config, self.metrics, self.alerts
         if feed is not None:
             self.health.register("feed", feed_check(feed, max_quiet_s=cfg.feed_max_quiet_s))

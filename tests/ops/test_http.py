@@ -226,12 +226,15 @@ async def test_ops_bundle_end_to_end(tmp_path: Path) -> None:
         assert ops_cfg.rules.feed_stale_s == 12.0 and ops_cfg.alerts.webhook_url == rx.url
         ops = Ops(ops_cfg, service="polylab paper")
         stamp = {"ns": time.time_ns()}
-        ops.attach(engine=engine, state_last_ns=lambda: stamp["ns"])
         await ops.start("paper, sum_to_100")
         try:
             async with httpx.AsyncClient(base_url=ops.server.url) as c:
+                r = await c.get("/health")  # the port is open before the session is plugged in
+                assert r.status_code == 503
+                assert r.json()["checks"]["runner"]["problem"] == "session not started yet"
+                ops.attach(engine=engine, state_last_ns=lambda: stamp["ns"])
                 r = await c.get("/health")
-                assert r.status_code == 200 and set(r.json()["checks"]) == {"state"}
+                assert r.status_code == 200 and set(r.json()["checks"]) == {"runner", "state"}
                 ops.tick()
                 text = (await c.get("/metrics")).text
             assert f"polylab_intents_approved_total {float(engine.stats.approved)}" in text
