@@ -88,7 +88,7 @@ class OpsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     watch_every_s: float = 1.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **over: object) -> OpsConfig:
+    def from_env(cls, env: Mapping[str, str] | None = None, /, **over: object) -> OpsConfig:
         """From ``POLYLAB_HTTP_HOST`` / ``POLYLAB_HTTP_PORT`` (or ``PORT``),
         ``SLACK_WEBHOOK_URL``, ``ALERT_FEED_STALE_S``, ``ALERT_ORDER_ERRORS``,
         ``ALERT_DEDUPE_S``; ``over`` sets fields directly (e.g. ``http_port`` from
