@@ -14,10 +14,12 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -231,24 +233,31 @@ def _run_serves_health() -> bool:
 
 @pytest.mark.slow
 def test_the_images_entrypoint_and_environment_as_a_process(tmp_path: Path) -> None:
-    """``polylab run`` with the image's environment, nothing else configured: it serves a
-    healthy /health, then stops cleanly (exit 0)."""
+    """``polylab run`` as the image starts it (entrypoint, the image's environment, nothing
+    else configured): the HEALTHCHECK command passes once the session is up, /metrics shows
+    the feed's frames, and SIGTERM stops it cleanly (exit 0)."""
     if not _run_serves_health():
         pytest.skip(
             "`polylab run` does not serve /health yet (no --http-port: polylab.ops unwired)"
         )
     env = {k: v for k, v in os.environ.items() if k not in (*SERVICE_VARS, "PORT")}
     env.update(image_env(final_stage()))
-    env["POLYLAB_HTTP_PORT"] = str(free_port())
+    port = free_port()
+    env["POLYLAB_HTTP_PORT"] = str(port)
     (entry,) = [r for w, r in final_stage() if w == "ENTRYPOINT"]
     argv = json.loads(entry)
     exe = Path(sys.executable).with_name(argv[0])
     proc = subprocess.Popen(
-        [str(exe), *argv[1:], "--seconds", "20"], cwd=tmp_path, env=env, text=True
+        [str(exe), *argv[1:], "--seconds", "120"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         healthy = False
-        for _ in range(150):
+        for _ in range(600):
             probe = subprocess.run(
                 [sys.executable, *healthcheck_cmd()[1:]],
                 env=env,
@@ -262,8 +271,25 @@ def test_the_images_entrypoint_and_environment_as_a_process(tmp_path: Path) -> N
             if proc.poll() is not None:
                 break
             time.sleep(0.1)
-        assert healthy, "the container's HEALTHCHECK never passed"
-        assert proc.wait(timeout=60) == 0
+        assert healthy, f"the container's HEALTHCHECK never passed: {probe.stdout}"
+        base = f"http://127.0.0.1:{port}"
+        with urllib.request.urlopen(base + "/health", timeout=5) as r:
+            checks = json.loads(r.read())["checks"]
+        assert {"runner", "feed", "ledger", "bus", "state"} <= set(checks), checks
+        assert all(c["ok"] for c in checks.values()), checks
+        frames = 0.0
+        for _ in range(100):  # the watchers mirror the feed's counters about once a second
+            with urllib.request.urlopen(base + "/metrics", timeout=5) as r:
+                text = r.read().decode()
+            m = re.search(r"^polylab_feed_frames_total (\S+)$", text, re.M)
+            frames = float(m.group(1)) if m else 0.0
+            if frames > 0:
+                break
+            time.sleep(0.1)
+        assert frames > 0
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err[-2000:]
     finally:
         if proc.poll() is None:
             proc.kill()
