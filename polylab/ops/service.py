@@ -1,15 +1,21 @@
 """``Ops``: health, metrics, HTTP and alerts as one object the runner starts, feeds and closes.
 
-Wiring, in ``polylab run`` (every part optional)::
+Wiring, in ``polylab run`` (as on the ``ops-wiring`` branch; every part optional)::
 
-    ops = Ops(OpsConfig.from_env(), service="polylab paper")
-    writer = LedgerWriter(ledger, on_status=ops.ledger_status,
-                          on_latency=ops.metrics.observe_ledger_write_ns)
-    ops.attach(engine=engine, feed=feed, bus=bus, ledger=writer, state=publisher)
-    engine.sinks.append(ops.alerts)          # daily-loss rejections, failed orders
-    await ops.start("paper on the simulator, strategies …")
-    …                                        # bus.publish drops: ops.metrics.bus_dropped(...)
-    await ops.close("SIGTERM")               # final mirror pass, "stopped" alert, flush
+    ops = Ops(OpsConfig.from_env(http_port=http_port), service=f"polylab {mode}")
+    await ops.start(f"{mode} on {venue}")    # port open; /health 503 until attach
+    writer.on_latency = ops.metrics.observe_ledger_write_ns
+    writer.on_status = ops.ledger_status     # (chained with the runner's own logger)
+
+    def on_start(run):                       # the session's engine and feed exist now
+        svc.attach(run)
+        run.engine.sinks.append(ops.alerts)  # daily-loss rejections, failed orders
+        ops.attach(engine=run.engine, feed=run.feed, bus=svc.bus, ledger=writer,
+                   state=publisher)
+    …
+    await ops.close(status)                  # first: final mirror pass, "stopped", flush
+    await svc.close(status)                  # then the runner shuts its bus and ledger
+                                             # (after ops: a closed bus is not an outage)
 
 ``attach`` registers the readiness checks (feed connected and fresh, ledger reachable, bus
 reachable, last state younger than ``state_max_age_s``) and a watcher that, every
@@ -127,7 +133,7 @@ class Ops:
         self.sender = AlertSender(cfg.alerts)
         self.alerts = OpsAlerts(self.sender, cfg.rules)
         self.watch_errors = 0
-        self._watchers: list[Callable[[], object]] = []
+        self._watchers: list[tuple[Callable[[], object], bool]] = []
         self._task: asyncio.Task[None] | None = None
         self._attached = False
         self.health.register("runner", self._runner_check)
@@ -141,9 +147,11 @@ class Ops:
         )
 
     # -- wiring ----------------------------------------------------------------------------------
-    def watch(self, fn: Callable[[], object]) -> None:
-        """Call ``fn`` every ``watch_every_s`` (on the event loop; keep it short)."""
-        self._watchers.append(fn)
+    def watch(self, fn: Callable[[], object], *, final: bool = True) -> None:
+        """Call ``fn`` every ``watch_every_s`` (on the event loop; keep it short) and, if
+        ``final``, once more at ``close`` (metric mirrors yes; alert rules no: at close the bus
+        and the ledger are already shut, which is not an outage)."""
+        self._watchers.append((fn, final))
 
     def ledger_status(self, up: bool, reason: str) -> None:
         """``LedgerWriter(on_status=…)``: ledger down and back alerts (any thread)."""
@@ -168,13 +176,13 @@ class Ops:
         if feed is not None:
             self.health.register("feed", feed_check(feed, max_quiet_s=cfg.feed_max_quiet_s))
             self.watch(lambda: m.observe_feed(feed.counters, stale_books=len(feed.stale)))
-            self.watch(lambda: a.watch_feed(feed))
+            self.watch(lambda: a.watch_feed(feed), final=False)
         if ledger is not None:
             self.health.register("ledger", ledger_check(ledger))
         if bus is not None:
             self.health.register("bus", bus_check(bus))
             self.watch(lambda: m.observe_bus(bus.health().dropped))
-            self.watch(lambda: a.watch_bus(bus))
+            self.watch(lambda: a.watch_bus(bus), final=False)
         if state is not None:
             pub = state
             self.health.register(
@@ -205,14 +213,17 @@ class Ops:
                 m.observe_portfolio(
                     fills=len(pf.history), fees_micros=pf.fees, realized_micros=pf.realized
                 )
-                a.watch_risk(risk, eng.now_ns() or None)
 
             self.watch(engine_watch)
+            self.watch(lambda: a.watch_risk(eng.risk, eng.now_ns() or None), final=False)
 
     # -- running ---------------------------------------------------------------------------------
-    def tick(self) -> None:
-        """Run every watcher once (a raising one is logged and counted)."""
-        for fn in list(self._watchers):
+    def tick(self, *, final: bool = False) -> None:
+        """Run every watcher once (``final``: only those meant for the last pass); a raising
+        one is logged and counted."""
+        for fn, at_close in list(self._watchers):
+            if final and not at_close:
+                continue
             try:
                 fn()
             except Exception:
@@ -241,7 +252,7 @@ class Ops:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self.tick()
+        self.tick(final=True)
         self.alerts.stopped(detail)
         t0 = time.monotonic()
         await self.sender.close(timeout_s)
