@@ -10,6 +10,7 @@ entrypoint runs as a process once ``polylab run`` exists.
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
 import os
 import re
@@ -18,9 +19,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import yaml
@@ -231,6 +234,22 @@ def _run_serves_health() -> bool:
     return out.returncode == 0 and "--http-port" in out.stdout
 
 
+class _Hook(http.server.BaseHTTPRequestHandler):
+    """A Slack-like webhook on loopback (stdlib, in a thread) for the process test."""
+
+    received: ClassVar[list[str]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        type(self).received.append(json.loads(body)["text"])
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
 @pytest.mark.slow
 def test_the_images_entrypoint_and_environment_as_a_process(tmp_path: Path) -> None:
     """``polylab run`` as the image starts it (entrypoint, the image's environment, nothing
@@ -244,6 +263,11 @@ def test_the_images_entrypoint_and_environment_as_a_process(tmp_path: Path) -> N
     env.update(image_env(final_stage()))
     port = free_port()
     env["POLYLAB_HTTP_PORT"] = str(port)
+    hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    _Hook.received = []
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    env["SLACK_WEBHOOK_URL"] = f"http://127.0.0.1:{hook.server_port}/services/T0/B0/s3cr3tHook"
+    env["POLY_API_SECRET"] = "c2VjcmV0LXZhbHVlLW9mLXRoZS10ZXN0LW5vdC1yZWFs"
     (entry,) = [r for w, r in final_stage() if w == "ENTRYPOINT"]
     argv = json.loads(entry)
     exe = Path(sys.executable).with_name(argv[0])
@@ -294,3 +318,9 @@ def test_the_images_entrypoint_and_environment_as_a_process(tmp_path: Path) -> N
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        hook.shutdown()
+        hook.server_close()
+    texts = _Hook.received
+    assert any("] started " in t for t in texts), texts
+    assert "] stopped" in texts[-1], texts
+    assert not any("s3cr3tHook" in t or env["POLY_API_SECRET"] in t for t in texts)
