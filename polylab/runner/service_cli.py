@@ -11,6 +11,7 @@ from typing import Annotated
 import msgspec
 import typer
 
+from polylab.errors import ConfigError
 from polylab.money import MICROS
 
 __all__ = ["run_cmd"]
@@ -42,14 +43,21 @@ def run_cmd(
     ] = None,
     bus_prefix: Annotated[str, typer.Option(help="prefix for bus channel names")] = "",
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    http_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0, max=65535, help="/health and /metrics port (default: POLYLAB_HTTP_PORT, 8080)"
+        ),
+    ] = None,
 ) -> None:
     """Run paper (default) or live until SIGTERM/SIGINT, publishing poly:state every 100 ms,
     signals, trades and errors on the bus and recording every fill in the ledger first."""
     from polylab.cli import _load_cfg, console
     from polylab.cli_support import check_url, prepare_out_dir, venue_errors
     from polylab.execution.live import load_credentials
+    from polylab.ops.service import Ops, OpsConfig
     from polylab.runner.live import check_credentials, run_live
-    from polylab.runner.paper import run_paper, stop_on_signals, venue
+    from polylab.runner.paper import PaperRun, run_paper, stop_on_signals, venue
     from polylab.runner.service import RunnerService, ServiceOptions
 
     check_url(url)
@@ -62,6 +70,10 @@ def run_cmd(
     creds = load_credentials() if live else None
     if creds is not None:
         check_credentials(creds)
+    try:
+        ops_cfg = OpsConfig.from_env(**({} if http_port is None else {"http_port": http_port}))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
     async def main() -> dict[str, object]:
         stop = stop_on_signals()
@@ -78,11 +90,35 @@ def run_cmd(
                 starting_cash_micros=10_000 * MICROS,
             )
             await svc.start()
+            ops = Ops(ops_cfg, service=f"polylab {mode}")
+            await ops.start(f"{mode} on {svc.venue}, run {svc.run_id}")
+            writer = svc.writer
+            writer.on_latency = ops.metrics.observe_ledger_write_ns
+            prev_status = writer.on_status
+
+            def ledger_status(up: bool, reason: str) -> None:
+                if prev_status is not None:
+                    prev_status(up, reason)
+                ops.ledger_status(up, reason)
+
+            writer.on_status = ledger_status
+
+            def on_start(run: PaperRun) -> None:
+                svc.attach(run)
+                run.engine.sinks.append(ops.alerts)
+                ops.attach(
+                    engine=run.engine,
+                    feed=run.feed,
+                    bus=svc.bus,
+                    ledger=writer,
+                    state=svc._publisher,
+                )
+
             status = "crashed"
             try:
                 if creds is None:
                     res, _ = await run_paper(
-                        cfg, v, seconds=seconds, out_dir=out_dir, stop=stop, on_start=svc.attach
+                        cfg, v, seconds=seconds, out_dir=out_dir, stop=stop, on_start=on_start
                     )
                 else:
                     res, _, _ = await run_live(
@@ -93,11 +129,12 @@ def run_cmd(
                         seconds=seconds,
                         out_dir=out_dir,
                         stop=stop,
-                        on_start=svc.attach,
+                        on_start=on_start,
                     )
                 status = "stopped"
             finally:
                 await svc.close(status)
+                await ops.close(status)
             return {
                 "run_id": svc.run_id,
                 "mode": mode,
