@@ -133,8 +133,8 @@ def run_cmd(
                     )
                 status = "stopped"
             finally:
+                await ops.close(status)  # first: a bus closed at stop is not an outage
                 await svc.close(status)
-                await ops.close(status)
             return {
                 "run_id": svc.run_id,
                 "mode": mode,
