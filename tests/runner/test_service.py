@@ -72,7 +72,9 @@ def pg_schema() -> Iterator[str]:
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    drop = ("REDIS_URL", "DATABASE_URL", "SLACK_WEBHOOK_URL", "PORT")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env["POLYLAB_HTTP_PORT"] = "0"  # /health on a free port: runs side by side never collide
     env.update(extra)
     return env
 
