@@ -142,6 +142,11 @@ class RunnerService:
         self._publisher: PeriodicPublisher | None = None
         self._last_snapshot = 0.0
 
+    @property
+    def publisher(self) -> PeriodicPublisher | None:
+        """The ``poly:state`` publisher once attached (its ``last_ns`` feeds readiness)."""
+        return self._publisher
+
     # -- start and stop ------------------------------------------------------------------------
     async def start(self) -> None:
         """Connect the bus (publishing works at once; Redis may come later)."""

@@ -111,7 +111,7 @@ def run_cmd(
                     feed=run.feed,
                     bus=svc.bus,
                     ledger=writer,
-                    state=svc._publisher,
+                    state=svc.publisher,
                 )
 
             status = "crashed"
