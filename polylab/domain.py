@@ -105,6 +105,7 @@ class Game(msgspec.Struct, frozen=True, kw_only=True):
 
     ``home``/``away``: team abbreviations; ``winner``: abbreviation, or None for a draw or an
     unfinished game; ``final``: state "post" *and* completed (postponed games are not final).
+    ``slug``: the venue's game slug (``nfl-lac-buf-2025-01-26``) when the source gives one.
     """
 
     id: str
@@ -121,6 +122,7 @@ class Game(msgspec.Struct, frozen=True, kw_only=True):
     home_name: str = ""
     away_name: str = ""
     detail: str = ""
+    slug: str = ""
 
     @property
     def final(self) -> bool:

@@ -7,7 +7,8 @@ Sources (``ScoreboardSource``: ``async poll() -> list[Game]``) never raise into 
 errors are counted in ``stats`` and logged, and ``poll`` returns ``[]``.
 ``HttpScoreboardSource`` polls ``{base}/espn/{sport}/{league}/scoreboard`` (the simulator's
 path); ``RecordedScoreboardSource`` replays ``sports`` records of a polylab recording. The
-venue's own sports stream fits the same protocol as a further source.
+venue's own sports channel is ``polylab.feed.sports_channel.PolymarketSportsSource``; its frames
+are recorded in the same ``sports`` channel and told apart by ``payload_source``.
 """
 
 from __future__ import annotations
@@ -25,13 +26,17 @@ import msgspec
 from polylab.domain import Game
 from polylab.feed.recording import RecordingReader
 from polylab.feed.sports import ParseStats, ScoreboardError, TeamDirectory, parse_scoreboard
+from polylab.feed.venue_sports import VenueSportsError, parse_sport_results
 
 __all__ = [
     "HttpScoreboardSource",
     "RecordedScoreboardSource",
     "ScoreboardSource",
     "SourceStats",
+    "iter_labelled_sports_records",
     "iter_sports_records",
+    "payload_source",
+    "sports_payload_games",
 ]
 
 log = logging.getLogger("polylab.feed.sports")  # the logger name from before the split
@@ -149,20 +154,58 @@ class HttpScoreboardSource:
             await self._client.aclose()
 
 
+def payload_source(payload: str) -> str:
+    """ "polymarket" for a sports-channel frame (a ``sport_result`` object or list, or the
+    text ``ping``), "espn" for a scoreboard payload."""
+    head = payload.lstrip()[:1]
+    if head == "[" or payload == "ping":
+        return "polymarket"
+    if head == "{" and '"gameId"' in payload and '"events"' not in payload:
+        return "polymarket"
+    return "espn"
+
+
+def sports_payload_games(
+    payload: str, *, teams: TeamDirectory | None = None, stats: ParseStats | None = None
+) -> tuple[str, list[Game]]:
+    """``(source label, games)`` of one recorded ``sports`` payload of either source (a
+    ``ping`` gives no games); ``ScoreboardError`` when it cannot be read."""
+    kind = payload_source(payload)
+    if kind == "espn":
+        return kind, parse_scoreboard(payload, teams=teams, stats=stats)
+    if payload == "ping":
+        return kind, []
+    try:
+        return kind, parse_sport_results(payload)
+    except VenueSportsError as exc:
+        if stats is not None:
+            stats.malformed += 1
+        raise ScoreboardError(str(exc)) from None
+
+
 def iter_sports_records(
     path: str | Path, *, teams: TeamDirectory | None = None, stats: ParseStats | None = None
 ) -> Iterator[tuple[int, list[Game]]]:
-    """``(recv_ns, games)`` for every ``sports`` record of a recording (bad payloads counted in
-    ``stats.malformed`` and skipped)."""
+    """``(recv_ns, games)`` for every ``sports`` record of a recording, ESPN payloads and
+    sports-channel frames alike (bad payloads counted in ``stats.malformed`` and skipped)."""
+    for recv_ns, _, games in iter_labelled_sports_records(path, teams=teams, stats=stats):
+        yield recv_ns, games
+
+
+def iter_labelled_sports_records(
+    path: str | Path, *, teams: TeamDirectory | None = None, stats: ParseStats | None = None
+) -> Iterator[tuple[int, str, list[Game]]]:
+    """``(recv_ns, source label, games)`` for every ``sports`` record ("espn" or
+    "polymarket", see ``payload_source``)."""
     for rec in RecordingReader(path):
         if rec.channel != "sports":
             continue
         try:
-            games = parse_scoreboard(rec.payload, teams=teams, stats=stats)
+            kind, games = sports_payload_games(rec.payload, teams=teams, stats=stats)
         except ScoreboardError as exc:
             log.warning("%s: bad sports record at %d: %s", path, rec.recv_ns, exc)
             continue
-        yield rec.recv_ns, games
+        yield rec.recv_ns, kind, games
 
 
 class RecordedScoreboardSource:

@@ -4,7 +4,10 @@ A ``WsLink`` connects (open timeout, frame-size cap, no compression, no library 
 its feed subscribe (``on_open(ws)``), then for every frame: takes the wall-clock receive time
 (ns since the epoch), records it (``recorder``), counts a ``PONG``, and hands anything else to
 the feed's ``on_frame(frame, recv_ns)``. A text ``PING`` goes out every ``ping_s``; a socket
-silent (not even ``PONG``) for ``silence_s`` is closed. When the socket goes, ``on_down(code)``
+silent (not even ``PONG``) for ``silence_s`` is closed. A channel whose *server* pings (the
+sports channel: ``server_ping="ping"``) is answered instead: each such frame is counted in
+``pings`` and answered at once with ``server_pong`` (counted in ``pongs``), and the link sends
+no pings of its own (``ping_s`` then only paces the silence check). When the socket goes, ``on_down(code)``
 runs (close code or None) and the link reconnects after ``backoff_delay_s``.
 
 Nothing a frame holds can end the loop: an exception from ``on_frame`` counts the frame as
@@ -107,6 +110,8 @@ class WsLink:
         recorder: RecordingWriter | None = None,
         on_pong: Callable[[], None] | None = None,
         rng: random.Random | None = None,
+        server_ping: str | None = None,
+        server_pong: str = "pong",
     ) -> None:
         self.name = name
         self.config = config
@@ -125,6 +130,8 @@ class WsLink:
         self._keep_running = keep_running
         self._rng = rng or random.Random()
         self._stopped = False
+        self._server_ping = server_ping
+        self._server_pong = server_pong
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -226,6 +233,11 @@ class WsLink:
                         c.recorder_errors += 1
                         if c.recorder_errors == 1:
                             log.error("%s: recording failed, frames unrecorded: %r", self.name, exc)
+                if text == self._server_ping:
+                    c.pings += 1
+                    await ws.send(self._server_pong)
+                    c.pongs += 1
+                    continue
                 if text == "PONG":
                     c.pongs += 1
                     if self._on_pong is not None:
@@ -261,5 +273,7 @@ class WsLink:
                     log.warning("%s: silent for %.1fs, reconnecting", self.name, cfg.silence_s)
                     await ws.close()
                     return
+                if self._server_ping is not None:
+                    continue
                 await ws.send("PING")
                 self.counters.pings += 1

@@ -49,6 +49,13 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     ``sports_lag_s`` (scoreboard final → market reprice), ``game_delay_s`` (listing → kick-off)
     and ``game_length_s`` (kick-off → final), both (min, max) seconds, shape the generator.
 
+    Sports channel (``/ws/sports``, ``polylab.sim.sports_ws``): ``sports_ws_lag_s``: the
+    scoreboard's final → the channel's final (the venue's own result lag, s);
+    ``sports_ws_ping_s``: the server's text ``ping`` period (5 s on the venue);
+    ``sports_ws_pong_timeout_s``: a client that has not answered a ``ping`` with ``pong`` this
+    long after it was sent is closed (10 s on the venue); ``sports_ws_tick_s``: how often the
+    scoreboard is checked for changes to broadcast.
+
     Feeds: ``faults`` (``polylab.sim.faults.FaultConfig``, all off by default);
     ``max_assets_per_connection`` on the market WebSocket (500, as documented);
     ``ws_max_buffered_bytes``: a WebSocket client with more than this many bytes waiting
@@ -87,6 +94,10 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     max_assets_per_connection: PosInt = 500
     ws_max_buffered_bytes: PosInt = DEFAULT_MAX_BUFFERED_BYTES
     require_approval: bool = False
+    sports_ws_lag_s: NonNeg = 0.0
+    sports_ws_ping_s: Annotated[float, msgspec.Meta(gt=0.0)] = 5.0
+    sports_ws_pong_timeout_s: Annotated[float, msgspec.Meta(gt=0.0)] = 10.0
+    sports_ws_tick_s: Annotated[float, msgspec.Meta(gt=0.0)] = 0.05
 
     @property
     def server_secret(self) -> bytes:

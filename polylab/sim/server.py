@@ -1,5 +1,5 @@
 """Run the simulator: one aiohttp application on one port (CLOB REST, ``/ws/market``,
-``/ws/user``, ``/gamma/*``, ``/espn/{sport}/{league}/scoreboard``).
+``/ws/user``, ``/ws/sports``, ``/gamma/*``, ``/espn/{sport}/{league}/scoreboard``).
 
 Three ways in, all on 127.0.0.1:
 
@@ -27,7 +27,7 @@ from typing import Final, TypeVar
 import msgspec
 from aiohttp import web
 
-from polylab.sim import gamma_routes, generator, rest, rest_trading, ws
+from polylab.sim import gamma_routes, generator, rest, rest_trading, sports_ws, ws
 from polylab.sim.config import ConfigError, SimConfig, load_config
 from polylab.sim.state import SimState
 
@@ -48,6 +48,7 @@ def build_app(state: SimState) -> web.Application:
     rest_trading.register(app, state)
     ws.register(app, state)
     gamma_routes.register(app, state)
+    sports_ws.register(app, state)
     app.on_startup.append(_on_startup)
     app.on_cleanup.append(_on_cleanup)
     return app

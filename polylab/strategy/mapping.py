@@ -1,7 +1,9 @@
 """Which market tokens pay when a game ends: games (scoreboard) → markets (catalog).
 
 A market belongs to a game when its ``game_id`` equals the game's id; a market with a
-``game_id`` of another game never matches. Without a ``game_id``, the game's teams must be
+``game_id`` of another game never matches. A game from the venue's sports channel carries the
+venue's ``slug`` (``nfl-lac-buf-2025-01-26``): a market whose slug is that slug or starts with it
+and a dash (``…-2025-01-26-lac``) is that game's, whatever the dates. Otherwise the game's teams must be
 found in the market's own words: ``home``/``away`` abbreviations, outcomes, question and slug,
 by abbreviation (case-sensitive in text, lower-case in slugs) or by any name the scoreboard
 gives the team (display name and its word suffixes such as the nickname; with a
@@ -39,6 +41,7 @@ import msgspec
 
 from polylab.domain import Game
 from polylab.feed.sports import TeamDirectory, TeamNames
+from polylab.feed.venue_sports import slug_parts
 from polylab.market import Market
 
 __all__ = [
@@ -117,7 +120,7 @@ class MarketMapping(msgspec.Struct, frozen=True, kw_only=True):
     away_token: str | None
     draw_token: str | None
     kind: Literal["teams", "win", "draw"]
-    how: Literal["game_id", "names"]
+    how: Literal["game_id", "slug", "names"]
     teams_found: int = 0
     start_gap_s: int | None = None
 
@@ -278,7 +281,9 @@ def match_market(
     if tx.excluded or len(market.token_ids) != len(market.outcomes):
         return None
     home, away = _teams_of(game, teams)
-    how: Literal["game_id", "names"] = "game_id" if market.game_id else "names"
+    how: Literal["game_id", "slug", "names"] = "game_id" if market.game_id else "names"
+    if how == "names" and _slug_hit(game.slug, market.slug):
+        how = "slug"
 
     found = [False, False]
     for meta in (market.home, market.away):
@@ -290,14 +295,17 @@ def match_market(
     for i, side in enumerate(("home", "away")):
         if q_spans[i] or slug_spans[i] or side in labels:
             found[i] = True
+    if how == "slug":
+        found = [True, True]
     n_found = sum(found)
 
     g_start, m_start = _parse_time(game.start), _parse_time(market.game_start)
     gap = int(abs((g_start - m_start).total_seconds())) if g_start and m_start else None
+    g_day = g_start or _slug_day(game.slug)
     if how == "names":
         if gap is not None and gap > MAX_START_GAP_S:
             return None
-        if g_start is not None and any(abs((g_start - d).days) > 1 for d in tx.dates):
+        if g_day is not None and any(abs((g_day - d).days) > 1 for d in tx.dates):
             return None
         if n_found < 2 and not (n_found == 1 and gap is not None):
             return None
@@ -340,6 +348,20 @@ def match_market(
     return None
 
 
+def _slug_hit(game_slug: str, market_slug: str) -> bool:
+    """The market's slug is the game's slug, or starts with it and a dash (lower case)."""
+    if not game_slug or not market_slug:
+        return False
+    g, m = game_slug.lower(), market_slug.lower()
+    return m == g or m.startswith(g + "-")
+
+
+def _slug_day(slug: str) -> datetime | None:
+    """Midnight UTC of the date in a game slug (``nfl-lac-buf-2025-01-26``), or None."""
+    parts = slug_parts(slug)
+    return _parse_time(parts[3]) if parts else None
+
+
 def _subject(game: Game, market: Market, tx: _Text, pos: list[int]) -> str:
     """The team a Yes/No market asks about: first named in the question, else the last slug
     word, else the market's ``home``."""
@@ -362,8 +384,8 @@ def _subject(game: Game, market: Market, tx: _Text, pos: list[int]) -> str:
 def map_games(
     games: Iterable[Game], markets: Iterable[Market], teams: TeamDirectory | None = None
 ) -> MappingResult:
-    """Give each market to the game it fits best (metadata id, then teams found, then the
-    nearest start); markets that two games fit equally well go to ``ambiguous``."""
+    """Give each market to the game it fits best (metadata id, then venue slug, then teams
+    found, then the nearest start); markets that two games fit equally well go to ``ambiguous``."""
     gs = list(games)
     by_game: dict[str, list[MarketMapping]] = {g.id: [] for g in gs}
     ambiguous: list[str] = []
@@ -373,9 +395,9 @@ def map_games(
         if not cands:
             continue
 
-        def rank(mm: MarketMapping) -> tuple[bool, int, int]:
+        def rank(mm: MarketMapping) -> tuple[bool, bool, int, int]:
             gap = mm.start_gap_s if mm.start_gap_s is not None else MAX_START_GAP_S + 1
-            return (mm.how == "game_id", mm.teams_found, -gap)
+            return (mm.how == "game_id", mm.how == "slug", mm.teams_found, -gap)
 
         cands.sort(key=rank, reverse=True)
         if len(cands) > 1 and rank(cands[0]) == rank(cands[1]):
