@@ -71,13 +71,14 @@ async def _on_cleanup(app: web.Application) -> None:
 
 class SimHandle(msgspec.Struct, frozen=True):
     """A running simulator: ``url`` ("http://127.0.0.1:PORT"), ``ws_url``, its ``state`` and
-    its WebSocket ``hub`` (connections and their counters)."""
+    its WebSocket ``hub`` (connections and their counters) and its ``sports`` channel."""
 
     url: str
     ws_url: str
     state: SimState
     port: int
     hub: ws.WsHub
+    sports: sports_ws.SportsChannel
 
 
 @contextlib.asynccontextmanager
@@ -97,6 +98,7 @@ async def running_sim(config: SimConfig | None = None, port: int = 0) -> AsyncIt
             state=state,
             port=bound,
             hub=app[ws.HUB_KEY],
+            sports=app[sports_ws.CHANNEL_KEY],
         )
     finally:
         await runner.cleanup()
