@@ -139,8 +139,7 @@ class Reconciler:
                 if label not in k.sources
                 and (not lg or not k.league or lg == k.league)
                 and (
-                    (len(abbrs) == 2 and abbrs == k.abbrs)
-                    or (len(names) == 2 and names == k.names)
+                    (len(abbrs) == 2 and abbrs == k.abbrs) or (len(names) == 2 and names == k.names)
                 )
                 and (day is None or k.day is None or abs((day - k.day).days) <= 1)
             ]
@@ -184,8 +183,9 @@ class Reconciler:
                     if res != ft.result and label not in ft.disagree:
                         ft.disagree.append(label)
                         self.stats.disagreements += 1
-                        log.warning("game %s: %s says %s, %s said %s", gid, label, res, ft.first,
-                                    ft.result)
+                        log.warning(
+                            "game %s: %s says %s, %s said %s", gid, label, res, ft.first, ft.result
+                        )
             if ft is not None and ft.first != label:
                 self.stats.suppressed += 1
                 continue
@@ -219,10 +219,21 @@ class ReconciledSource:
         return self.reconciler.finals
 
     async def _pump(self, label: str, src: ScoreboardSource) -> None:
+        """Poll one source; reconcile each snapshot as it comes (so every source's final time
+        is recorded even when nobody polls), queue what is left."""
         while True:
-            games = await src.poll()
-            if games:
-                self._queue.put_nowait((label, src.last_recv_ns, games))
+            try:
+                games = await src.poll()
+            except Exception:  # a source must not raise; if one does, it costs a pause
+                log.exception("sports source %s failed; polling it again in 1 s", label)
+                await asyncio.sleep(1.0)
+                continue
+            if not games:
+                continue
+            self.stats.polls += 1
+            out = self.reconciler.feed(label, src.last_recv_ns, games)
+            if out:
+                self._queue.put_nowait((label, src.last_recv_ns, out))
 
     async def poll(self) -> list[Game]:
         """The next snapshot with at least one game left after reconciling."""
@@ -231,14 +242,10 @@ class ReconciledSource:
                 asyncio.create_task(self._pump(label, src), name=f"sports:{label}")
                 for label, src in self.sources
             ]
-        while True:
-            label, ns, games = await self._queue.get()
-            self.stats.polls += 1
-            out = self.reconciler.feed(label, ns, games)
-            if out:
-                self.stats.ok += 1
-                self.last_recv_ns, self.last_label = ns, label
-                return out
+        label, ns, out = await self._queue.get()
+        self.stats.ok += 1
+        self.last_recv_ns, self.last_label = ns, label
+        return out
 
     async def aclose(self) -> None:
         """Stop the polling tasks."""

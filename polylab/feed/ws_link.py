@@ -7,8 +7,8 @@ the feed's ``on_frame(frame, recv_ns)``. A text ``PING`` goes out every ``ping_s
 silent (not even ``PONG``) for ``silence_s`` is closed. A channel whose *server* pings (the
 sports channel: ``server_ping="ping"``) is answered instead: each such frame is counted in
 ``pings`` and answered at once with ``server_pong`` (counted in ``pongs``), and the link sends
-no pings of its own (``ping_s`` then only paces the silence check). When the socket goes, ``on_down(code)``
-runs (close code or None) and the link reconnects after ``backoff_delay_s``.
+no pings of its own (``ping_s`` then only paces the silence check). When the socket goes,
+``on_down(code)`` runs (close code or None) and the link reconnects after ``backoff_delay_s``.
 
 Nothing a frame holds can end the loop: an exception from ``on_frame`` counts the frame as
 malformed (in the feed's ``DecodeStats``) and is logged, rate-limited; a text frame that is not

@@ -2,9 +2,9 @@
 
 A market belongs to a game when its ``game_id`` equals the game's id; a market with a
 ``game_id`` of another game never matches. A game from the venue's sports channel carries the
-venue's ``slug`` (``nfl-lac-buf-2025-01-26``): a market whose slug is that slug or starts with it
-and a dash (``…-2025-01-26-lac``) is that game's, whatever the dates. Otherwise the game's teams must be
-found in the market's own words: ``home``/``away`` abbreviations, outcomes, question and slug,
+venue's ``slug`` (``nfl-lac-buf-2025-01-26``): a market whose slug is that slug or starts with
+it and a dash (``…-2025-01-26-lac``) is that game's. Otherwise the game's teams must be found
+in the market's own words (``home``/``away`` abbreviations, outcomes, question and slug),
 by abbreviation (case-sensitive in text, lower-case in slugs) or by any name the scoreboard
 gives the team (display name and its word suffixes such as the nickname; with a
 ``TeamDirectory`` also short name and location; case and accents ignored). A name both teams
@@ -66,38 +66,10 @@ _EXCLUDE = re.compile(
     re.IGNORECASE,
 )
 _EXCLUDE_SLUG = frozenset(
-    {
-        "spread",
-        "spreads",
-        "handicap",
-        "ou",
-        "over",
-        "under",
-        "total",
-        "totals",
-        "points",
-        "pts",
-        "goals",
-        "margin",
-        "half",
-        "halftime",
-        "1h",
-        "2h",
-        "quarter",
-        "q1",
-        "q2",
-        "q3",
-        "q4",
-        "period",
-        "inning",
-        "innings",
-        "prop",
-        "props",
-        "mvp",
-        "series",
-        "championship",
-    }
-)
+    {"spread", "spreads", "handicap", "ou", "over", "under", "total", "totals", "points", "pts",
+     "goals", "margin", "half", "halftime", "1h", "2h", "quarter", "q1", "q2", "q3", "q4",
+     "period", "inning", "innings", "prop", "props", "mvp", "series", "championship"}
+)  # fmt: skip
 _DRAW_WORDS = re.compile(r"\b(draw|tie|tied|ties)\b", re.IGNORECASE)
 _LOSE_WORDS = re.compile(r"\b(lose|loses|lost|losing)\b", re.IGNORECASE)
 _DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")

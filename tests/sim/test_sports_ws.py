@@ -8,7 +8,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import msgspec
 import websockets
 
 from polylab.book.market_feed import MarketFeed, MarketFeedConfig
