@@ -1,6 +1,10 @@
 """Sniper research helpers for notebooks: replay a recording through a ``Sniper``, tabulate and
 plot the scoreboard-final → repricing lags it measured, and make recordings to run it on.
 
+A recording's ``sports`` channel may hold ESPN scoreboards and the venue's sports-channel frames
+side by side: the replay reconciles them (``polylab.feed.sports_reconcile``: one id per game, the
+first final wins) and ``source_lag_frame`` gives each source's own lag next to the Sniper's.
+
 Split out of ``polylab.strategy.sniper`` so that module holds only the strategy (and stays
 small); nothing here is needed to trade. polars and plotly are imported inside the functions
 that use them: importing this module stays cheap.
@@ -18,7 +22,9 @@ from polylab.book.registry import BookRegistry
 from polylab.domain import Game, Intent
 from polylab.feed.decode import market_decoder
 from polylab.feed.recording import RecordingReader, RecordingWriter, decode_meta
-from polylab.feed.sports import ScoreboardError, encode_scoreboard, parse_scoreboard
+from polylab.feed.sports import ScoreboardError, encode_scoreboard
+from polylab.feed.sports_reconcile import FinalTimes, Reconciler
+from polylab.feed.sports_sources import sports_payload_games
 from polylab.feed.wire import Book, PriceChange
 from polylab.market import Market, MarketCatalog
 from polylab.money import MICROS, parse_micros, price_micros_to_str
@@ -33,6 +39,8 @@ __all__ = [
     "plot_lags",
     "record_sniper_session",
     "replay_sniper",
+    "replay_sniper_sources",
+    "source_lag_frame",
     "write_sniper_demo",
 ]
 
@@ -65,6 +73,16 @@ def replay_sniper(
     """Run a Sniper over a recording (``meta``, ``market`` and ``sports`` records) on the
     recording's clock, calling ``on_timer`` every ``timer_ms`` of recorded time. Returns the
     Sniper (its ``lags``, ``skips`` …) and every intent it returned, in order."""
+    sn, intents, _ = replay_sniper_sources(path, config, timer_ms=timer_ms)
+    return sn, intents
+
+
+def replay_sniper_sources(
+    path: str | Path, config: SniperConfig | None = None, *, timer_ms: int = 100
+) -> tuple[Sniper, list[Intent], dict[str, FinalTimes]]:
+    """``replay_sniper`` that also returns, per reconciled game id, when each sports source
+    ("espn", "polymarket") first showed the game final (``FinalTimes``)."""
+    rc = Reconciler()
     reg = BookRegistry()
     ctx = _ReplayContext(reg)
     sn = Sniper(config)
@@ -102,13 +120,15 @@ def replay_sniper(
                 continue
         elif rec.channel == "sports":
             try:
-                games = parse_scoreboard(rec.payload, teams=sn.teams)
+                label, games = sports_payload_games(rec.payload, teams=sn.teams)
             except ScoreboardError:
                 continue
-            intents += sn.on_games(ctx, games)
+            games = rc.feed(label, ns, games)
+            if games:
+                intents += sn.on_games(ctx, games)
             if not next_timer:
                 next_timer = ns + step
-    return sn, intents
+    return sn, intents, rc.finals
 
 
 def lag_frame(lags: list[LagRecord]) -> pl.DataFrame:
@@ -128,6 +148,28 @@ def lag_frame(lags: list[LagRecord]) -> pl.DataFrame:
     }
     rows = [{k: getattr(r, k) for k in schema} for r in lags]
     return pl.DataFrame(rows, schema=schema).sort("lag_ms", descending=True)
+
+
+def source_lag_frame(lags: list[LagRecord], finals: dict[str, FinalTimes]) -> pl.DataFrame:
+    """``lag_frame`` plus, per sports source seen, ``lag_ms_<source>``: that source's first
+    final → the repricing (ms; null when the source never showed the game final), and
+    ``first_source``, the source whose final the Sniper acted on."""
+    import polars as pl
+
+    frame = lag_frame(lags)
+    labels = sorted({label for ft in finals.values() for label in ft.by_source})
+    firsts: list[str | None] = []
+    cols: dict[str, list[float | None]] = {label: [] for label in labels}
+    for gid, repriced in zip(frame["game_id"], frame["repriced_ns"], strict=True):
+        ft = finals.get(gid)
+        firsts.append(ft.first if ft is not None else None)
+        for label in labels:
+            t = ft.by_source.get(label) if ft is not None else None
+            cols[label].append(None if t is None else (repriced - t) / 1e6)
+    return frame.with_columns(
+        pl.Series("first_source", firsts, dtype=pl.String),
+        *(pl.Series(f"lag_ms_{label}", v, dtype=pl.Float64) for label, v in cols.items()),
+    )
 
 
 def plot_lags(lags: list[LagRecord]) -> go.Figure:
@@ -186,6 +228,23 @@ def _demo_books(
     return out
 
 
+def _sport_result(i: int, g: Game) -> str:
+    """A venue sports-channel message for demo game ``i`` (its own id, slug and status)."""
+    lg = {"usa.1": "mls"}.get(g.league, g.league)
+    msg = {
+        "gameId": 900_000 + i,
+        "leagueAbbreviation": lg,
+        "slug": f"{lg}-{g.away.lower()}-{g.home.lower()}-{g.start[:10]}",
+        "homeTeam": g.home_name,
+        "awayTeam": g.away_name,
+        "status": "finished" if g.final else "InProgress",
+        "score": f"{g.away_score}-{g.home_score}",
+        "live": not g.final,
+        "ended": g.final,
+    }
+    return msgspec.json.encode(msg).decode()
+
+
 def write_sniper_demo(
     path: str | Path,
     *,
@@ -193,6 +252,7 @@ def write_sniper_demo(
     lags_ms: tuple[int, ...] = (400, 1500, 2600),
     poll_ms: int = 250,
     start_ns: int = 1_700_000_000 * 10**9,
+    channel_offsets_ms: tuple[int, ...] = (),
 ) -> int:
     """Write a small synthetic recording for the Sniper: ``games`` games going final one second
     apart, a scoreboard snapshot every ``poll_ms``, and each game's market repricing
@@ -200,7 +260,9 @@ def write_sniper_demo(
 
     Game ``i`` follows ``_DEMO_GAMES`` (cycling; the third is a 1-1 soccer draw with a Yes/No
     "draw" market). Markets of even ``i`` carry ``game_id``; odd ones are found by team names.
-    Returns the number of records written.
+    With ``channel_offsets_ms``, the venue's sports channel is recorded too (its own game ids
+    and slugs): each game in progress from the start, final ``channel_offsets_ms[i]`` after the
+    scoreboard's final (negative: before it). Returns the number of records written.
     """
     recs: list[tuple[int, str, str]] = []
     markets: list[Market] = []
@@ -243,6 +305,10 @@ def write_sniper_demo(
         else:
             q = f"{aname} vs. {hname}"
             markets.append(msgspec.structs.replace(m, question=q, outcomes=(home, away)))
+        if channel_offsets_ms:
+            off = channel_offsets_ms[i % len(channel_offsets_ms)] * 10**6
+            recs.append((start_ns + 1, "sports", _sport_result(i, live)))
+            recs.append((final_ns + off, "sports", _sport_result(i, fin)))
         win, lose = (a, b) if winner in (None, home) else (b, a)
         recs += _demo_books(cid, win, lose, _DEMO_BEFORE, start_ns)
         recs += _demo_books(
