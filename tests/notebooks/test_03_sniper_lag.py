@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,25 @@ def _run(tmp_path: Path, **params: object) -> tuple[dict[str, Any], list[list[st
 def test_notebook_on_a_synthetic_recording_finds_the_written_lags(tmp_path: Path) -> None:
     _, rows = _run(tmp_path, simulate=False, games=2, lags_ms=[250, 900])
     assert sorted((r[0], float(r[4])) for r in rows) == [("401900000", 250.0), ("401900001", 900.0)]
+
+
+@pytest.mark.slow
+def test_notebook_compares_the_lags_of_espn_and_the_sports_channel(tmp_path: Path) -> None:
+    """Demo with the venue's sports channel 300 ms ahead of ESPN on game 0, 500 ms behind on
+    game 1: the table has each source's lag, the Sniper's is the earlier source's."""
+    _run(tmp_path, simulate=False, games=2, lags_ms=[250, 900], channel_offsets_ms=[-300, 500])
+    with (tmp_path / "sniper-lags.csv").open() as f:
+        rows = sorted(csv.DictReader(f), key=lambda r: r["game_id"])
+    got = [
+        (
+            r["first_source"],
+            float(r["lag_ms"]),
+            float(r["lag_ms_espn"]),
+            float(r["lag_ms_polymarket"]),
+        )
+        for r in rows
+    ]
+    assert got == [("polymarket", 550.0, 250.0, 550.0), ("espn", 900.0, 900.0, 400.0)]
 
 
 @pytest.mark.slow
