@@ -34,7 +34,9 @@ from polylab.execution.base import Executor
 from polylab.execution.paper import PaperTrader
 from polylab.feed.decode import market_decoder
 from polylab.feed.recording import RecordingReader, decode_meta
-from polylab.feed.sports import ScoreboardError, parse_scoreboard
+from polylab.feed.sports import ScoreboardError
+from polylab.feed.sports_reconcile import Reconciler
+from polylab.feed.sports_sources import sports_payload_games
 from polylab.market import MarketCatalog
 from polylab.money import MICROS, cash_to_str
 from polylab.risk.manager import RiskManager
@@ -258,6 +260,7 @@ def run_backtest(
     started = time.time_ns()
     reader = RecordingReader(recording)
     bad = 0
+    sports = Reconciler()  # ESPN and the venue's channel, as the paper runner reconciles them
     for rec in reader:
         last = clock.advance(rec.recv_ns)
         if rec.channel == "market":
@@ -285,9 +288,13 @@ def run_backtest(
                 book.needs_snapshot = True
         elif rec.channel == "sports":
             try:
-                engine.on_games(parse_scoreboard(rec.payload, teams=teams), last)
+                label, games = sports_payload_games(rec.payload, teams=teams)
             except ScoreboardError:
                 reg.stats.malformed += 1
+                continue
+            out = sports.feed(label, rec.recv_ns, games)
+            if out or not games:
+                engine.on_games(out, last)
     result = parts.finish(clock.now_ns(), time.perf_counter() - t0)
     result.malformed = reader.malformed + dec.stats.malformed + reg.stats.malformed + bad
     result.truncated = reader.truncated

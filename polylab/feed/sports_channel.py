@@ -4,10 +4,12 @@ One ``WsLink`` (the connection loop the market and user feeds share) to the chan
 (``VenueProfile.sports_ws``; the simulator serves it at ``/ws/sports``): no subscribe message,
 the server's text ``ping`` is answered with ``pong`` at once, a socket silent for ``silence_s``
 (the server pings every 5 s) is closed and reconnected with backoff. Every other frame is
-stamped on receipt (ns since the epoch), recorded as it came into the recording's ``sports``
-channel (next to ESPN payloads; ``iter_sports_records`` tells them apart), and parsed
-(``polylab.feed.venue_sports``): a bad frame is counted in ``stats.malformed`` and dropped, never
-fatal. ``poll()`` returns the games of the next good frame, ``last_recv_ns`` its stamp.
+stamped on receipt (ns since the epoch) and parsed (``polylab.feed.venue_sports``): a bad frame
+is counted in ``stats.malformed`` and dropped, never fatal. ``poll()`` returns the games of the
+next good frame and ``last_recv_ns`` its stamp, and records the frame as it came, under that
+stamp, into the recording's ``sports`` channel (next to ESPN payloads; ``payload_source`` tells
+them apart). Recording when the frame is handed out, as the ESPN payloads are, keeps a replay
+of the recording in the order the strategy saw things.
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ class PolymarketSportsSource:
         self.decode_stats = DecodeStats()
         self.last_recv_ns = 0
         self.connected = asyncio.Event()
-        self._queue: asyncio.Queue[tuple[int, list[Game]]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[int, str, list[Game]]] = asyncio.Queue()
         self._link = WsLink(
             "sports-channel",
             cfg,
@@ -142,10 +144,18 @@ class PolymarketSportsSource:
         """The games of the next good frame (waits for it); ``last_recv_ns`` is its stamp."""
         self.start()
         self._link.revive()
-        recv_ns, games = await self._queue.get()
+        recv_ns, text, games = await self._queue.get()
         self.stats.polls += 1
         self.stats.ok += 1
         self.last_recv_ns = recv_ns
+        rec = self.recorder
+        if rec is not None:
+            try:
+                rec.write(self.channel, text, recv_ns)
+            except (OSError, ValueError) as exc:  # a full disk must not cost the source
+                self.counters.recorder_errors += 1
+                if self.counters.recorder_errors == 1:
+                    log.error("sports channel: recording failed: %r", exc)
         return games
 
     # -- link callbacks ------------------------------------------------------------------------
@@ -157,14 +167,6 @@ class PolymarketSportsSource:
         log.info("sports channel down (close code %s)", code)
 
     def _on_frame(self, text: str, recv_ns: int) -> None:
-        rec = self.recorder
-        if rec is not None:
-            try:
-                rec.write(self.channel, text, recv_ns)
-            except (OSError, ValueError) as exc:  # a full disk must not cost the source
-                self.counters.recorder_errors += 1
-                if self.counters.recorder_errors == 1:
-                    log.error("sports channel: recording failed: %r", exc)
         try:
             games = parse_sport_results(text, stats=self.parse_stats)
         except ValueError as exc:
@@ -180,4 +182,4 @@ class PolymarketSportsSource:
             if q.qsize() >= self.config.max_queued:
                 q.get_nowait()
                 self.counters.dropped += 1
-            q.put_nowait((recv_ns, games))
+            q.put_nowait((recv_ns, text, games))

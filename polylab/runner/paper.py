@@ -39,12 +39,15 @@ from polylab.book.market_feed import MarketFeed, MarketFeedConfig
 from polylab.book.registry import BookRegistry
 from polylab.clock import Clock, ReplayClock, WallClock
 from polylab.config import PolylabConfig
+from polylab.domain import Game
 from polylab.engine import Engine
 from polylab.execution.base import Executor
 from polylab.execution.paper import PaperTrader
 from polylab.feed.discovery import Discovered, GammaClient
 from polylab.feed.recording import RecordingWriter
-from polylab.feed.sports_sources import HttpScoreboardSource
+from polylab.feed.sports_channel import PolymarketSportsSource
+from polylab.feed.sports_reconcile import Reconciler
+from polylab.feed.sports_sources import HttpScoreboardSource, ScoreboardSource
 from polylab.market import MarketCatalog
 from polylab.money import MICROS
 from polylab.risk.portfolio import Portfolio
@@ -66,6 +69,7 @@ class Venue(msgspec.Struct, frozen=True):
     ws_url: str
     sports: tuple[tuple[str, str], ...] = ()
     simulated: bool = False
+    sports_ws: str = ""  # the venue's sports channel; "" = {ws_url}/ws/sports (the simulator's)
 
 
 @contextlib.asynccontextmanager
@@ -168,17 +172,31 @@ class _FeedWriter(RecordingWriter):
 
 
 class _Scoreboard:
-    """A scoreboard source whose raw payloads are kept, to be recorded with the games."""
+    """A scoreboard source whose raw payloads are recorded (``writer``) with the games."""
 
-    def __init__(self, v: Venue, sport: str, league: str, poll_ms: int, teams: Any) -> None:
+    def __init__(
+        self, v: Venue, sport: str, league: str, poll_ms: int, teams: Any, writer: Any = None
+    ) -> None:
         self.payload = b""
         self.client = httpx.AsyncClient(timeout=5.0, event_hooks={"response": [self._keep]})
         self.src = HttpScoreboardSource(
             v.url, sport, league, poll_ms=poll_ms, teams=teams, client=self.client
         )
+        self.name = self.src.name
+        self.last_recv_ns = 0
+        self.writer: _FeedWriter | None = writer
 
     async def _keep(self, resp: httpx.Response) -> None:
         self.payload = await resp.aread()
+
+    async def poll(self) -> list[Game]:
+        """The next snapshot's games; its payload is recorded under the response's stamp."""
+        games = await self.src.poll()
+        if games:
+            self.last_recv_ns = ns = self.src.last_recv_ns
+            if self.writer is not None:
+                self.writer.write("sports", self.payload.decode("utf-8", "replace"), ns)
+        return games
 
 
 async def run_paper(
@@ -228,11 +246,20 @@ async def run_paper(
         writer = _FeedWriter(Path(out_dir) / FEED_FILE)
         writer.write_meta(list(catalog.markets.values()), wall.now_ns())
     feed_cfg = MarketFeedConfig(url=f"{v.ws_url}/ws/market", stale_after_ms=30_000)
-    boards = (
-        [_Scoreboard(v, sport, league, config.sniper.poll_ms, teams) for sport, league in v.sports]
-        if "sniper" in config.strategies
-        else []
-    )
+    sniping = "sniper" in config.strategies
+    boards = [
+        _Scoreboard(v, sport, league, config.sniper.poll_ms, teams, writer)
+        for sport, league in (v.sports if sniping else ())
+    ]
+    channel: PolymarketSportsSource | None = None
+    sources: list[tuple[str, ScoreboardSource]] = [("espn", b) for b in boards]
+    reconciler: Reconciler | None = None
+    if sniping and config.sniper.sports_channel:  # reconciled with ESPN: first final wins
+        channel = PolymarketSportsSource(
+            v.sports_ws or f"{v.ws_url}/ws/sports", teams=teams, recorder=writer
+        )
+        sources.append(("polymarket", channel))
+        reconciler = Reconciler()
 
     def flagged(aid: str, reason: str) -> None:
         """The feed stopped trusting a book (gap, disconnect): the backtest must too."""
@@ -259,14 +286,13 @@ async def run_paper(
             await asyncio.sleep(0.1)
             engine.on_time(c.now_ns())
 
-    async def sports_loop(b: _Scoreboard) -> None:
+    async def sports_loop(label: str, src: ScoreboardSource) -> None:
         while True:
-            games = await b.src.poll()
-            if games:
-                ns = b.src.last_recv_ns  # the stamp of the response these games came in
-                if writer is not None:
-                    writer.write("sports", b.payload.decode("utf-8", "replace"), ns)
-                engine.on_games(games, events.advance(ns))
+            games = await src.poll()  # recorded as it is handed out: a replay sees this order
+            if games and reconciler is not None:
+                games = reconciler.feed(label, src.last_recv_ns, games)
+            if games:  # stamped with the receive time of the payload they came in
+                engine.on_games(games, events.advance(src.last_recv_ns))
 
     async def ticker() -> None:
         while on_tick is not None:
@@ -279,7 +305,7 @@ async def run_paper(
             await feed.subscribe(tokens)
             tasks = [
                 asyncio.create_task(ticker()),
-                *(asyncio.create_task(sports_loop(b)) for b in boards),
+                *(asyncio.create_task(sports_loop(label, src)) for label, src in sources),
             ]
             if clock is not None:
                 tasks.append(asyncio.create_task(timer(clock)))
@@ -292,6 +318,8 @@ async def run_paper(
                 for t in tasks:
                     with contextlib.suppress(asyncio.CancelledError):
                         await t
+                if channel is not None:
+                    await channel.aclose()
                 for b in boards:
                     await b.client.aclose()
             run.stopped_by = "stop" if stop.is_set() else "time"

@@ -57,6 +57,8 @@ class SniperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     * ``draws``: "buy" the draw-paying token on a draw, or "skip" draws.
     * ``act_on_first_seen_final``: also trade games already final in their first snapshot.
     * ``watch_timeout_ms``: stop watching a (game, market) this long after the final (ms).
+    * ``sports_channel``: the paper/live runner also reads the venue's sports channel and
+      reconciles it with the scoreboards (one id per game, the first final wins).
     """
 
     enabled: bool = True
@@ -73,6 +75,7 @@ class SniperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     draws: Literal["buy", "skip"] = "buy"
     act_on_first_seen_final: bool = False
     watch_timeout_ms: Annotated[int, msgspec.Meta(gt=0)] = 3_600_000
+    sports_channel: bool = False
 
 
 class LagRecord(msgspec.Struct, frozen=True, kw_only=True):
