@@ -29,6 +29,7 @@ from polylab.feed.sports import TeamDirectory, TeamNames
 from polylab.feed.sports_sources import SourceStats
 from polylab.feed.venue_sports import SportsParseStats, parse_sport_results
 from polylab.feed.ws_link import WsLink
+from polylab.venue import VenueProfile
 
 __all__ = ["PolymarketSportsSource", "SportsChannelConfig", "SportsCounters"]
 
@@ -122,6 +123,18 @@ class PolymarketSportsSource:
             server_ping="ping",
             server_pong="pong",
         )
+
+    @classmethod
+    def for_venue(
+        cls,
+        profile: VenueProfile,
+        *,
+        teams: TeamDirectory | None = None,
+        recorder: RecordingWriter | None = None,
+    ) -> PolymarketSportsSource:
+        """The source on a venue profile's ``sports_ws`` (production: the venue's host;
+        ``POLYMARKET_SPORTS_WS_URL`` overrides it)."""
+        return cls(SportsChannelConfig(url=profile.sports_ws), teams=teams, recorder=recorder)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:

@@ -30,7 +30,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from polylab.sim.sports import LEAGUES, Game
 from polylab.sim.state import SimState
 
-__all__ = ["CHANNEL_KEY", "SportsChannel", "mount", "register", "sport_result"]
+__all__ = ["CHANNEL_KEY", "SportsChannel", "mount", "register", "sport_result", "standalone_app"]
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +242,14 @@ def mount(app: web.Application, channel: SportsChannel, path: str) -> None:
 
     app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)
+
+
+def standalone_app(state: SimState, path: str = "/ws") -> web.Application:
+    """An application serving only the sports channel at ``path`` (production layout: the
+    channel on its own port, at ``/ws``), over the same simulator ``state``."""
+    app = web.Application()
+    mount(app, SportsChannel(state), path)
+    return app
 
 
 def register(app: web.Application, state: SimState) -> SportsChannel:

@@ -197,3 +197,30 @@ def test_sniper_buys_the_winner_on_a_sports_channel_result_before_the_market_rep
         assert leg.price <= 970_000 and it.edge > 0
         assert resolved[it.group_id] == leg.token_id, it
     assert len({it.group_id for it in intents}) == len(intents)
+
+
+def test_production_layout_serves_the_channel_at_ws_on_its_own_port() -> None:
+    """The ``polymarket`` profile with only ``POLYMARKET_SPORTS_WS_URL`` overridden reaches the
+    channel that ``standalone_app`` serves at ``/ws`` (the production path)."""
+    from aiohttp import web
+
+    from polylab.sim.sports_ws import standalone_app
+    from polylab.venue import resolve
+
+    async def main() -> None:
+        state = SimState(SimConfig(generator=False, **FAST))
+        gid = _nfl_game(state)
+        runner = web.AppRunner(standalone_app(state))
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        port = runner.addresses[0][1]
+        try:
+            env = {"POLYMARKET_SPORTS_WS_URL": f"ws://127.0.0.1:{port}/ws"}
+            profile = resolve("polymarket", overrides=env, use_env=False)
+            async with PolymarketSportsSource.for_venue(profile) as src:
+                (g,) = await src.poll()
+                assert g.id == gid and src.config.url.endswith(f":{port}/ws")
+        finally:
+            await runner.cleanup()
+
+    run(main)
