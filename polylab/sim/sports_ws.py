@@ -87,11 +87,19 @@ def sport_result(g: Game, *, final: bool, finished_ms: int = 0) -> dict[str, Any
     return msg
 
 
+_MAX_QUEUED = 10_000
+"""Messages waiting for one client; a client further behind is closed as a slow consumer."""
+
+
 class _Client:
-    __slots__ = ("next_ping_ns", "pings", "pongs", "unanswered_ns", "ws")
+    """One connection: its outbox (every message, pings included, goes out in queue order, so
+    a snapshot is never overtaken by a broadcast) and its heartbeat state."""
+
+    __slots__ = ("next_ping_ns", "out", "pings", "pongs", "unanswered_ns", "ws")
 
     def __init__(self, ws: web.WebSocketResponse) -> None:
         self.ws = ws
+        self.out: asyncio.Queue[str] = asyncio.Queue()
         self.unanswered_ns = 0  # send time of the oldest ping not yet answered (0: none)
         self.pings = 0
         self.pongs = 0
@@ -102,7 +110,8 @@ class SportsChannel:
     """Connections and broadcasts of the sports channel (one per simulator application).
 
     Counters: ``connections`` (ever), ``closed_for_pong`` (clients closed by the heartbeat
-    rule), ``sent`` (messages sent), ``bad_messages`` (client text other than ``pong``)."""
+    rule), ``slow_consumers`` (closed for falling ``_MAX_QUEUED`` messages behind), ``sent``
+    (messages sent), ``bad_messages`` (client text other than ``pong``)."""
 
     def __init__(self, state: SimState) -> None:
         cfg = state.config
@@ -114,6 +123,7 @@ class SportsChannel:
         self.clients: set[_Client] = set()
         self.connections = 0
         self.closed_for_pong = 0
+        self.slow_consumers = 0
         self.sent = 0
         self.bad_messages = 0
         self._last: dict[str, bytes] = {}
@@ -155,12 +165,30 @@ class SportsChannel:
             if rev == self._revision and not self._lagging:
                 continue
             self._revision = rev
-            for msg in self.changes():
-                await self._send_all(msg.decode())
+            self._flush()
 
-    async def _send_all(self, text: str) -> None:
-        for c in list(self.clients):
-            with contextlib.suppress(ConnectionError, RuntimeError):
+    def _flush(self) -> None:
+        """Queue the messages of every game that changed to every client (no await)."""
+        for msg in self.changes():
+            text = msg.decode()
+            for c in list(self.clients):
+                if c.out.qsize() >= _MAX_QUEUED:
+                    self.slow_consumers += 1
+                    self.clients.discard(c)
+                    while not c.out.empty():
+                        c.out.get_nowait()
+                    c.out.put_nowait("")  # tells its writer to close it
+                    continue
+                c.out.put_nowait(text)
+
+    async def _writer(self, c: _Client) -> None:
+        """Send ``c``'s outbox in order until the socket closes."""
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            while not c.ws.closed:
+                text = await c.out.get()
+                if not text:
+                    await c.ws.close(code=_POLICY, message=b"slow consumer")
+                    return
                 await c.ws.send_str(text)
                 self.sent += 1
 
@@ -176,8 +204,7 @@ class SportsChannel:
                 await c.ws.close(code=_POLICY, message=b"pong timeout")
                 return
             if now >= c.next_ping_ns:
-                with contextlib.suppress(ConnectionError, RuntimeError):
-                    await c.ws.send_str("ping")
+                c.out.put_nowait("ping")
                 c.pings += 1
                 c.unanswered_ns = c.unanswered_ns or now
                 c.next_ping_ns = now + ping_ns
@@ -189,12 +216,12 @@ class SportsChannel:
         await ws.prepare(request)
         c = _Client(ws)
         self.connections += 1
-        self.changes()  # bring the snapshot up to date before this client's first view
-        for msg in list(self._last.values()):
-            await ws.send_str(msg.decode())
-            self.sent += 1
+        self._flush()  # the others get what changed; then this client's snapshot, no await
+        for msg in self._last.values():  # between: nothing can come in between
+            c.out.put_nowait(msg.decode())
         self.clients.add(c)
         beat = asyncio.create_task(self._heartbeat(c))
+        writer = asyncio.create_task(self._writer(c))
         try:
             async for m in ws:
                 if m.type == WSMsgType.TEXT and m.data.strip() == "pong":
@@ -204,9 +231,11 @@ class SportsChannel:
                     self.bad_messages += 1
         finally:
             self.clients.discard(c)
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
+            for t in (beat, writer):
+                t.cancel()
+            for t in (beat, writer):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
         return ws
 
     def start(self) -> None:

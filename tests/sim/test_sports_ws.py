@@ -224,3 +224,29 @@ def test_production_layout_serves_the_channel_at_ws_on_its_own_port() -> None:
             await runner.cleanup()
 
     run(main)
+
+
+def test_every_client_gets_every_change_whenever_it_connected() -> None:
+    """A client connecting after a change (its snapshot) does not take that change from the
+    clients already connected; both see the final."""
+
+    async def finals(src: PolymarketSportsSource) -> list[str]:
+        got = await src.poll()
+        while not got[-1].final:
+            got = await src.poll()
+        return [g.state for g in got]
+
+    async def main() -> None:
+        async with running_sim(SimConfig(generator=False, **FAST)) as sim:
+            gid = _nfl_game(sim.state)
+            url = f"{sim.ws_url}/ws/sports"
+            async with PolymarketSportsSource(url) as a:
+                assert [g.state for g in await a.poll()] == ["pre"]
+                sim.state.scoreboard.start(gid)  # changed, then b connects before any tick
+                async with PolymarketSportsSource(url) as b:
+                    assert [g.state for g in await b.poll()] == ["in"]
+                    assert [g.state for g in await a.poll()] == ["in"]
+                    sim.state.scoreboard.finish(gid)
+                    assert await finals(a) == await finals(b) == ["post"]
+
+    run(main)
