@@ -8,7 +8,9 @@ real game, under one id:
   same two teams (abbreviations, or else lower-cased names) in a compatible league and, when
   both dates are known, start dates at most one day apart (the venue's slug carries the local
   date, ESPN the UTC time). Only a unique candidate joins; otherwise the game stands alone.
-  The joined game keeps the id it was first seen under (the Sniper tracks games by id).
+  The joined game keeps the id it was first seen under (the Sniper tracks games by id), and
+  every snapshot of it carries the venue's slug once any source gave one (market mapping
+  matches on the slug whatever id a market's ``game_id`` holds).
 * **first final wins**: the first final result of a game from any source is passed on; later
   snapshots of that game from the other sources are not (a later final that disagrees is
   counted in ``stats.disagreements`` and noted in ``FinalTimes.disagree``). Before any final,
@@ -76,7 +78,7 @@ class ReconcileStats(msgspec.Struct):
 
 
 class _Known:
-    __slots__ = ("abbrs", "day", "id", "league", "names", "sources")
+    __slots__ = ("abbrs", "day", "id", "league", "names", "slug", "sources")
 
     def __init__(self, g: Game, label: str) -> None:
         self.id = g.id
@@ -84,6 +86,7 @@ class _Known:
         self.abbrs = frozenset((g.home, g.away))
         self.names = frozenset(n.lower() for n in (g.home_name, g.away_name) if n)
         self.day = _day(g)
+        self.slug = g.slug
         self.sources = {label}
 
 
@@ -189,7 +192,13 @@ class Reconciler:
             if ft is not None and ft.first != label:
                 self.stats.suppressed += 1
                 continue
-            out.append(g if g.id == gid else msgspec.structs.replace(g, id=gid))
+            known = self._known[gid]
+            if g.slug and not known.slug:
+                known.slug = g.slug
+            slug = g.slug or known.slug
+            if g.id != gid or g.slug != slug:
+                g = msgspec.structs.replace(g, id=gid, slug=slug)
+            out.append(g)
         self.stats.passed += len(out)
         return out
 

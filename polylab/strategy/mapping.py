@@ -3,10 +3,11 @@
 A market belongs to a game when its ``game_id`` equals the game's id; a market with a
 ``game_id`` of another game never matches. A game from the venue's sports channel carries the
 venue's ``slug`` (``nfl-lac-buf-2025-01-26``): a market whose slug is that slug or starts with
-it and a dash (``…-2025-01-26-lac``) is that game's. Otherwise the game's teams must be found
-in the market's own words (``home``/``away`` abbreviations, outcomes, question and slug),
-by abbreviation (case-sensitive in text, lower-case in slugs) or by any name the scoreboard
-gives the team (display name and its word suffixes such as the nickname; with a
+it and a dash (``…-2025-01-26-lac``) is that game's, even when its ``game_id`` is another
+source's id of the game (reconciled games keep one source's id). Otherwise the game's teams
+must be found in the market's own words (``home``/``away`` abbreviations, outcomes, question
+and slug), by abbreviation (case-sensitive in text, lower-case in slugs) or by any name the
+scoreboard gives the team (display name and its word suffixes such as the nickname; with a
 ``TeamDirectory`` also short name and location; case and accents ignored). A name both teams
 share is ignored, and a match inside a longer match of the other team ("New York" inside "New
 York City FC") does not count. Both teams must be found, or one team plus a known start; and
@@ -247,15 +248,16 @@ def match_market(
 ) -> MarketMapping | None:
     """How ``market`` pays on ``game``'s result, or None when it is not this game's winner
     market (see the module docstring for the rules)."""
-    if market.game_id and market.game_id != game.id:
-        return None
+    slug_hit = _slug_hit(game.slug, market.slug)
+    if market.game_id and market.game_id != game.id and not slug_hit:
+        return None  # another game's id (unless the slug says it is this game under another id)
     tx = _text if _text is not None else _Text(market)
     if tx.excluded or len(market.token_ids) != len(market.outcomes):
         return None
     home, away = _teams_of(game, teams)
-    how: Literal["game_id", "slug", "names"] = "game_id" if market.game_id else "names"
-    if how == "names" and _slug_hit(game.slug, market.slug):
-        how = "slug"
+    how: Literal["game_id", "slug", "names"] = (
+        "game_id" if market.game_id == game.id else "slug" if slug_hit else "names"
+    )
 
     found = [False, False]
     for meta in (market.home, market.away):

@@ -167,3 +167,26 @@ def test_the_venue_slug_maps_markets_without_a_start_time() -> None:
     assert match_market(g, spread) is None and match_market(g, other_day) is None
     res = map_games([g], [win, teams, spread, other_day])
     assert {m.condition_id for m in res.by_game[g.id]} == {"c-win", "c-ml"}
+
+
+def test_espn_first_game_maps_a_market_holding_the_venues_game_id_by_slug() -> None:
+    """ESPN saw the game first, so the reconciled id is ESPN's; the market (as Gamma lists it)
+    carries the venue's ``gameId``. The venue's slug, copied onto every snapshot of the game,
+    still maps it; a market of another game id and slug does not."""
+    r = Reconciler()
+    r.feed("espn", T, [espn("in", 7, 3)])
+    r.feed("polymarket", T + 1, [venue("in", 7, 3)])
+    (later,) = r.feed("espn", T + 2, [espn("post", 23, 10)])
+    assert later.id == "401772" and later.slug == "nfl-lac-buf-2025-01-26"
+    ml = Market(
+        condition_id="c-ml",
+        token_ids=("lac", "buf"),
+        outcomes=("Chargers", "Bills"),
+        question="Chargers vs. Bills",
+        slug="nfl-lac-buf-2025-01-26",
+        game_id="90061",
+    )
+    mm = match_market(later, ml)
+    assert mm is not None and mm.how == "slug" and mm.paying_token("home") == "buf"
+    other = msgspec.structs.replace(ml, game_id="77", slug="nfl-lac-buf-2025-02-09")
+    assert match_market(later, other) is None
