@@ -74,6 +74,7 @@ def _register_subapps() -> None:
                 raise
             continue
         app.add_typer(sub.app, name=name)
+    _register_run()
 
 
 def _window_rows(windows: list[Window], top: int) -> list[dict[str, object]]:
@@ -466,7 +467,6 @@ def _median_ms(ws: list[Window]) -> str:
 def main() -> None:
     """Console-script entry point."""
     _register_subapps()
-    _register_run()
     app()
 
 

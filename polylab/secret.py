@@ -15,7 +15,9 @@ from __future__ import annotations
 import hmac
 from typing import Any, NoReturn
 
-__all__ = ["REDACTED", "Secret"]
+import msgspec
+
+__all__ = ["REDACTED", "ApiCreds", "Secret"]
 
 REDACTED = "<redacted>"
 
@@ -71,3 +73,51 @@ class Secret:
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Secret:
         return self
+
+
+class _ApiCredsWire(msgspec.Struct, frozen=True, kw_only=True):
+    """The venue's ``{"apiKey", "secret", "passphrase"}`` answer, decoded once, then wrapped."""
+
+    api_key: str = msgspec.field(name="apiKey")
+    secret: str
+    passphrase: str
+
+
+_creds_dec = msgspec.json.Decoder(_ApiCredsWire)
+
+
+class ApiCreds(msgspec.Struct, frozen=True, kw_only=True):
+    """L2 credentials. ``secret`` (base64url, keys the HMAC) and ``passphrase`` (sent as a
+    header) are ``Secret``: redacted in ``repr``/``str``/rich, refused by msgspec encoding,
+    ``to_builtins`` and ``pickle``; the signing code calls ``.reveal()``. Plain strings given to
+    the constructor are wrapped. ``decode`` reads the venue's JSON answer.
+    """
+
+    api_key: str = msgspec.field(name="apiKey")
+    secret: Secret
+    passphrase: Secret
+
+    def __post_init__(self) -> None:
+        for name in ("secret", "passphrase"):
+            value = getattr(self, name)
+            if not isinstance(value, Secret):
+                msgspec.structs.force_setattr(self, name, Secret(value))
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> ApiCreds:
+        """From the venue's ``{"apiKey", "secret", "passphrase"}`` (``msgspec.DecodeError`` if
+        it has another shape)."""
+        w = _creds_dec.decode(raw)
+        return cls(api_key=w.api_key, secret=Secret(w.secret), passphrase=Secret(w.passphrase))
+
+    def __repr__(self) -> str:
+        return f"ApiCreds(api_key={self.api_key!r}, secret=<redacted>, passphrase=<redacted>)"
+
+    def __str__(self) -> str:
+        return self.__repr__()
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return [("api_key", self.api_key), ("secret", REDACTED), ("passphrase", REDACTED)]
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("ApiCreds cannot be pickled: load the credentials where they are used")

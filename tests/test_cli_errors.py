@@ -230,6 +230,20 @@ CASES: list[Case] = [
         {},
     ),
     ("unknown-command", lambda e: ["frobnicate"], lambda e: ["frobnicate"], {}),
+    ("run-malformed-url", lambda e: ["run", "--url", "notaurl"], lambda e: ["notaurl"], {}),
+    ("run-negative", lambda e: ["run", "--seconds", "-1"], lambda e: ["-1"], {}),
+    (
+        "run-ledger-unreachable",
+        lambda e: [
+            "run",
+            "--seconds",
+            "1",
+            "--database-url",
+            f"postgresql://u:pw@127.0.0.1:{e.port}/x",
+        ],
+        lambda e: [f"127.0.0.1:{e.port}"],
+        {},
+    ),
 ]
 
 

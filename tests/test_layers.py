@@ -57,9 +57,7 @@ SIM_MAY_IMPORT = {
 SIM_MAX_LAYER = 1  # beyond the list above, the simulator uses only domain/money and feed
 
 # Edges still to be untangled: (importer, imported). Must only shrink.
-KNOWN: set[tuple[str, str]] = {
-    ("polylab.feed.user_ws", "polylab.execution.auth"),
-}
+KNOWN: set[tuple[str, str]] = set()
 
 
 def _module_name(path: Path) -> str:

@@ -30,11 +30,11 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from polylab.errors import ConfigError
-from polylab.execution.auth import ApiCreds
 from polylab.feed.decode import RateLimitedLog, user_decoder
 from polylab.feed.recording import RecordingWriter
 from polylab.feed.wire import UserEvent, UserOrder, UserTrade
 from polylab.feed.ws_link import WsLink
+from polylab.secret import ApiCreds
 
 __all__ = ["UserFeed", "UserFeedConfig", "UserFeedCounters"]
 

@@ -357,7 +357,7 @@ def _open_ledger(url: str, attempts: int = 4) -> Ledger:
         except LedgerError as exc:
             if i == attempts - 1:
                 raise
-            log.warning("ledger not ready (%s); retrying", exc)
+            log.info("ledger not ready (%s); retrying", exc)
             time.sleep(0.5 * 2**i)
     raise AssertionError("unreachable")
 

@@ -15,13 +15,16 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from polylab.errors import PolylabError
+
 __all__ = ["DEFAULT_SQLITE_PATH", "LedgerError", "make_engine", "redact_url", "resolve_url"]
 
 DEFAULT_SQLITE_PATH = Path("runs") / "polylab.db"
 
 
-class LedgerError(Exception):
-    """The ledger cannot be used as asked (bad URL, unknown run); the message says why."""
+class LedgerError(PolylabError):
+    """The ledger cannot be used as asked (bad URL, unreachable, unknown run); the message says
+    why and names the URL without its password. The CLI prints it as one line, exit 2."""
 
 
 def resolve_url(url: str | None = None) -> str:
