@@ -106,6 +106,9 @@ class EngineStats(msgspec.Struct):
     """Legs that found less than their size at their limit (status unfilled or partial)."""
     unwind_fills: int = 0
     """Orders the executor sent, and that filled, to undo a set's uneven legs."""
+    unknown_legs: int = 0
+    """Legs whose outcome the venue could not tell (status unknown): their intent's risk
+    reservation stays held until ``resolve_unknown``, never released as if nothing filled."""
 
 
 class IntentRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -163,6 +166,8 @@ class Engine:
         self.sinks = list(sinks)
         self.config = config or EngineConfig()
         self.observers = list(observers)
+        self.unresolved: dict[str, ExecutionResult] = {}
+        """Results with legs of unknown outcome, by intent id (see ``resolve_unknown``)."""
         self.decision_hooks: list[Callable[[str, Intent, Decision, int], None]] = []
         """Called with (intent id, intent, the risk gate's decision, ns) for every intent that
         reached the gate: the runner publishes these as signals. Must not block."""
@@ -419,6 +424,18 @@ class Engine:
             self.claims.claim(iid, intent.legs, self.registry.books, now)
         return iid
 
+    def resolve_unknown(self, res: ExecutionResult) -> None:
+        """Book what an unknown-outcome intent turned out to be (the venue answered later, or
+        an operator reconciled it): ``res`` carries only what is newly known (its fills are
+        booked), then the intent's reservation is released."""
+        if self.unresolved.pop(res.intent_id, None) is None:
+            raise KeyError(f"intent {res.intent_id} has no unknown outcome to resolve")
+        for row in self.portfolio.apply(res, self.catalog):
+            self._emit("fills", row)
+        for rep in res.reports:
+            self._emit("orders", rep)
+        self.risk.release(res.intent_id)
+
     def _finish(self, res: ExecutionResult, now: int) -> None:
         self.stats.results += 1
         intent = self._open.pop(res.intent_id, res.intent)
@@ -429,7 +446,18 @@ class Engine:
         st.unfilled_legs += sum(1 for r in res.reports if r.status in ("unfilled", "partial"))
         st.unwind_fills += sum(1 for r in res.unwound if r.filled > 0)
         fills = self.portfolio.apply(res, self.catalog)
-        self.risk.release(res.intent_id)
+        unknown = sum(1 for r in res.reports if r.status == "unknown")
+        if unknown:  # may have filled: keep its worst case against the limits
+            st.unknown_legs += unknown
+            self.unresolved[res.intent_id] = res
+            log.error(
+                "intent %s: %d legs with an unknown outcome; its risk reservation stays held "
+                "until resolved (Engine.resolve_unknown)",
+                res.intent_id,
+                unknown,
+            )
+        else:
+            self.risk.release(res.intent_id)
         for row in fills:
             self._emit("fills", row)
         for rep in (*res.reports, *res.unwound):

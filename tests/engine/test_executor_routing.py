@@ -13,7 +13,7 @@ import polars as pl
 
 from polylab.book.registry import BookRegistry
 from polylab.config import load_config
-from polylab.domain import Intent, Leg
+from polylab.domain import ExecutionResult, Intent, Leg, OrderReport
 from polylab.engine import Engine, EngineConfig
 from polylab.execution.live import Credentials, LiveConfig, LiveExecutor
 from polylab.execution.routing import RoutingExecutor
@@ -131,3 +131,94 @@ def test_dust_of_a_collateral_sized_leg_is_recorded_as_residual_exposure() -> No
     (row,) = rec.rows["residuals"]
     assert (row.intent_id, row.token_id, row.shares, row.executor) == (iid, "1", 10_000, "paper")
     assert pf.position("1") == 10_000 and pf.position("2") == 0  # 55.55 sets merged
+
+
+class UnknownOutcome:
+    """An executor whose venue never answered: every leg comes back ``unknown``."""
+
+    name = "live"
+
+    def __init__(self) -> None:
+        self.queue: list[tuple[str, Intent, int]] = []
+
+    def submit(self, intent_id: str, intent: Intent, now_ns: int) -> None:
+        self.queue.append((intent_id, intent, now_ns))
+
+    def poll(self, now_ns: int, books: Any) -> list[ExecutionResult]:
+        out = [
+            ExecutionResult(
+                intent_id=iid,
+                intent=it,
+                reports=tuple(
+                    _report(iid, i, leg, "unknown", 0, t) for i, leg in enumerate(it.legs)
+                ),
+                complete=False,
+            )
+            for iid, it, t in self.queue
+        ]
+        self.queue.clear()
+        return out
+
+    def pending(self) -> int:
+        return len(self.queue)
+
+
+def _report(iid: str, i: int, leg: Leg, status: Any, filled: int, t: int) -> OrderReport:
+    cost = filled * leg.price // M
+    return OrderReport(
+        intent_id=iid,
+        leg=i,
+        token_id=leg.token_id,
+        side=leg.side,
+        limit_price=leg.price,
+        requested=leg.size,
+        filled=filled,
+        cost=cost,
+        fee=0,
+        avg_price=leg.price if filled else 0,
+        status=status,
+        sent_ns=t,
+        done_ns=t,
+        order_id=f"o-{iid}-{i}",
+    )
+
+
+def test_an_unknown_outcome_keeps_its_reservation_until_resolved() -> None:
+    cat = MarketCatalog([Market(condition_id="m1", token_ids=("1", "2"), min_order_size="5")])
+    pf = Portfolio(1_000 * M)
+    risk = RiskManager(RiskConfig(), pf)
+    ex = UnknownOutcome()
+    engine = Engine(
+        registry=BookRegistry(cat),
+        strategies=[],
+        risk=risk,
+        executor=ex,  # type: ignore[arg-type]
+        portfolio=pf,
+        config=EngineConfig(cooldown_ms=0),
+    )
+    legs = tuple(Leg(token_id=t, side="BUY", price=400_000, size=10 * M) for t in ("1", "2"))
+    intent = Intent(strategy="s", group_id="m1", kind="set", legs=legs, edge=0, created_ns=0)
+    iid = engine.submit(intent)
+    assert iid is not None
+    held = risk.reserved()
+    engine.on_time(10**9)
+    assert engine.stats.results == 1 and engine.stats.unknown_legs == 2
+    assert risk.reserved() == held > 0  # may have filled: still counted against the limits
+    assert engine.submit(intent) is not None  # but the (strategy, group) is not blocked
+    engine.on_time(2 * 10**9)
+    # The venue answers later: one leg filled, one did not.
+    res = engine.unresolved[iid]
+    answer = ExecutionResult(
+        intent_id=iid,
+        intent=res.intent,
+        reports=(
+            _report(iid, 0, legs[0], "filled", 10 * M, 3),
+            _report(iid, 1, legs[1], "unfilled", 0, 3),
+        ),
+        complete=False,
+    )
+    engine.resolve_unknown(answer)
+    assert pf.position("1") == 10 * M and pf.position("2") == 0
+    # Only the second intent (also unknown) still holds its reservation.
+    assert iid not in engine.unresolved and len(engine.unresolved) == 1
+    assert risk.reserved() == held
