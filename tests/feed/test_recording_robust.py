@@ -148,7 +148,8 @@ def test_backtest_json_reports_malformed_and_truncated(tmp_path: Path) -> None:
     bad = list(lines)
     bad[40] = bad[40][:30] + b"\xff" + bad[40][30:]
     bad[70] = b"[[[[\n"
-    p = run_cli("backtest", str(write_lines(tmp_path / "bad.jsonl", bad)), "--json")
+    src = write_lines(tmp_path / "bad.jsonl", bad)
+    p = run_cli("backtest", str(src), "--json", "--out", str(tmp_path / "bt"))
     p.check_returncode()
     out = json.loads(p.stdout)
     assert out["malformed"] == 2 and out["truncated"] is False and out["events"] > 0
