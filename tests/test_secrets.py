@@ -239,6 +239,32 @@ def test_every_cli_command_keeps_planted_credentials_out_of_everything(tmp_path:
         _cli(tmp_path, log, "demo", "--seconds", "2"),
         _cli(tmp_path, log, "sim", "record", str(tmp_path / "sim.jsonl"), "--seconds", "1"),
         _cli(tmp_path, log, "sports", "parse", str(rec)),
+        _cli(tmp_path, log, "run", "--seconds", "2", "--json", env={"POLYLAB_HTTP_PORT": "0"}),
+        _cli(
+            tmp_path,
+            log,
+            "run",
+            "--live",
+            "--seconds",
+            "2",
+            "--json",
+            env={"POLYLAB_HTTP_PORT": "0"},
+        ),
+        _cli(tmp_path, log, "ledger", "export", str(tmp_path / "ledger-out")),
+        _cli(
+            tmp_path,
+            log,
+            "sweep",
+            str(rec),
+            "--strategy",
+            "sum_to_100",
+            "--grid",
+            "min_edge=0.001,0.002",
+            "--workers",
+            "1",
+            "--out",
+            str(tmp_path / "sweep.parquet"),
+        ),
     ]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

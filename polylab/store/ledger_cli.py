@@ -21,7 +21,9 @@ _URL_HELP = "database URL (default: $DATABASE_URL, else sqlite:///runs/polylab.d
 
 def _fail(msg: str) -> NoReturn:
     """One line naming the problem, exit code 2."""
-    console.print(f"error: {msg}", style="red", markup=False, soft_wrap=True, highlight=False)
+    console.print(
+        f"polylab: error: {msg}", style="red", markup=False, soft_wrap=True, highlight=False
+    )
     raise typer.Exit(2)
 
 
