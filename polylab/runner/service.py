@@ -249,6 +249,7 @@ class RunnerService:
                 "signals": self.signals,
                 "fills_published": self.fills_published,
                 "ledger_queue": self.writer.depth,
+                "ledger_p99_us": self.writer.latency_ns(0.99) // 1_000,
                 "bus_dropped": sum(self.bus.health().dropped.values()),
             },
         )

@@ -1,0 +1,415 @@
+"""``polylab run`` under load (issue 11 §7): the runner on the simulator at ~1,000 market
+messages per second, with Redis and PostgreSQL (or the embedded SQLite ledger).
+
+Three processes: the simulator (``polylab sim serve``, its generator paced by ``steps_per_s``),
+the runner (``polylab run --url …``, the process whose RSS is sampled) and this bench, which
+subscribes to ``poly:state`` on Redis and stamps each message on receipt. Each run uses its own
+bus prefix and a fresh PostgreSQL schema, both removed afterwards. Figures, measured after a
+warm-up (the first ``--warmup`` seconds are not counted):
+
+* ``poly:state`` period p50/p99 on the receive side (receive-time deltas, ms), and the same on
+  the publisher's ``ts_ns``; target: every period within 100 ms ± 10 ms at p99;
+* bus drops on the streams: ledger fills missing from ``poly:stream:trades`` plus duplicates,
+  plus signals missing from ``poly:stream:signals``; target 0;
+* ledger lag: fill ``ts_ns`` (ledger row) → the ``poly:trades`` message stamped right after
+  the commit, p50/p99 (ms); and the writer's enqueue→commit p99 (state counter);
+* runner RSS at the start and at the end of the window (MiB) and its growth; target ≤ 10 %;
+* tick-to-order p50/p99 (µs) as the engine reports them in ``poly:state``; target p99 ≤ 1 ms;
+* the achieved market message rate (feed frames per second, the simulator sends one message
+  per frame); target ≥ 95 % of ``--rate``. The simulator's pace is ``--steps-per-s`` (default
+  ``--rate`` / ``MSGS_PER_STEP``, measured on this simulator); when the machine cannot
+  reach the rate the figure says so and the verdict fails.
+
+Usage: ``python bench/bench_runner_load.py [--seconds 600] [--ledger postgres|sqlite]``.
+Exit: 0 all targets met, 1 a target missed, 2 a set-up problem (one line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import redis
+import sqlalchemy as sa
+from verdict import Verdicts
+
+from polylab.bus.messages import (
+    SIGNALS,
+    STATE,
+    STREAMS,
+    TRADES,
+    FillMessage,
+    SignalMessage,
+    StateMessage,
+    decode_message,
+)
+
+MSGS_PER_STEP = 2.0
+"""Market messages per generator step, measured on this simulator at seed 7 (the default
+pace: ``--steps-per-s`` = ``--rate`` / this)."""
+
+PY = sys.executable
+REPO = Path(__file__).resolve().parents[1]
+
+
+class SetupError(Exception):
+    """Something the bench needs is missing (one line, exit 2)."""
+
+
+@dataclass
+class Observed:
+    """What the bench saw: states (receive ns, message), RSS samples (wall ns, bytes)."""
+
+    states: list[tuple[int, StateMessage]] = field(default_factory=list)
+    rss: list[tuple[int, int]] = field(default_factory=list)
+    cpu: list[tuple[int, float, float]] = field(default_factory=list)
+    """(wall ns, runner CPU s, simulator CPU s): user + system time so far."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SetupError(f"simulator exited with code {proc.returncode} before listening")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise SetupError(f"simulator not listening on port {port} after {timeout_s:.0f} s")
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of ``pid`` (bytes; 0 once it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def subscribe_states(client: redis.Redis, channel: str, obs: Observed, stop: threading.Event) -> None:
+    """Receive ``poly:state``, stamping each message with ``time.time_ns()`` on receipt."""
+    sub = client.pubsub(ignore_subscribe_messages=True)
+    sub.subscribe(channel)
+    try:
+        while not stop.is_set():
+            m = sub.get_message(timeout=0.05)
+            if m is None:
+                continue
+            now = time.time_ns()
+            msg = decode_message(m["data"])
+            if isinstance(msg, StateMessage):
+                obs.states.append((now, msg))
+    finally:
+        sub.close()
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (s; NaN once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def sample_proc(pid: int, sim_pid: int, obs: Observed, stop: threading.Event) -> None:
+    """Every second: the runner's RSS, and the runner's and the simulator's CPU time."""
+    while not stop.is_set():
+        r = rss_bytes(pid)
+        if r:
+            now = time.time_ns()
+            obs.rss.append((now, r))
+            obs.cpu.append((now, cpu_s(pid), cpu_s(sim_pid)))
+        stop.wait(1.0)
+
+
+def pct(xs: list[float], q: float) -> float:
+    """Quantile ``q`` (0..1) by rank; NaN when empty."""
+    if not xs:
+        return float("nan")
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def ledger_fills(url: str, run_id: str) -> list[tuple[str, int]]:
+    """(fill id as the bus names it, fill ``ts_ns``) of every fill of the run in the ledger."""
+    eng = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with eng.connect() as c:
+            rows = c.execute(
+                sa.text(
+                    "SELECT intent_id, leg, unwind, order_id, ts_ns FROM fills WHERE run_id = :r"
+                ),
+                {"r": run_id},
+            ).all()
+    finally:
+        eng.dispose()
+    return [(f"{i}/{leg}/{'u' if u else 'o'}/{o}", int(ts)) for i, leg, u, o, ts in rows]
+
+
+def stream_messages(client: redis.Redis, key: str) -> list[Any]:
+    out: list[Any] = []
+    last = "-"
+    while True:
+        batch = client.xrange(key, min=last, count=10_000)
+        if last != "-":
+            batch = batch[1:]
+        if not batch:
+            return out
+        out.extend(decode_message(f[b"m"]) for _, f in batch)
+        last = batch[-1][0].decode()
+
+
+def run(args: argparse.Namespace) -> int:
+    client = redis.Redis.from_url(args.redis_url, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise SetupError(f"Redis at {args.redis_url} not reachable: {exc}") from None
+    prefix = f"bench-load-{uuid.uuid4().hex[:10]}:"
+    schema = f"bench_load_{uuid.uuid4().hex[:10]}"
+    steps = args.steps_per_s or args.rate / MSGS_PER_STEP
+    with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
+        env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+        env["REDIS_URL"] = args.redis_url
+        if args.ledger == "postgres":
+            try:
+                with psycopg.connect(args.pg_base, autocommit=True, connect_timeout=3) as c:
+                    c.execute(f'CREATE SCHEMA "{schema}"')
+            except psycopg.Error as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc
+                raise SetupError(f"PostgreSQL at {args.pg_base} not usable: {first}") from None
+            sep = "&" if "?" in args.pg_base else "?"
+            db_url = f"{args.pg_base}{sep}options=-csearch_path%3D{schema}"
+            env["DATABASE_URL"] = db_url
+        else:
+            db_url = f"sqlite:///{Path(tmp) / 'runs' / 'polylab.db'}"
+        try:
+            return _measure(args, client, env, prefix, steps, Path(tmp), db_url)
+        finally:
+            client.delete(*[prefix + s for s in STREAMS.values()])
+            client.close()
+            if args.ledger == "postgres":
+                with psycopg.connect(args.pg_base, autocommit=True, connect_timeout=3) as c:
+                    c.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def _measure(
+    args: argparse.Namespace,
+    client: redis.Redis,
+    env: dict[str, str],
+    prefix: str,
+    steps: float,
+    tmp: Path,
+    db_url: str,
+) -> int:
+    cfg = tmp / "sim.json"
+    cfg.write_text(json.dumps({"seed": args.seed, "steps_per_s": steps}))
+    port = free_port()
+    cli = [PY, "-m", "polylab.cli"]
+    quiet = subprocess.DEVNULL
+    sim = subprocess.Popen(
+        [*cli, "sim", "serve", "--port", str(port), "--config", str(cfg)],
+        cwd=tmp,
+        env=env,
+        stdout=quiet,
+        stderr=quiet,
+    )
+    obs = Observed()
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+    runner: subprocess.Popen[str] | None = None
+    try:
+        wait_port(port, sim)
+        sub = threading.Thread(
+            target=subscribe_states, args=(client, prefix + STATE, obs, stop), daemon=True
+        )
+        sub.start()
+        threads.append(sub)
+        total_s = args.warmup + args.seconds
+        runner = subprocess.Popen(
+            [*cli, "run", "--url", f"http://127.0.0.1:{port}", "--seconds", f"{total_s:g}"]
+            + ["--json", "--bus-prefix", prefix, "--out", str(tmp / "run")],
+            cwd=tmp,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        rss = threading.Thread(
+            target=sample_proc, args=(runner.pid, sim.pid, obs, stop), daemon=True
+        )
+        rss.start()
+        threads.append(rss)
+        out, err = runner.communicate(timeout=total_s + 180)
+        if runner.returncode != 0:
+            tail = err.strip().splitlines()[-1:] or ["(no output)"]
+            raise SetupError(f"polylab run exited with code {runner.returncode}: {tail[0]}")
+        time.sleep(0.3)  # the final state in flight
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(5)
+        for p in (runner, sim):
+            if p is not None and p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+    summary = json.loads(out)
+    return report(args, steps, obs, summary, client, prefix, db_url)
+
+
+def report(
+    args: argparse.Namespace,
+    steps: float,
+    obs: Observed,
+    summary: dict[str, Any],
+    client: redis.Redis,
+    prefix: str,
+    db_url: str,
+) -> int:
+    """Print every figure, then the verdicts; the exit code."""
+    v = Verdicts("bench_runner_load")
+    states = obs.states[:-1] if len(obs.states) > 1 else obs.states  # the last: the final one
+    if len(states) < 3:
+        raise SetupError(f"only {len(states)} poly:state messages received; nothing to measure")
+    t0 = states[0][0] + int(args.warmup * 1e9)
+    window = [s for s in states if s[0] >= t0] or states[-3:]
+    recv_ms = [(b[0] - a[0]) / 1e6 for a, b in zip(window, window[1:], strict=False)]
+    sent_ms = [(b[1].ts_ns - a[1].ts_ns) / 1e6 for a, b in zip(window, window[1:], strict=False)]
+    dev_ms = [abs(x - args.period_ms) for x in recv_ms]
+    first, last = window[0][1], window[-1][1]
+    dt_s = (last.ts_ns - first.ts_ns) / 1e9
+    frames = last.counters.get("frames", 0) - first.counters.get("frames", 0)
+    rate = frames / dt_s if dt_s > 0 else float("nan")
+
+    fills = ledger_fills(db_url, str(summary["run_id"]))
+    trades = stream_messages(client, prefix + STREAMS[TRADES])
+    fill_msgs = [m for m in trades if isinstance(m, FillMessage)]
+    signals = [m for m in stream_messages(client, prefix + STREAMS[SIGNALS])]
+    n_signals = sum(isinstance(m, SignalMessage) for m in signals)
+    streamed = {m.fill_id: m.ts_ns for m in fill_msgs}
+    missing = sum(fid not in streamed for fid, _ in fills)
+    dup = len(fill_msgs) - len(streamed)
+    lost_signals = max(0, int(summary["signals"]) - n_signals)
+    drops = missing + dup + lost_signals
+    lag_ms = [(streamed[fid] - ts) / 1e6 for fid, ts in fills if fid in streamed]
+
+    rss_in = [r for t, r in obs.rss if t >= t0] or [r for _, r in obs.rss]
+    rss_start, rss_end = (rss_in[0], rss_in[-1]) if rss_in else (0, 0)
+    growth = 100.0 * (rss_end - rss_start) / rss_start if rss_start else float("nan")
+    t2o_p50, t2o_p99 = last.tick_to_order_p50_us, last.tick_to_order_p99_us
+    cpu = [c for c in obs.cpu if c[0] >= t0] or obs.cpu
+    cpu_wall = (cpu[-1][0] - cpu[0][0]) / 1e9 if len(cpu) > 1 else float("nan")
+    runner_cpu = 100 * (cpu[-1][1] - cpu[0][1]) / cpu_wall if len(cpu) > 1 else float("nan")
+    sim_cpu = 100 * (cpu[-1][2] - cpu[0][2]) / cpu_wall if len(cpu) > 1 else float("nan")
+
+    load = os.getloadavg()
+    print(
+        f"bench_runner_load: {args.seconds:g} s measured after {args.warmup:g} s warm-up, "
+        f"ledger {args.ledger}, Redis bus, simulator steps_per_s {steps:g}, "
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores"
+    )
+    print(f"  market messages: {frames} in {dt_s:.1f} s = {rate:.0f} msg/s (target {args.rate:g})")
+    print(
+        f"  poly:state period (receive side): p50 {pct(recv_ms, 0.5):.1f} ms, "
+        f"p99 {pct(recv_ms, 0.99):.1f} ms, min {min(recv_ms, default=float('nan')):.1f} ms, "
+        f"max {max(recv_ms, default=float('nan')):.1f} ms over {len(recv_ms)} periods"
+    )
+    print(
+        f"  poly:state period (publisher ts_ns): p50 {pct(sent_ms, 0.5):.1f} ms, "
+        f"p99 {pct(sent_ms, 0.99):.1f} ms; |period - {args.period_ms:g}| p99 "
+        f"{pct(dev_ms, 0.99):.1f} ms; periods off by more than {args.period_tol_ms:g} ms: "
+        f"{sum(d > args.period_tol_ms for d in dev_ms)}/{len(dev_ms)}"
+    )
+    print(
+        f"  bus drops on streams: {drops} (ledger fills {len(fills)}, stream fills "
+        f"{len(fill_msgs)}, missing {missing}, duplicates {dup}; signals {summary['signals']}, "
+        f"in stream {n_signals}); pub/sub queue drops {last.counters.get('bus_dropped', 0)}"
+    )
+    print(
+        f"  ledger lag (fill ts -> committed, published): p50 {pct(lag_ms, 0.5):.1f} ms, "
+        f"p99 {pct(lag_ms, 0.99):.1f} ms over {len(lag_ms)} fills; writer enqueue->commit "
+        f"p99 {last.counters.get('ledger_p99_us', 0) / 1000:.1f} ms"
+    )
+    print(
+        f"  runner RSS: start {rss_start / 2**20:.1f} MiB, end {rss_end / 2**20:.1f} MiB, "
+        f"growth {growth:+.1f} % ({len(obs.rss)} samples)"
+    )
+    print(f"  CPU (% of one core): runner {runner_cpu:.0f} %, simulator {sim_cpu:.0f} %")
+    print(f"  tick-to-order: p50 {t2o_p50} µs, p99 {t2o_p99} µs (engine reaction samples)")
+
+    v.at_most(
+        "poly:state period |p - 100 ms| p99", pct(dev_ms, 0.99), args.period_tol_ms, "ms"
+    )
+    v.at_most("bus drops on streams", drops, 0)
+    v.at_most("runner RSS growth", growth, args.rss_growth_pct, "%")
+    if last.counters.get("approved", 0):
+        v.at_most("tick-to-order p99", t2o_p99, 1000, "µs")
+    else:
+        v.not_measured("tick-to-order p99", "≤ 1000 µs", "no approved intent in the window")
+    v.at_least(
+        "market message rate", rate, 0.95 * args.rate, "msg/s", note=f"{args.rate:g} asked"
+    )
+    return v.finish()
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else "")
+    p.add_argument("--seconds", type=float, default=600.0, help="measured duration (s)")
+    p.add_argument("--warmup", type=float, default=None, help="not counted (s; default 10)")
+    p.add_argument("--rate", type=float, default=1000.0, help="target market msg/s")
+    p.add_argument("--steps-per-s", type=float, default=0.0, help="simulator pace override")
+    p.add_argument("--seed", type=int, default=7, help="simulator seed")
+    p.add_argument("--ledger", choices=("postgres", "sqlite"), default="postgres")
+    p.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
+    p.add_argument(
+        "--pg-base",
+        default=os.environ.get("POLYLAB_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test"),
+    )
+    p.add_argument("--period-ms", type=float, default=100.0, help="poly:state period (ms)")
+    p.add_argument("--period-tol-ms", type=float, default=10.0, help="allowed at p99 (ms)")
+    p.add_argument("--rss-growth-pct", type=float, default=10.0, help="'flat' RSS (%%)")
+    args = p.parse_args(argv)
+    if args.seconds <= 0 or args.rate <= 0 or args.steps_per_s < 0:
+        p.error(f"--seconds, --rate must be > 0 and --steps-per-s ≥ 0 (got {args.seconds}, "
+                f"{args.rate}, {args.steps_per_s})")
+    if args.warmup is None:
+        args.warmup = min(10.0, max(1.0, args.seconds / 6))
+    return args
+
+
+def main(argv: list[str]) -> int:
+    args = parse(argv)
+    try:
+        return run(args)
+    except SetupError as exc:
+        print(f"bench_runner_load: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
