@@ -81,8 +81,10 @@ def run(args: argparse.Namespace) -> int:
     schema = f"bench_load_{uuid.uuid4().hex[:10]}"
     steps = args.steps_per_s or args.rate / MSGS_PER_STEP
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
-        env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+        unset = ("REDIS_URL", "DATABASE_URL", "SLACK_WEBHOOK_URL")  # no alert leaves a bench
+        env = {k: v for k, v in os.environ.items() if k not in unset}
         env["REDIS_URL"] = args.redis_url
+        env["POLYLAB_HTTP_PORT"] = "0"  # /health and /metrics on a free port
         if args.ledger == "postgres":
             try:
                 with psycopg.connect(args.pg_base, autocommit=True, connect_timeout=3) as c:
