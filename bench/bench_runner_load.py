@@ -219,6 +219,11 @@ def report(
     rss_start, rss_end = (rss_in[0], rss_in[-1]) if rss_in else (0, 0)
     growth = 100.0 * (rss_end - rss_start) / rss_start if rss_start else float("nan")
     rss_mid = rss_in[len(rss_in) // 2] if rss_in else 0
+    quarters = " ".join(
+        f"{rss_in[min(len(rss_in) - 1, len(rss_in) * q // 4)] / 2**20:.1f}"
+        for q in range(5)
+        if rss_in
+    )
     growth_late = 100.0 * (rss_end - rss_mid) / rss_mid if rss_mid else float("nan")
     t2o_p50, t2o_p99 = last.tick_to_order_p50_us, last.tick_to_order_p99_us
     cpu = [c for c in obs.cpu if c[0] >= t0] or obs.cpu
@@ -259,7 +264,7 @@ def report(
     print(
         f"  runner RSS: start {rss_start / 2**20:.1f} MiB, end {rss_end / 2**20:.1f} MiB, "
         f"growth {growth:+.1f} %, of which {growth_late:+.1f} % in the second half "
-        f"({len(rss_in)} samples)"
+        f"({len(rss_in)} samples; at 0/25/50/75/100 % of the window: {quarters} MiB)"
     )
     print(
         f"  CPU (% of one core): runner {runner_cpu:.0f} %, simulator {sim_cpu:.0f} %; the "
