@@ -215,7 +215,8 @@ def report(
     drops = missing + dup + lost_signals
     lag_ms = [(streamed[fid] - ts) / 1e6 for fid, ts in fills if fid in streamed]
 
-    rss_in = [r for t, r in obs.rss if t >= t0] or [r for _, r in obs.rss]
+    t1 = window[-1][0]  # the last periodic state: later samples see the stop (run folder)
+    rss_in = [r for t, r in obs.rss if t0 <= t <= t1] or [r for _, r in obs.rss]
     rss_start, rss_end = (rss_in[0], rss_in[-1]) if rss_in else (0, 0)
     growth = 100.0 * (rss_end - rss_start) / rss_start if rss_start else float("nan")
     rss_mid = rss_in[len(rss_in) // 2] if rss_in else 0
@@ -226,7 +227,7 @@ def report(
     )
     growth_late = 100.0 * (rss_end - rss_mid) / rss_mid if rss_mid else float("nan")
     t2o_p50, t2o_p99 = last.tick_to_order_p50_us, last.tick_to_order_p99_us
-    cpu = [c for c in obs.cpu if c[0] >= t0] or obs.cpu
+    cpu = [c for c in obs.cpu if t0 <= c[0] <= t1] or obs.cpu
     cpu_wall = (cpu[-1][0] - cpu[0][0]) / 1e9 if len(cpu) > 1 else float("nan")
     runner_cpu = 100 * (cpu[-1][1] - cpu[0][1]) / cpu_wall if len(cpu) > 1 else float("nan")
     sim_cpu = 100 * (cpu[-1][2] - cpu[0][2]) / cpu_wall if len(cpu) > 1 else float("nan")
@@ -270,7 +271,10 @@ def report(
         f"  CPU (% of one core): runner {runner_cpu:.0f} %, simulator {sim_cpu:.0f} %; the "
         f"runner's event loop waited for a CPU {runq:.0f} % of the time (run queue)"
     )
-    print(f"  tick-to-order: p50 {t2o_p50} µs, p99 {t2o_p99} µs (engine reaction samples)")
+    print(
+        f"  tick-to-order: p50 {t2o_p50} µs, p99 {t2o_p99} µs (engine reaction samples of the "
+        f"whole run: {last.counters.get('approved', 0)} approved intents)"
+    )
 
     v.at_most("poly:state period |p - 100 ms| p99", pct(dev_ms, 0.99), args.period_tol_ms, "ms")
     v.at_most("bus drops on streams", drops, 0)
