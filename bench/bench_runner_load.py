@@ -289,7 +289,12 @@ def report(
 
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else "")
-    p.add_argument("--seconds", type=float, default=600.0, help="measured duration (s)")
+    p.add_argument(
+        "--seconds",
+        type=float,
+        default=float(os.environ.get("BENCH_SECONDS", "600")),
+        help="measured duration (s; default BENCH_SECONDS, else 600)",
+    )
     p.add_argument("--warmup", type=float, default=None, help="not counted (s; default 10)")
     p.add_argument("--rate", type=float, default=1000.0, help="target market msg/s")
     p.add_argument("--steps-per-s", type=float, default=0.0, help="simulator pace override")
