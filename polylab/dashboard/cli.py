@@ -93,7 +93,8 @@ def otp_cmd(redis_url_opt: RedisOpt = None, prefix: PrefixOpt = "") -> None:
     try:
         code = asyncio.run(issue())
     except (RedisError, OSError) as exc:
-        raise _fail(ConfigError(f"cannot reach Redis at {url.split('@')[-1]}: {exc}")) from None
+        where = url.split("@")[-1].split("://")[-1]  # never echo a password
+        raise _fail(ConfigError(f"cannot reach Redis at {where}: {exc}")) from None
     typer.echo(code)
     webhook = os.environ.get("SLACK_WEBHOOK_URL", "").strip()
     if webhook:
