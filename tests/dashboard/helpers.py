@@ -128,6 +128,7 @@ class Served:
 
     def __init__(self, app: Any, port: int) -> None:
         config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        self.url = f"http://127.0.0.1:{port}"
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()

@@ -9,9 +9,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
-from dashboard.helpers import Dash, state, wait_for
+import redis.asyncio as aioredis
+from dashboard.helpers import Dash, Served, free_port, state, wait_for
 
-from polylab.bus import ERRORS, STATE, TRADES, ErrorMessage, FillMessage
+from polylab.bus import ERRORS, STATE, TRADES, ErrorMessage, FillMessage, InProcessBus
+from polylab.dashboard.app import create_app
+from polylab.dashboard.auth import AuthSettings, AuthStore
 
 Event = tuple[str, str, dict[str, Any]]  # (event, id, data)
 
@@ -164,3 +167,35 @@ def test_logout_ends_an_open_stream(dash: Dash) -> None:
     assert c.get("/events").status_code == 401
     c.close()
     other.close()
+
+
+def test_the_dashboard_works_on_the_in_process_bus(
+    redis_url: str, prefix: str, secret: str
+) -> None:
+    """``polylab run --dashboard``'s case: the runner and the dashboard share one process and
+    an ``InProcessBus``; sessions still live in Redis."""
+    bus = InProcessBus()
+    settings = AuthSettings(secret=secret.encode(), prefix=prefix)
+    app = create_app(bus, AuthStore(aioredis.Redis.from_url(redis_url), settings))
+    served = Served(app, free_port())
+    try:
+        dash = Dash(served.url, settings, prefix, redis_url, None)  # type: ignore[arg-type]
+        bus.publish(TRADES, fill(0))  # before any page: caught up from the bus's ring
+        c = dash.login()
+        with c.stream("GET", "/events") as resp:
+            it = events(resp, 20.0)
+            assert fills_of(read_until(it, lambda s: len(fills_of(s)) >= 1)) == ["fill-0"]
+            bus.publish(STATE, state(42))
+            bus.publish(TRADES, fill(1))
+            seen = read_until(
+                it, lambda s: len(fills_of(s)) >= 1 and any(e == "state" for e, _, _ in s)
+            )
+        assert fills_of(seen) == ["fill-1"]
+        assert c.get("/api/state").json()["uptime_ms"] == 42
+        before = bus.published
+        r = c.post("/api/control", json={"action": "resume", "confirm": True})
+        assert r.status_code == 200
+        assert bus.published == before + 1  # the control went onto the shared bus
+        c.close()
+    finally:
+        served.close()
