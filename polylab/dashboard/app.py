@@ -118,7 +118,14 @@ def create_app(bus: Bus, store: AuthStore, *, start_bus: bool = True) -> Starlet
     owns an in-process bus it shares)."""
     hub = Hub(bus)
     settings = store.settings
-    ended: set[str] = set()  # jtis revoked by this process: their streams stop at once
+    ended: dict[str, int] = {}  # jti → exp of sessions ended here: their streams stop at once
+
+    def end(session: Session) -> None:
+        now = time.time()
+        for jti in [j for j, exp in ended.items() if exp < now]:
+            del ended[jti]  # expired anyway
+        ended[session.jti] = session.exp
+        hub.notify()
 
     async def session_of(request: Request) -> Session | None:
         try:
@@ -162,8 +169,7 @@ def create_app(bus: Bus, store: AuthStore, *, start_bus: bool = True) -> Starlet
         if session is None:
             return JSONResponse({"error": "not logged in"}, status_code=401)
         await store.revoke(session)
-        ended.add(session.jti)
-        hub._notify()
+        end(session)
         response = RedirectResponse("/", status_code=303)
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
         return response
@@ -173,7 +179,7 @@ def create_app(bus: Bus, store: AuthStore, *, start_bus: bool = True) -> Starlet
             token = await store.refresh(session)
         except AuthFailed as exc:
             return JSONResponse({"error": exc.reason}, status_code=401)
-        ended.add(session.jti)
+        end(session)
         response = JSONResponse({"ok": True, "expires_in_s": settings.token_ttl_s})
         _set_cookie(response, request, token, settings.token_ttl_s)
         return response

@@ -51,6 +51,19 @@ log = logging.getLogger(__name__)
 ALGORITHM = "HS256"
 MIN_SECRET_LEN = 32
 _CODE_RE = re.compile(r"\A[0-9]{6}\Z")
+_REDEEM = """
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n >= tonumber(ARGV[1]) then return {-1, redis.call('TTL', KEYS[1])} end
+if redis.call('GETDEL', KEYS[2]) then
+  redis.call('DEL', KEYS[1])
+  return {1, 0}
+end
+n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return {0, n}
+"""
+"""KEYS: the client's failure counter, the code's key. Returns {-1, ttl} locked out,
+{1, 0} code taken, {0, failures} refused."""
 
 
 class AuthFailed(Exception):
@@ -130,6 +143,7 @@ class AuthStore:
     def __init__(self, client: aioredis.Redis, settings: AuthSettings) -> None:
         self.redis = client
         self.settings = settings
+        self._redeem = client.register_script(_REDEEM)
 
     # -- one-time codes ---------------------------------------------------------------------
     async def issue_code(self) -> str:
@@ -147,39 +161,31 @@ class AuthStore:
                 return code
         raise AuthFailed("could not find an unused code (too many codes outstanding)")
 
-    async def locked_for(self, client: str) -> int:
-        """Seconds ``client`` stays locked out (0: not locked)."""
-        key = _client_key(self.settings, client)
-        count = await self.redis.get(key)
-        if count is None or int(count) < self.settings.max_failures:
-            return 0
-        ttl = int(await self.redis.ttl(key))
-        return max(ttl, 1)
-
-    async def _fail(self, client: str, reason: str) -> AuthFailed:
-        key = _client_key(self.settings, client)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.incr(key)
-        pipe.expire(key, self.settings.lockout_s, nx=True)
-        count = int((await pipe.execute())[0])
-        log.warning("dashboard login refused (%s), failure %d for this client", reason, count)
-        if count >= self.settings.max_failures:
-            return LockedOut(self.settings.lockout_s)
-        return AuthFailed(reason)
-
     async def redeem_code(self, code: str, client: str) -> str:
-        """Exchange ``code`` for a new token (JWT); ``AuthFailed`` / ``LockedOut`` otherwise."""
-        locked = await self.locked_for(client)
-        if locked:
-            log.warning("dashboard login refused: client locked out (%d s left)", locked)
-            raise LockedOut(locked)
+        """Exchange ``code`` for a new token (JWT); ``AuthFailed`` / ``LockedOut`` otherwise.
+
+        One Lua script checks the client's lockout, takes the code (``GETDEL``) and counts a
+        failure, atomically: parallel guesses cannot slip past the limit between the check
+        and the count."""
         code = code.strip()
-        if not _CODE_RE.match(code):
-            raise await self._fail(client, "a code is 6 digits")
-        taken = await self.redis.getdel(code_key(self.settings, code))
-        if taken is None:
-            raise await self._fail(client, "wrong, expired or already used code")
-        await self.redis.delete(_client_key(self.settings, client))
+        fail_key = _client_key(self.settings, client)
+        status, value = await self._redeem(
+            keys=[fail_key, code_key(self.settings, code)],
+            args=[self.settings.max_failures, self.settings.lockout_s],
+        )
+        if status == -1:
+            log.warning("dashboard login refused: client locked out (%d s left)", value)
+            raise LockedOut(max(int(value), 1))
+        if status == 0:
+            reason = (
+                "wrong, expired or already used code"
+                if _CODE_RE.match(code)
+                else "a code is 6 digits"
+            )
+            log.warning("dashboard login refused (%s), failure %d for this client", reason, value)
+            if int(value) >= self.settings.max_failures:
+                raise LockedOut(self.settings.lockout_s)
+            raise AuthFailed(reason)
         now = int(time.time())
         token = self._mint(now, now, "operator")
         log.info("dashboard login ok")

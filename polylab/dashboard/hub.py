@@ -106,14 +106,15 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def _notify(self) -> None:
+    def notify(self) -> None:
+        """Wake every waiting page (new data, or a session ended)."""
         old, self.changed = self.changed, asyncio.Event()
         old.set()
 
     def _on_state(self, message: Message) -> None:
         self.state = encode_message(message)
         self.state_seq += 1
-        self._notify()
+        self.notify()
 
     def _on_lossless(self, _message: Message) -> None:
         self._wake.set()
@@ -145,7 +146,7 @@ class Hub:
                 if len(entries) < 1_000:
                     break
         if got:
-            self._notify()
+            self.notify()
 
     async def since(self, cursor: Mapping[str, str]) -> list[StreamItem]:
         """Entries after ``cursor`` (per channel), oldest first per channel: from the ring, or

@@ -9,6 +9,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -236,3 +237,20 @@ def test_no_secret_reaches_redis_logs_or_pages(
     for needle in [secret, token, token2, *codes]:
         assert needle not in text
     assert "dashboard login ok" in text  # the logs did record the events, without secrets
+
+
+def test_parallel_guesses_cannot_pass_the_lockout(dash: Dash) -> None:
+    """20 wrong codes at once: the check, the code and the count are one Lua script, so
+    exactly 4 are refused as wrong, the fifth locks, and the rest find the lock."""
+    code = dash.code()
+    wrong = [f"{(int(code) + i) % 1_000_000:06d}" for i in range(1, 21)]
+
+    def guess(w: str) -> int:
+        with dash.client() as c:
+            return c.post("/login", data={"code": w}).status_code
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        statuses = sorted(pool.map(guess, wrong))
+    assert statuses == [401] * 4 + [429] * 16
+    with dash.client() as c:
+        assert c.post("/login", data={"code": code}).status_code == 429
