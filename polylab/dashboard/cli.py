@@ -128,5 +128,8 @@ def serve_cmd(
         raise _fail(exc) from None
     store = AuthStore(aioredis.Redis.from_url(url), settings)
     web = create_app(RedisBus(url, prefix=prefix), store)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     typer.echo(f"dashboard on http://{host}:{port}/ (log in with `polylab dashboard otp`)")
     uvicorn.run(web, host=host, port=port, log_level="info", proxy_headers=False)
