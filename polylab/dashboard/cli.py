@@ -63,6 +63,21 @@ def send_to_slack(webhook: str, text: str, timeout_s: float = 5.0) -> bool:
     return True
 
 
+def _ping(url: str) -> None:
+    """``ConfigError`` (host and port, no password) when Redis does not answer a PING."""
+    import redis
+    from redis.exceptions import RedisError
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        client.ping()
+    except (RedisError, OSError) as exc:
+        where = url.split("@")[-1].split("://")[-1]  # never echo a password
+        raise ConfigError(f"cannot reach Redis at {where}: {exc}") from None
+    finally:
+        client.close()
+
+
 def _fail(exc: Exception) -> typer.Exit:
     typer.echo(f"error: {exc}", err=True)
     return typer.Exit(2)
@@ -124,6 +139,7 @@ def serve_cmd(
             raise ConfigError(f"--port must be 1..65535, got {port}")
         if not plotly_js_path().is_file():
             raise ConfigError(f"plotly.js not found at {plotly_js_path()}")
+        _ping(url)
     except ConfigError as exc:
         raise _fail(exc) from None
     store = AuthStore(aioredis.Redis.from_url(url), settings)

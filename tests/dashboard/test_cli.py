@@ -57,9 +57,10 @@ def test_otp_refuses_a_bad_redis_url(dash: Dash) -> None:
     env = {"DASHBOARD_JWT_SECRET": dash.settings.secret.decode()}
     out = run(["otp", "--redis-url", "http://user:pw@127.0.0.1:1"], env)
     assert out.returncode == 2 and "redis://" in out.stderr and "pw" not in out.stderr
-    out = run(["otp", "--redis-url", "redis://127.0.0.1:1/0"], env)
-    assert out.returncode == 2 and "cannot reach Redis at 127.0.0.1:1/0" in out.stderr
-    assert "Traceback" not in out.stderr
+    for cmd in (["otp"], ["serve", "--port", "18052"]):
+        out = run([*cmd, "--redis-url", "redis://:pw@127.0.0.1:1/0"], env)
+        assert out.returncode == 2 and "cannot reach Redis at 127.0.0.1:1/0" in out.stderr
+        assert "Traceback" not in out.stderr and "pw" not in out.stderr
 
 
 def test_otp_goes_to_slack_when_a_webhook_is_set(dash: Dash) -> None:
