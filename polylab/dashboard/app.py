@@ -112,11 +112,12 @@ def _set_cookie(response: Response, request: Request, token: str, max_age: int) 
     )
 
 
-def create_app(bus: Bus, store: AuthStore, *, start_bus: bool = True) -> Starlette:
+def create_app(bus: Bus, store: AuthStore, *, start_bus: bool = True, keep: int = 500) -> Starlette:
     """The dashboard on ``bus`` with sessions in ``store`` (its Redis client is closed when
     the app stops); ``start_bus``: the app starts and closes the bus (False when the runner
-    owns an in-process bus it shares)."""
-    hub = Hub(bus)
+    owns an in-process bus it shares); ``keep``: entries of each lossless channel held in
+    memory for pages (older ones are read from the bus)."""
+    hub = Hub(bus, keep=keep)
     settings = store.settings
     ended: dict[str, int] = {}  # jti → exp of sessions ended here: their streams stop at once
 
@@ -226,7 +227,11 @@ def create_app(bus: Bus, store: AuthStore, *, start_bus: bool = True) -> Starlet
         return JSONResponse({"ok": True, "action": action, "by": who})
 
     async def events(request: Request, session: Session) -> Response:
-        cursor = parse_cursor(request.headers.get("last-event-id"))
+        # EventSource resends Last-Event-ID on its own reconnects; a new one (the page
+        # reconnecting after a refresh) passes the cursor as ?since=
+        cursor = parse_cursor(request.headers.get("last-event-id")) or parse_cursor(
+            request.query_params.get("since")
+        )
         token = request.cookies.get(COOKIE)
         return StreamingResponse(
             _stream(cursor or dict.fromkeys(LOSSLESS, "0-0"), session, token),
@@ -262,6 +267,7 @@ def create_app(bus: Bus, store: AuthStore, *, start_bus: bool = True) -> Starlet
                 out.append(head.encode() + data + b"\n\n")
             if out:
                 yield b"".join(out)
+                continue  # there may be more (a catch-up is read in pages)
             try:
                 await asyncio.wait_for(changed.wait(), 5.0)
             except TimeoutError:

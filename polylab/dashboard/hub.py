@@ -157,7 +157,7 @@ class Hub:
             ring = self.ring[ch]
             if ring and after < ring[0][0] and after != (0, 0):
                 try:
-                    entries = await self.bus.read_stream(ch, cursor[ch], self.keep)
+                    entries = await self.bus.read_stream(ch, cursor[ch], 1_000)
                 except Exception:
                     entries = []
                 out.extend((ch, e.id, encode_message(e.message)) for e in entries)

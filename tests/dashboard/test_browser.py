@@ -215,6 +215,17 @@ def test_operator_session_in_a_real_browser(dash: Dash, fake_runner: FakeRunner)
             page.screenshot(path=str(ARTIFACTS / "dashboard-phone-390x844.png"), full_page=True)
             page.set_viewport_size({"width": 1280, "height": 800})
 
+            # the session renews (the page does it every 10 min): the old token's stream
+            # ends, the page reconnects with the new cookie from where it was, no row twice
+            rows = page.locator("#fills tbody tr").count()
+            renew = "() => fetch('/refresh', {method: 'POST'}).then((r) => r.status)"
+            assert page.evaluate(renew) == 200
+            dash.runner.publish(TRADES, _fill(8, "sum_to_100", 1_000))
+            page.wait_for_selector('#fills tr[data-key="fill-sum_to_100-8"]', timeout=10_000)
+            assert page.locator("#fills tbody tr").count() == rows + 1
+            assert page.locator("#errors tbody tr").count() == 1
+            assert page.locator("#signals tbody tr").count() == 3
+
             # 4. the kill switch: confirm, the runner halts and says so in poly:state
             assert page.is_hidden("#halted")
             page.click("#kill")

@@ -134,6 +134,28 @@ def test_a_late_page_catches_up_and_a_reconnect_resumes(
     c.close()
 
 
+def test_a_cursor_older_than_the_memory_is_served_from_the_bus(
+    make_dash: Callable[..., Dash],
+) -> None:
+    dash = make_dash(keep=2)  # the hub keeps 2 entries per channel; the stream has them all
+    c = dash.login()
+    dash.runner.publish(TRADES, fill(0))
+    with c.stream("GET", "/events") as resp:
+        it = events(resp, 20.0)
+        seen = read_until(it, lambda s: len(fills_of(s)) >= 1)
+        first_id = [i for e, i, _ in seen if e == "trades"][-1]
+        for n in range(1, 6):
+            dash.runner.publish(TRADES, fill(n))
+        read_until(it, lambda s: "fill-5" in fills_of(s))  # the hub has read them all
+    with c.stream("GET", "/events") as resp:  # a fresh page: what the hub holds
+        assert fills_of(read_until(resp, lambda s: len(fills_of(s)) >= 2)) == ["fill-4", "fill-5"]
+    # a page that saw fill-0 gets fill-1 … fill-5 (from the bus), also via ?since=
+    with c.stream("GET", "/events", params={"since": first_id}) as resp:
+        seen = read_until(resp, lambda s: len(fills_of(s)) >= 5)
+    assert fills_of(seen) == [f"fill-{n}" for n in range(1, 6)]
+    c.close()
+
+
 def test_a_dashboard_started_after_the_fills_still_shows_them(
     make_dash: Callable[..., Dash],
 ) -> None:

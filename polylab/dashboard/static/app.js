@@ -6,6 +6,7 @@ const KEEP = 200; // rows kept per table
 const pnl = { t: [], total: [], lastT: 0, byStrategy: new Map(), dirty: false };
 let states = 0;
 let session = null;
+let lastId = ""; // the stream's cursor: a new EventSource resumes from it (?since=)
 
 function usd(micros) {
   if (micros === undefined || micros === null) return "–";
@@ -81,9 +82,9 @@ function onTrade(m) {
   pnl.byStrategy.set(m.strategy, s);
   pnl.dirty = true;
 }
-function onError(m) {
+function onError(m, id) {
   const what = m.type === "rejection" ? `${m.by}: ${m.rule}` : m.error;
-  prependRow("errors", [clock(m.ts_ns), m.source || m.strategy || "", what, m.message || m.reason || ""]);
+  prependRow("errors", [clock(m.ts_ns), m.source || m.strategy || "", what, m.message || m.reason || ""], id);
 }
 
 function drawChart() {
@@ -98,8 +99,11 @@ function drawChart() {
 }
 
 function connect() {
-  const es = new EventSource("/events");
-  const parse = (fn) => (ev) => { try { fn(JSON.parse(ev.data)); } catch (e) { console.error(e); } };
+  const es = new EventSource(lastId ? "/events?since=" + encodeURIComponent(lastId) : "/events");
+  const parse = (fn) => (ev) => {
+    if (ev.lastEventId) lastId = ev.lastEventId;
+    try { fn(JSON.parse(ev.data), ev.lastEventId); } catch (e) { console.error(e); }
+  };
   es.onopen = () => { $("conn").textContent = "live"; $("conn").className = "badge on"; };
   es.onerror = () => {
     $("conn").textContent = "reconnecting…"; $("conn").className = "badge off";
@@ -109,7 +113,11 @@ function connect() {
   es.addEventListener("signals", parse(onSignal));
   es.addEventListener("trades", parse(onTrade));
   es.addEventListener("errors", parse(onError));
-  es.addEventListener("bye", () => { es.close(); checkSession(); });
+  es.addEventListener("bye", () => { // session ended or renewed: reconnect with the new cookie
+    es.close();
+    $("conn").textContent = "reconnecting…"; $("conn").className = "badge off";
+    checkSession();
+  });
 }
 
 async function checkSession() {
