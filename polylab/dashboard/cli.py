@@ -66,9 +66,13 @@ def send_to_slack(webhook: str, text: str, timeout_s: float = 5.0) -> bool:
 def _ping(url: str) -> None:
     """``ConfigError`` (host and port, no password) when Redis does not answer a PING."""
     import redis
+    from redis.backoff import NoBackoff
     from redis.exceptions import RedisError
+    from redis.retry import Retry
 
-    client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+    client = redis.Redis.from_url(
+        url, socket_connect_timeout=3, socket_timeout=3, retry=Retry(NoBackoff(), 0)
+    )
     try:
         client.ping()
     except (RedisError, OSError) as exc:
@@ -95,6 +99,7 @@ def otp_cmd(redis_url_opt: RedisOpt = None, prefix: PrefixOpt = "") -> None:
     try:
         url = redis_url(redis_url_opt)
         settings = auth_settings(prefix)
+        _ping(url)
     except ConfigError as exc:
         raise _fail(exc) from None
 
