@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from polylab.cli_support import PolylabGroup
 from polylab.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -21,7 +22,9 @@ if TYPE_CHECKING:
 
 __all__ = ["app", "auth_settings", "redis_url", "send_to_slack"]
 
-app = typer.Typer(help="The operator dashboard (live state, controls).", no_args_is_help=True)
+app = typer.Typer(
+    help="The operator dashboard (live state, controls).", no_args_is_help=True, cls=PolylabGroup
+)
 log = logging.getLogger(__name__)
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
@@ -82,11 +85,6 @@ def _ping(url: str) -> None:
         client.close()
 
 
-def _fail(exc: Exception) -> typer.Exit:
-    typer.echo(f"error: {exc}", err=True)
-    return typer.Exit(2)
-
-
 @app.command("otp")
 def otp_cmd(redis_url_opt: RedisOpt = None, prefix: PrefixOpt = "") -> None:
     """Print a 6-digit one-time login code (valid 5 minutes, once); also to Slack when
@@ -96,12 +94,9 @@ def otp_cmd(redis_url_opt: RedisOpt = None, prefix: PrefixOpt = "") -> None:
 
     from polylab.dashboard.auth import AuthStore
 
-    try:
-        url = redis_url(redis_url_opt)
-        settings = auth_settings(prefix)
-        _ping(url)
-    except ConfigError as exc:
-        raise _fail(exc) from None
+    url = redis_url(redis_url_opt)
+    settings = auth_settings(prefix)
+    _ping(url)
 
     async def issue() -> str:
         client = aioredis.Redis.from_url(url)
@@ -114,7 +109,7 @@ def otp_cmd(redis_url_opt: RedisOpt = None, prefix: PrefixOpt = "") -> None:
         code = asyncio.run(issue())
     except (RedisError, OSError) as exc:
         where = url.split("@")[-1].split("://")[-1]  # never echo a password
-        raise _fail(ConfigError(f"cannot reach Redis at {where}: {exc}")) from None
+        raise ConfigError(f"cannot reach Redis at {where}: {exc}") from None
     typer.echo(code)
     webhook = os.environ.get("SLACK_WEBHOOK_URL", "").strip()
     if webhook:
@@ -137,16 +132,13 @@ def serve_cmd(
     from polylab.dashboard.app import create_app, plotly_js_path
     from polylab.dashboard.auth import AuthStore
 
-    try:
-        url = redis_url(redis_url_opt)
-        settings = auth_settings(prefix)
-        if not 0 < port < 65536:
-            raise ConfigError(f"--port must be 1..65535, got {port}")
-        if not plotly_js_path().is_file():
-            raise ConfigError(f"plotly.js not found at {plotly_js_path()}")
-        _ping(url)
-    except ConfigError as exc:
-        raise _fail(exc) from None
+    url = redis_url(redis_url_opt)
+    settings = auth_settings(prefix)
+    if not 0 < port < 65536:
+        raise ConfigError(f"--port must be 1..65535, got {port}")
+    if not plotly_js_path().is_file():
+        raise ConfigError(f"plotly.js not found at {plotly_js_path()}")
+    _ping(url)
     store = AuthStore(aioredis.Redis.from_url(url), settings)
     web = create_app(RedisBus(url, prefix=prefix), store)
     logging.basicConfig(

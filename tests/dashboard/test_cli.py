@@ -45,7 +45,7 @@ def test_otp_and_serve_refuse_a_missing_or_short_secret(dash: Dash) -> None:
         out = run(cmd, {"DASHBOARD_JWT_SECRET": "", "REDIS_URL": dash.redis_url})
         assert out.returncode == 2
         assert out.stderr.strip().splitlines() == [
-            "error: DASHBOARD_JWT_SECRET is not set (use 32+ random characters)"
+            "polylab: error: DASHBOARD_JWT_SECRET is not set (use 32+ random characters)"
         ]
     short = "s3cr3t-but-short"
     out = run(["otp"], {"DASHBOARD_JWT_SECRET": short, "REDIS_URL": dash.redis_url})
