@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import (
@@ -37,7 +38,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from polylab.bus import CONTROL, Bus, ControlMessage
 from polylab.dashboard.auth import AuthFailed, AuthStore, LockedOut, Session
+from polylab.dashboard.history import read_history
 from polylab.dashboard.hub import LOSSLESS, Hub, format_cursor, parse_cursor
+from polylab.store.ledger import Ledger
 
 __all__ = ["COOKIE", "SecurityHeaders", "create_app", "plotly_js_path"]
 
@@ -112,11 +115,19 @@ def _set_cookie(response: Response, request: Request, token: str, max_age: int) 
     )
 
 
-def create_app(bus: Bus, store: AuthStore, *, start_bus: bool = True, keep: int = 500) -> Starlette:
+def create_app(
+    bus: Bus,
+    store: AuthStore,
+    *,
+    start_bus: bool = True,
+    keep: int = 500,
+    ledger: Ledger | None = None,
+) -> Starlette:
     """The dashboard on ``bus`` with sessions in ``store`` (its Redis client is closed when
     the app stops); ``start_bus``: the app starts and closes the bus (False when the runner
     owns an in-process bus it shares); ``keep``: entries of each lossless channel held in
-    memory for pages (older ones are read from the bus)."""
+    memory for pages (older ones are read from the bus); ``ledger``: where ``/api/history``
+    reads the run and its PnL history (None: no history)."""
     hub = Hub(bus, keep=keep)
     settings = store.settings
     ended: dict[str, int] = {}  # jti → exp of sessions ended here: their streams stop at once
@@ -200,6 +211,16 @@ def create_app(bus: Bus, store: AuthStore, *, start_bus: bool = True, keep: int 
         if hub.state is None:
             return JSONResponse({"error": "no poly:state received yet"}, status_code=404)
         return Response(hub.state, media_type="application/json")
+
+    async def history(request: Request, session: Session) -> Response:
+        if ledger is None:
+            return JSONResponse({"error": "no ledger configured"}, status_code=404)
+        try:
+            data = await run_in_threadpool(read_history, ledger)
+        except Exception as exc:  # the database is away: the live page goes on without it
+            log.warning("dashboard could not read the ledger: %s", type(exc).__name__)
+            return JSONResponse({"error": "the ledger cannot be read now"}, status_code=503)
+        return JSONResponse(data)
 
     async def control(request: Request, session: Session) -> Response:
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
@@ -302,6 +323,7 @@ def create_app(bus: Bus, store: AuthStore, *, start_bus: bool = True, keep: int 
             Route("/refresh", api(refresh), methods=["POST"]),
             Route("/api/session", api(whoami)),
             Route("/api/state", api(state)),
+            Route("/api/history", api(history)),
             Route("/api/control", api(control), methods=["POST"]),
             Route("/events", api(events)),
             Route("/static/{name}", api(static)),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -19,6 +20,7 @@ from polylab.errors import ConfigError
 
 if TYPE_CHECKING:
     from polylab.dashboard.auth import AuthSettings
+    from polylab.store.ledger import Ledger
 
 __all__ = ["app", "auth_settings", "redis_url", "send_to_slack"]
 
@@ -85,6 +87,19 @@ def _ping(url: str) -> None:
         client.close()
 
 
+def _open_ledger(url: str | None) -> Ledger | None:
+    """The ledger to read history from, or None when none is named and none exists yet
+    (opening the default would create an empty one)."""
+    from polylab.store.ledger import DEFAULT_SQLITE_PATH, Ledger, LedgerError
+
+    if not url and not os.environ.get("DATABASE_URL") and not Path(DEFAULT_SQLITE_PATH).exists():
+        return None
+    try:
+        return Ledger.open(url or None)
+    except LedgerError as exc:  # names the URL without its password
+        raise ConfigError(str(exc)) from None
+
+
 @app.command("otp")
 def otp_cmd(redis_url_opt: RedisOpt = None, prefix: PrefixOpt = "") -> None:
     """Print a 6-digit one-time login code (valid 5 minutes, once); also to Slack when
@@ -123,6 +138,14 @@ def serve_cmd(
     port: Annotated[int, typer.Option(help="TCP port")] = 8050,
     redis_url_opt: RedisOpt = None,
     prefix: PrefixOpt = "",
+    ledger_url: Annotated[
+        str | None,
+        typer.Option(
+            "--ledger",
+            help="ledger database for the run's history [DATABASE_URL; else runs/polylab.db "
+            "when it exists; else no history]",
+        ),
+    ] = None,
 ) -> None:
     """Serve the dashboard until stopped (Ctrl-C)."""
     import redis.asyncio as aioredis
@@ -139,8 +162,9 @@ def serve_cmd(
     if not plotly_js_path().is_file():
         raise ConfigError(f"plotly.js not found at {plotly_js_path()}")
     _ping(url)
+    ledger = _open_ledger(ledger_url)
     store = AuthStore(aioredis.Redis.from_url(url), settings)
-    web = create_app(RedisBus(url, prefix=prefix), store)
+    web = create_app(RedisBus(url, prefix=prefix), store, ledger=ledger)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

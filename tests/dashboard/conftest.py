@@ -64,11 +64,12 @@ def make_dash(redis_url: str, prefix: str, secret: str) -> Iterator[Callable[...
     """Start a dashboard (``AuthSettings`` overrides as keywords) and a runner bus."""
     started: list[tuple[Served, Runner]] = []
 
-    def make(keep: int = 500, **overrides: Any) -> Dash:
+    def make(keep: int = 500, ledger: Any = None, **overrides: Any) -> Dash:
         settings = replace(AuthSettings(secret=secret.encode(), prefix=prefix), **overrides)
         runner = Runner(redis_url, prefix)
         store = AuthStore(aioredis.Redis.from_url(redis_url), settings)
-        app = create_app(RedisBus(redis_url, prefix=prefix), store, keep=keep)
+        bus = RedisBus(redis_url, prefix=prefix)
+        app = create_app(bus, store, keep=keep, ledger=ledger)
         port = free_port()
         served = Served(app, port)
         started.append((served, runner))

@@ -112,6 +112,39 @@ class FakeRunner:
 
 
 @pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Any]:
+    """A SQLite ledger with a run and a minute of PnL snapshots (the page's history)."""
+    from polylab.store.ledger import Ledger
+    from polylab.store.ledger_rows import PnlSnapshotRow
+
+    led = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
+    rid = led.start_run(mode="paper", venue="sim", config_id="cfg-3f2a", code_version="test")
+    now = time.time_ns()
+    led.write(
+        [
+            PnlSnapshotRow(
+                run_id=rid,
+                ts_ns=now - (60 - s) * 1_000_000_000,
+                cash_micros=10_000_000_000,
+                equity_micros=10_000_000_000 + 4_000 * s,
+                realized_micros=4_000 * s,
+                unrealized_micros=0,
+                fees_micros=0,
+            )
+            for s in range(60)
+        ]
+    )
+    yield led
+    led.close()
+
+
+@pytest.fixture
+def dash(make_dash: Any, ledger: Any) -> Dash:
+    dash: Dash = make_dash(ledger=ledger)
+    return dash
+
+
+@pytest.fixture
 def fake_runner(dash: Dash) -> Iterator[FakeRunner]:
     fr = FakeRunner(dash.runner)
     yield fr
@@ -193,6 +226,7 @@ def test_operator_session_in_a_real_browser(dash: Dash, fake_runner: FakeRunner)
             p1, s1 = fake_runner.published, int(page.inner_text("#states"))
             assert s1 - s0 >= (p1 - p0) // 2, (p0, p1, s0, s1)
             assert page.inner_text("#mode") == "paper"
+            wait_for(lambda: "cfg-3f2a" in page.inner_text("#run"), "the run from the ledger")
 
             # 3. a fill appears (publish → visible, measured and printed)
             for n, decision in enumerate(["approved", "rejected", "approved"]):
@@ -208,7 +242,7 @@ def test_operator_session_in_a_real_browser(dash: Dash, fake_runner: FakeRunner)
             print(f"fill visible {1000 * (time.monotonic() - t0):.0f} ms after publish")
             assert page.locator("#signals tbody tr").count() == 3
             assert "sequence gap" in page.inner_text("#errors")
-            page.wait_for_selector("#pnl-chart .legend", timeout=10_000)  # per-strategy PnL
+            page.wait_for_selector("#pnl-chart >> text=clipper realized", timeout=10_000)
             page.screenshot(path=str(ARTIFACTS / "dashboard-1280x800.png"))
             page.set_viewport_size({"width": 390, "height": 844})
             page.wait_for_timeout(500)  # plotly redraws the chart at the new width

@@ -3,7 +3,7 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 const KEEP = 200; // rows kept per table
-const pnl = { t: [], total: [], lastT: 0, byStrategy: new Map(), dirty: false };
+const pnl = { t: [], total: [], lastT: 0, byStrategy: new Map(), ledger: null, dirty: false };
 let states = 0;
 let session = null;
 let lastId = ""; // the stream's cursor: a new EventSource resumes from it (?since=)
@@ -91,6 +91,7 @@ function drawChart() {
   if (!pnl.dirty || typeof Plotly === "undefined") return;
   pnl.dirty = false;
   const traces = [{ x: pnl.t, y: pnl.total, name: "total (state)", mode: "lines" }];
+  if (pnl.ledger) traces.unshift({ x: pnl.ledger.t, y: pnl.ledger.y, name: "total (ledger)", mode: "lines", line: { dash: "dot" } });
   for (const [name, s] of pnl.byStrategy) traces.push({ x: s.t, y: s.y, name: name + " realized", mode: "lines+markers" });
   Plotly.react("pnl-chart", traces, {
     margin: { l: 50, r: 10, t: 10, b: 30 }, paper_bgcolor: "#161b22", plot_bgcolor: "#161b22",
@@ -155,6 +156,19 @@ async function control(action, text) {
   $("fresh").textContent = r.ok ? `${action} sent` : `refused: ${body.error || r.status}`;
 }
 
+async function loadHistory() { // the run and its PnL so far, from the ledger (if any)
+  const r = await fetch("/api/history", { cache: "no-store" });
+  if (!r.ok) return;
+  const h = await r.json();
+  if (!h.run) return;
+  $("run").textContent = `${h.run.id} (${h.run.mode}, config ${h.run.config_id})`;
+  pnl.ledger = {
+    t: h.pnl.map((p) => new Date(p[0] / 1e6)),
+    y: h.pnl.map((p) => (p[1] + p[2]) / 1e6), // realized + unrealized
+  };
+  pnl.dirty = true;
+}
+
 async function refresh() {
   const r = await fetch("/refresh", { method: "POST" });
   if (r.status === 401) window.location.assign("/");
@@ -165,6 +179,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("kill").addEventListener("click", () => control("kill_switch", "Halt all new intents now?"));
   $("resume").addEventListener("click", () => control("resume", "Resume trading?"));
   await checkSession();
+  loadHistory();
   showFresh();
   setInterval(showFresh, 1000);
   setInterval(drawChart, 1000);
