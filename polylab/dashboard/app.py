@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -97,6 +98,12 @@ def _login_page(message: str = "", status: int = 401) -> HTMLResponse:
     text = (STATIC / "login.html").read_text(encoding="utf-8")
     note = f'<p class="error" role="alert">{html.escape(message)}</p>' if message else ""
     return HTMLResponse(text.replace("<!--MESSAGE-->", note), status_code=status)
+
+
+async def _store_down(request: Request, exc: Exception) -> Response:
+    """Redis (codes, sessions) is away: refuse, never let anyone in unchecked."""
+    log.warning("dashboard session store unavailable: %s", type(exc).__name__)
+    return JSONResponse({"error": "session store (Redis) unavailable"}, status_code=503)
 
 
 def _client(request: Request) -> str:
@@ -178,10 +185,9 @@ def create_app(
 
     async def logout(request: Request) -> Response:
         session = await session_of(request)
-        if session is None:
-            return JSONResponse({"error": "not logged in"}, status_code=401)
-        await store.revoke(session)
-        end(session)
+        if session is not None:  # else: already ended; just drop the cookie
+            await store.revoke(session)
+            end(session)
         response = RedirectResponse("/", status_code=303)
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
         return response
@@ -275,7 +281,7 @@ def create_app(
                 checked = time.monotonic()
                 try:
                     await store.verify(token)
-                except AuthFailed:
+                except Exception:  # refused, or Redis away: fail closed, the page reconnects
                     yield b"event: bye\ndata: session ended\n\n"
                     return
             out: list[bytes] = []
@@ -330,6 +336,7 @@ def create_app(
         ],
         lifespan=lifespan,
         middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={RedisError: _store_down},
     )
     app.state.hub = hub
     return app

@@ -16,17 +16,18 @@ import httpx
 import jwt
 import pytest
 import redis
-from dashboard.helpers import Dash, state, wait_for
+import redis.asyncio as aioredis
+from dashboard.helpers import Dash, Served, free_port, state, wait_for
 
-from polylab.bus import STATE
-from polylab.dashboard.app import COOKIE
-from polylab.dashboard.auth import code_key
+from polylab.bus import STATE, InProcessBus
+from polylab.dashboard.app import COOKIE, create_app
+from polylab.dashboard.auth import AuthSettings, AuthStore, code_key
 
 PROTECTED_GET = ["/", "/api/state", "/api/session", "/events", "/static/app.js"]
 PROTECTED_GET += ["/static/plotly.min.js"]
 
 
-def _claims(dash: Dash, **kw: Any) -> dict[str, Any]:
+def _claims(dash: Dash | None, **kw: Any) -> dict[str, Any]:
     now = int(time.time())
     base = {"sub": "operator", "iat": now, "exp": now + 900, "jti": "x" * 32, "auth_time": now}
     return base | kw
@@ -176,7 +177,7 @@ def test_every_page_api_and_stream_needs_a_token(dash: Dash) -> None:
         assert 'action="/login"' in c.get("/").text
         assert c.get("/api/state").json() == {"error": "not logged in"}
         assert c.post("/refresh").status_code == 401
-        assert c.post("/logout").status_code == 401
+        assert c.post("/logout").status_code == 303  # nothing to end: back to the login
         r = c.post("/api/control", json={"action": "kill_switch", "confirm": True})
         assert r.status_code == 401
     assert dash.runner.controls() == []
@@ -254,3 +255,19 @@ def test_parallel_guesses_cannot_pass_the_lockout(dash: Dash) -> None:
     assert statuses == [401] * 4 + [429] * 16
     with dash.client() as c:
         assert c.post("/login", data={"code": code}).status_code == 429
+
+
+def test_without_redis_nothing_gets_in(secret: str) -> None:
+    """The session store is away: pages, API and login answer 503, never let anyone in."""
+    settings = AuthSettings(secret=secret.encode())
+    store = AuthStore(aioredis.Redis.from_url("redis://127.0.0.1:1/0"), settings)
+    served = Served(create_app(InProcessBus(), store), free_port())
+    try:
+        with httpx.Client(base_url=served.url, timeout=30.0) as c:
+            forged = jwt.encode(_claims(None), secret.encode(), "HS256")
+            c.cookies.set(COOKIE, forged)  # even a well-signed token
+            for path in ("/", "/api/state", "/events"):
+                assert c.get(path).status_code == 503, path
+            assert c.post("/login", data={"code": "123456"}).status_code == 503
+    finally:
+        served.close()
