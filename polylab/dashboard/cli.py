@@ -146,8 +146,12 @@ def serve_cmd(
             "when it exists; else no history]",
         ),
     ] = None,
+    ssl_certfile: Annotated[
+        Path | None, typer.Option(help="serve HTTPS with this certificate (PEM)")
+    ] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(help="… and this private key (PEM)")] = None,
 ) -> None:
-    """Serve the dashboard until stopped (Ctrl-C)."""
+    """Serve the dashboard until stopped (Ctrl-C). Over HTTPS the session cookie is Secure."""
     import redis.asyncio as aioredis
     import uvicorn
 
@@ -161,6 +165,11 @@ def serve_cmd(
         raise ConfigError(f"--port must be 1..65535, got {port}")
     if not plotly_js_path().is_file():
         raise ConfigError(f"plotly.js not found at {plotly_js_path()}")
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        raise ConfigError("HTTPS needs both --ssl-certfile and --ssl-keyfile")
+    for f in (ssl_certfile, ssl_keyfile):
+        if f is not None and not f.is_file():
+            raise ConfigError(f"no such file: {f}")
     _ping(url)
     ledger = _open_ledger(ledger_url)
     store = AuthStore(aioredis.Redis.from_url(url), settings)
@@ -168,5 +177,14 @@ def serve_cmd(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    typer.echo(f"dashboard on http://{host}:{port}/ (log in with `polylab dashboard otp`)")
-    uvicorn.run(web, host=host, port=port, log_level="info", proxy_headers=False)
+    scheme = "https" if ssl_certfile else "http"
+    typer.echo(f"dashboard on {scheme}://{host}:{port}/ (log in with `polylab dashboard otp`)")
+    uvicorn.run(
+        web,
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=False,
+        ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+        ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
+    )

@@ -3,6 +3,7 @@ revocation, and nothing secret in Redis, logs or pages."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -271,3 +272,26 @@ def test_without_redis_nothing_gets_in(secret: str) -> None:
             assert c.post("/login", data={"code": "123456"}).status_code == 503
     finally:
         served.close()
+
+
+def test_over_https_the_cookie_is_secure(make_dash: Callable[..., Dash]) -> None:
+    """Served over HTTPS (the ASGI scheme is https), the session cookie gets ``Secure``."""
+    dash = make_dash()  # for its code issuing; the app below shares its Redis and prefix
+    code = dash.code()
+
+    async def login() -> httpx.Response:
+        store = AuthStore(aioredis.Redis.from_url(dash.redis_url), dash.settings)
+        app = create_app(InProcessBus(), store)  # login needs no lifespan: no hub involved
+        transport = httpx.ASGITransport(app=app)
+        try:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="https://dashboard.example"
+            ) as c:
+                return await c.post("/login", data={"code": code})
+        finally:
+            await store.redis.aclose()
+
+    r = asyncio.run(login())
+    assert r.status_code == 303
+    cookie = r.headers["set-cookie"].lower()
+    assert "; secure" in cookie and "httponly" in cookie and "samesite=strict" in cookie
