@@ -138,6 +138,19 @@ def create_app(
     hub = Hub(bus, keep=keep)
     settings = store.settings
     ended: dict[str, int] = {}  # jti → exp of sessions ended here: their streams stop at once
+    closing: list[bool] = []  # set when the server stops: every stream ends (page reconnects)
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    def stop_streams() -> None:
+        """End every open event stream now (thread- and signal-safe): the server is stopping
+        and would otherwise wait for streams that never end by themselves."""
+
+        def stop() -> None:
+            closing.append(True)
+            hub.notify()
+
+        if loops:
+            loops[0].call_soon_threadsafe(stop)
 
     def end(session: Session) -> None:
         now = time.time()
@@ -274,6 +287,9 @@ def create_app(
         yield b"retry: 2000\n\n"
         while True:
             changed = hub.changed
+            if closing:
+                yield b"event: bye\ndata: server stopping\n\n"
+                return
             if session.jti in ended or time.time() >= session.exp:
                 yield b"event: bye\ndata: session ended\n\n"
                 return
@@ -310,6 +326,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        loops.append(asyncio.get_running_loop())
         if start_bus:
             await bus.start()
         await hub.start()
@@ -339,4 +356,5 @@ def create_app(
         exception_handlers={RedisError: _store_down},
     )
     app.state.hub = hub
+    app.state.stop_streams = stop_streams
     return app

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -179,12 +179,20 @@ def serve_cmd(
     )
     scheme = "https" if ssl_certfile else "http"
     typer.echo(f"dashboard on {scheme}://{host}:{port}/ (log in with `polylab dashboard otp`)")
-    uvicorn.run(
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            web.state.stop_streams()  # open event streams end, so the stop is prompt
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
         web,
         host=host,
         port=port,
         log_level="info",
         proxy_headers=False,
+        timeout_graceful_shutdown=3,  # open event streams never end by themselves
         ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
         ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
     )
+    Server(config).run()
