@@ -344,3 +344,98 @@ def test_a_paper_fill_on_the_simulator_reaches_the_page(dash: Dash) -> None:
             assert page.locator("#fills tbody tr").count() == want  # every booked fill, once
         finally:
             browser.close()
+
+
+def test_the_dashboard_on_a_real_polylab_run(
+    make_dash: Any, tmp_path: Path, redis_url: str, prefix: str
+) -> None:
+    """``polylab run`` (paper, built-in simulator, Redis bus with the test's prefix, SQLite
+    ledger) in its own process; the dashboard follows it in Chromium: ≥ 5 states a second (by
+    the runner's own timestamps), fills within 1 s of their publication, the kill switch halts
+    the runner (its state confirms it), logout refuses the old cookie."""
+    _need_browser()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    db = f"sqlite:///{tmp_path / 'ledger.db'}"
+    env = os.environ | {"REDIS_URL": redis_url}
+    env.pop("DATABASE_URL", None)
+    args = ["--seconds", "120", "--bus-prefix", prefix, "--database-url", db]
+    runner = subprocess.Popen(
+        [POLYLAB, "run", *args, "--out", str(tmp_path / "run")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _run_session(make_dash, runner)
+    finally:
+        runner.terminate()
+        _, err = runner.communicate(timeout=60)
+    assert runner.returncode == 0, err[-2000:]
+
+
+def _run_session(make_dash: Any, runner: Any) -> None:
+    from playwright.sync_api import sync_playwright
+
+    dash: Dash = make_dash()
+    seen_fills: dict[str, float] = {}  # fill_id → when this process got it off the bus
+
+    def on_trade(m: Any) -> None:
+        if isinstance(m, FillMessage):
+            seen_fills.setdefault(m.fill_id, time.monotonic())
+
+    dash.runner.lt.run(dash.runner.bus.subscribe(TRADES, callback=on_trade))
+    code = dash.code()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+            page.goto(dash.url + "/")
+            page.fill("#code", code)
+            page.click("#login")
+            page.wait_for_selector("#conn.on", timeout=15_000)
+            wait_for(
+                lambda: runner.poll() is None and int(page.inner_text("#states")) >= 3,
+                "the runner's first states",
+                60,
+            )
+            assert page.inner_text("#mode") == "paper"
+
+            # ≥ 5 states a second, counted on the page, timed by the runner's own ts_ns
+            def mark() -> tuple[int, int]:
+                st = page.request.get(dash.url + "/api/state").json()
+                return int(page.inner_text("#states")), int(st["ts_ns"])
+
+            n0, t0 = mark()
+            wait_for(lambda: mark()[1] - t0 >= 3_000_000_000, "3 s of runner time", 30)
+            n1, t1 = mark()
+            rate = (n1 - n0) / ((t1 - t0) / 1e9)
+            print(f"page saw {rate:.1f} poly:state a second")
+            assert rate >= 5.0
+
+            # a fill: visible within 1 s of reaching the bus
+            fid, got = wait_for(lambda: next(iter(seen_fills.items()), None), "a fill", 60)
+            page.wait_for_selector(f'#fills tr[data-key="{fid}"]', timeout=10_000)
+            lag_s = time.monotonic() - got
+            print(f"fill on the bus → visible on the page: {1000 * lag_s:.0f} ms")
+            assert lag_s <= 1.0
+            page.screenshot(path=str(ARTIFACTS / "dashboard-run-1280x800.png"))
+
+            # the kill switch halts the runner; its next state says so
+            assert page.is_hidden("#halted")
+            page.click("#kill")
+            page.click("#confirm-yes")
+            page.wait_for_selector("#halted", state="visible", timeout=10_000)
+            assert page.request.get(dash.url + "/api/state").json()["kill_switch"] is True
+            page.set_viewport_size({"width": 390, "height": 844})
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(ARTIFACTS / "dashboard-run-halted-phone-390x844.png"))
+
+            # logout: refused afterwards, even with the old cookie
+            old = [c for c in page.context.cookies() if c["name"] == "polylab_session"]
+            page.click("#logout")
+            page.wait_for_selector("#code")
+            page.context.add_cookies([old[0]])  # type: ignore[list-item]
+            assert page.request.get(dash.url + "/api/state").status == 401
+        finally:
+            browser.close()
