@@ -38,6 +38,7 @@ function prependRow(tableId, cells, key) {
   if (key && body.querySelector(`tr[data-key="${CSS.escape(key)}"]`)) return;
   const tr = document.createElement("tr");
   if (key) tr.dataset.key = key;
+  tr.dataset.seen = String(Date.now()); // when the row appeared (ms since the epoch)
   tr.append(...cells.map((c) => (Array.isArray(c) ? cell(c[0], c[1]) : cell(c))));
   body.prepend(tr);
   while (body.rows.length > KEEP) body.deleteRow(-1);
