@@ -23,7 +23,14 @@ setup: $(STAMP) ## create .venv/ with polylab and its pinned tools (idempotent)
 demo: setup ## the main job on embedded defaults: local exchange + paper-trade SumTo100, Clipper, Sniper (~35 s)
 	@$(VENV)/bin/polylab demo
 
-test: setup check ## lint, type-check and run the whole test suite
+CHROMIUM ?= /usr/bin/chromium
+browser: ## Debian's chromium for the dashboard's browser tests (installed when missing, as root)
+	@test -x $(CHROMIUM) || { if [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	  >/dev/null; else echo "no $(CHROMIUM): sudo apt-get install -y chromium" \
+	  "(the browser tests skip without it)"; fi; }
+
+test: setup browser check ## lint, type-check and run the whole test suite
 	@$(PY) -m pytest -q
 
 check: setup ## ruff (lint + format diff) and mypy --strict on polylab/
@@ -41,4 +48,4 @@ bench: setup $(VENV)/.polylab-bench ## benchmarks: replay, VWAP, signing, feed; 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache runs
 
-.PHONY: help setup demo test check bench clean
+.PHONY: help setup browser demo test check bench clean

@@ -64,6 +64,7 @@ def _register_subapps() -> None:
         ("polylab.feed.sports_cli", "sports"),
         ("polylab.store.ledger_cli", "ledger"),
         ("polylab.research.sweep_cli", "sweep"),
+        ("polylab.dashboard.cli", "dashboard"),
     ):
         if name in have:
             continue

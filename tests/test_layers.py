@@ -42,6 +42,7 @@ LAYERS: dict[str, int] = {
     "research": 9,
     "cli": 9,
     "sim": 9,
+    "dashboard": 9,  # a face: the operator's page on the bus
     "__init__": 0,  # the package itself holds only __version__
     "__main__": 9,
 }
