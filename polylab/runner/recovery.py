@@ -103,14 +103,20 @@ async def reconcile(
         out.append(f"order {oid} is open in the ledger (run {rec.run_id}) but not at the venue")
     after_s = max(0, rec.last_fill_ns // 1_000_000_000 - 1)  # the venue's filter is ``> after``
     known = set(filled_order_ids)
+    missed: set[str] = set()
     for t in await rest.get_trades(after_s=after_s):
         ids = {t.taker_order_id, *(m.order_id for m in t.maker_orders)} - {""}
         if ids & known:
             continue
+        missed.add(t.asset_id)
         out.append(
             f"venue trade {t.id} ({t.side} {t.size} of {t.asset_id} at {t.price}, matched "
             f"{t.match_time}) after the last ledger fill is not in the ledger"
         )
+    for tok in sorted(missed - set(rec.positions)):  # held tokens were compared above
+        got = (await rest.get_balance_allowance("CONDITIONAL", token_id=tok)).balance_micros
+        if got:
+            out.append(f"venue holds {got} share micros of {tok}, ledger 0")
     return out
 
 
