@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from polylab.money import MICROS, cost_micros
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DAY_NS",
+    "RECOVERED",
     "Fill",
     "MergeRecord",
     "Portfolio",
@@ -69,6 +71,9 @@ __all__ = [
 
 DAY_NS = 86_400 * 1_000_000_000
 """One UTC day in ns: daily PnL buckets are ``ts_ns // DAY_NS``."""
+
+RECOVERED = "recovered"
+"""Intent and strategy of the lots a restarted runner takes over (``Portfolio.restore``)."""
 
 
 class PortfolioError(ValueError):
@@ -149,6 +154,39 @@ class Portfolio:
             return [t.record() for t in self._trades.values() if t.opened]
 
     # -- bookings ------------------------------------------------------------------------------
+    def restore(
+        self,
+        *,
+        cash_micros: int,
+        positions: Mapping[str, tuple[int, int]],
+        realized_today_micros: int,
+        now_ns: int,
+        catalog: MarketCatalog | None = None,
+        owner: str = RECOVERED,
+    ) -> None:
+        """Start from what a previous run left (restart recovery), before anything is booked.
+
+        ``positions``: token → (shares, basis), micros; each becomes one lot of intent and
+        strategy ``owner`` (so later sells close it FIFO and realize against its basis: PnL
+        continues). ``realized_today_micros`` is counted as realized on the UTC day of
+        ``now_ns`` (the daily loss limit reads ``realized_on_day``). ``starting_cash`` is set
+        so that ``cash + Σ basis = starting_cash + realized`` holds exactly. With the
+        ``catalog`` the restored tokens' markets are known (so their resolution settles them).
+        """
+        with self.lock:
+            if self.history or self.merges or self.settlements:
+                raise PortfolioError("restore() must come before any booking")
+            for tok, (shares, basis) in positions.items():
+                if shares:
+                    self._lots[tok] = deque([Lot(owner, shares, basis, owner)])
+                    if catalog is not None:
+                        self._learn(tok, catalog)
+            self.cash = cash_micros
+            self.realized = realized_today_micros
+            self._daily = {now_ns // DAY_NS: realized_today_micros} if realized_today_micros else {}
+            held = sum(lot.basis for lots in self._lots.values() for lot in lots)
+            self.starting_cash = cash_micros + held - realized_today_micros
+
     def apply(self, result: ExecutionResult, catalog: MarketCatalog) -> list[Fill]:
         """Book every filled order of ``result`` (legs, then unwinds); returns the fills."""
         intent = result.intent

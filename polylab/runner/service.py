@@ -10,9 +10,13 @@ this module attaches what a service needs when the session starts:
   100 ms, ``poly:signals`` (each intent with the risk gate's decision), ``poly:trades`` (order
   statuses, and each fill **once the ledger has committed it**: ledger first, then bus) and
   ``poly:errors``; ``poly:control`` is read for the kill switch and resume;
-* **restart recovery**: before trading, the previous run of the same mode and venue is read
-  back from the ledger (cash, positions, open orders, today's realized PnL) and what differs
-  from the new session's start is recorded as an error row and logged, never silently.
+* **restart recovery** (``runner.recovery``): before trading, the previous run of the same
+  mode and venue is read back from the ledger and restored into the new session (cash,
+  positions with their cost basis, today's realized PnL for the daily loss limit); a previous
+  run still ``running`` (killed) is marked ``crashed``; its open paper orders are recorded
+  ``cancelled`` (none survives a restart); a live session first reconciles the ledger with the
+  venue (balances, open orders, trades since the last fill). Each step and each difference is
+  an ``errors`` row of source ``recovery`` and a log warning, never silent.
 
 Publishing never blocks trading (``Bus.publish`` only queues); a ledger that is down queues
 rows and, past its halt depth, stops new intents through the kill switch until it is back.
@@ -49,9 +53,11 @@ from polylab.bus.periodic import PeriodicPublisher
 from polylab.bus.sink import BusSink, fill_message
 from polylab.config import PolylabConfig, config_id
 from polylab.domain import Intent
-from polylab.engine import Engine, ErrorRecord
+from polylab.engine import ErrorRecord
+from polylab.execution.live import Credentials
 from polylab.risk.manager import Approved, Decision
 from polylab.risk.records import Fill
+from polylab.runner import recovery
 from polylab.runner.paper import PaperRun
 from polylab.store.ledger import Ledger, RecoveredState
 from polylab.store.ledger_db import LedgerError
@@ -127,7 +133,9 @@ class RunnerService:
             venue=venue,
             config_id=config_id(config),
             code_version=polylab.__version__,
-            start_cash_micros=starting_cash_micros,
+            start_cash_micros=(
+                self.recovered.cash_micros if self.recovered is not None else starting_cash_micros
+            ),
         )
         self.writer = LedgerWriter(self.ledger, on_status=self._ledger_status).start()
         self.ledger_sink = LedgerSink(
@@ -141,6 +149,9 @@ class RunnerService:
         self._tasks: list[asyncio.Task[None]] = []
         self._publisher: PeriodicPublisher | None = None
         self._last_snapshot = 0.0
+        self.started_with: dict[str, object] = {}
+        self.recovery_notes: list[str] = []
+        self._mark_crashed()
 
     @property
     def publisher(self) -> PeriodicPublisher | None:
@@ -160,7 +171,7 @@ class RunnerService:
         eng.sinks.extend([self.ledger_sink, _TradesWithoutFills(self.bus)])
         eng.decision_hooks.append(self._signal)
         if self.recovered is not None:
-            self._report_recovery(eng, self.recovered)
+            self._restore(run, self.recovered)
         self._publisher = PeriodicPublisher(
             self.bus, STATE, self.state, period_ns=self.options.state_period_ms * 1_000_000
         )
@@ -330,23 +341,56 @@ class RunnerService:
             log.error("restart recovery: %s", exc)
             return None
 
-    def _report_recovery(self, eng: Engine, rec: RecoveredState) -> None:
-        """Record what the previous run left that this session does not start with."""
-        notes = []
-        held = {t: s for t, s in rec.positions.items() if s}
-        if held:
-            notes.append(f"{len(held)} positions held by run {rec.run_id}")
-        if rec.open_orders:
-            notes.append(f"{len(rec.open_orders)} orders left open by run {rec.run_id}")
-        if rec.cash_micros != self.starting_cash:
-            notes.append(f"cash {rec.cash_micros} micros at the end of run {rec.run_id}")
-        if rec.realized_today_micros:
-            notes.append(f"realized today {rec.realized_today_micros} micros")
-        for note in notes:
-            log.warning("restart recovery: %s", note)
-            self.ledger_sink.record(
-                "errors", ErrorRecord(source="recovery", error=note, ts_ns=time.time_ns())
-            )
+    def _note(self, line: str) -> None:
+        """One recovery step or difference: a log warning and an ``errors`` row."""
+        log.warning("restart recovery: %s", line)
+        self.recovery_notes.append(line)
+        self.ledger_sink.record(
+            "errors", ErrorRecord(source="recovery", error=line, ts_ns=time.time_ns())
+        )
+
+    def _mark_crashed(self) -> None:
+        """A previous run still ``running`` was killed (no clean stop marked it): say so."""
+        rec = self.recovered
+        if rec is None or rec.status != "running":
+            return
+        try:
+            self.ledger.stop_run(rec.run_id, status="crashed")
+        except LedgerError as exc:
+            log.error("restart recovery: cannot mark run %s crashed: %s", rec.run_id, exc)
+            return
+        self._note(f"run {rec.run_id} was still running: marked crashed")
+
+    def _restore(self, run: PaperRun, rec: RecoveredState) -> None:
+        """Before trading: the previous run's state into this session's portfolio; its open
+        paper orders recorded cancelled; a snapshot at once (a crash before the first periodic
+        one must not lose the restored positions)."""
+        now = time.time_ns()
+        self._note(recovery.restore(run.portfolio, rec, run.catalog, now))
+        self.started_with = recovery.restored_view(run.portfolio, now)
+        if self.mode == "paper" and rec.open_orders:
+            for o in recovery.cancelled_orders(rec, now):
+                self.writer.submit(o)
+                self._note(f"order {o.order_id} of run {rec.run_id} was open: recorded cancelled")
+        self._snapshot(force=True)
+
+    async def reconcile(self, url: str, creds: Credentials) -> list[str]:
+        """Live, before trading: the ledger against the venue's account at ``url`` (L2 keys
+        from ``creds``, else derived through L1); every difference is recorded and returned
+        (empty: all agree). A venue that cannot answer is recorded as such."""
+        rec = self.recovered
+        if rec is None:
+            return []
+        try:
+            filled = {str(f["order_id"]) for f in self.ledger.rows("fills", run_id=rec.run_id)}
+            diffs = await recovery.reconcile_at(url, creds, rec, filled)
+        except Exception as exc:  # the failure itself is the recorded difference
+            diffs = [f"cannot reconcile with the venue: {type(exc).__name__}: {exc}"]
+        for line in diffs:
+            self._note(line)
+        if not diffs:
+            self._note(f"venue agrees with the ledger (run {rec.run_id})")
+        return diffs
 
 
 def _open_ledger(url: str, attempts: int = 4) -> Ledger:

@@ -121,6 +121,7 @@ def run_cmd(
                         cfg, v, seconds=seconds, out_dir=out_dir, stop=stop, on_start=on_start
                     )
                 else:
+                    await svc.reconcile(v.url, creds)  # restart recovery, before trading
                     res, _, _ = await run_live(
                         cfg,
                         v,
@@ -141,6 +142,7 @@ def run_cmd(
                 "out_dir": str(out_dir),
                 "signals": svc.signals,
                 "fills_published": svc.fills_published,
+                "recovery": {"started_with": svc.started_with, "notes": svc.recovery_notes},
                 "bus": msgspec.to_builtins(svc.bus.health()),
                 "result": msgspec.to_builtins(res),
             }

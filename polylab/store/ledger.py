@@ -86,6 +86,9 @@ class RecoveredState(msgspec.Struct, frozen=True, kw_only=True):
     realized_today_micros: int
     last_fill_ns: int
     fills: int
+    basis: dict[str, int] = {}
+    """token → what the shares held cost, fees in (micros): the snapshot's ``cost_micros``
+    plus ``realized − cash_delta`` of each later fill (the portfolio's invariant, per fill)."""
 
 
 def _plain(row: Mapping[Any, Any]) -> dict[str, Any]:
@@ -272,11 +275,13 @@ class Ledger:
             if run is None:
                 raise LedgerError(f"no run {rid!r} in the ledger")
             positions: dict[str, int] = {}
+            basis: dict[str, int] = {}
             seen_ns: dict[str, int] = {}
             for p in conn.execute(
                 select(S.positions).where(S.positions.c.run_id == rid)
             ).mappings():
                 positions[p["token_id"]] = p["shares_micros"]
+                basis[p["token_id"]] = p["cost_micros"]
                 seen_ns[p["token_id"]] = p["ts_ns"]
             snap = (
                 conn.execute(
@@ -292,12 +297,15 @@ class Ledger:
             cash_after = snap["ts_ns"] if snap else None
             last_fill = 0
             n = 0
-            q = select(f.token_id, f.side, f.size_micros, f.cash_delta_micros, f.ts_ns)
-            for tok, side, size, delta, ts in conn.execute(q.where(f.run_id == rid)):
+            q = select(
+                f.token_id, f.side, f.size_micros, f.cash_delta_micros, f.realized_micros, f.ts_ns
+            )
+            for tok, side, size, delta, pnl, ts in conn.execute(q.where(f.run_id == rid)):
                 n += 1
                 last_fill = max(last_fill, ts)
                 if ts > seen_ns.get(tok, -1):
                     positions[tok] = positions.get(tok, 0) + (size if side == "BUY" else -size)
+                    basis[tok] = basis.get(tok, 0) + pnl - delta
                 if cash_after is None or ts > cash_after:
                     cash += delta
             opened = conn.execute(
@@ -328,6 +336,7 @@ class Ledger:
             realized_today_micros=int(realized),
             last_fill_ns=last_fill,
             fills=n,
+            basis={k: int(basis.get(k, 0)) for k, v in sorted(positions.items()) if v != 0},
         )
 
     # -- configs (for promotion) ---------------------------------------------------------
