@@ -29,6 +29,31 @@ from polylab.money import cash_to_str, price_micros_to_str
 if TYPE_CHECKING:
     from polylab.backtest import BacktestResult
     from polylab.config import PolylabConfig
+    from polylab.venue import VenueProfile
+
+VENUE_HELP = "polymarket (production hosts, POLYMARKET_*_URL overrides) or sim"
+
+
+def _venue(name: str | None, url: str | None) -> tuple[VenueProfile | None, str | None]:
+    """``--venue``/``--url`` → (a named profile, or None) and the simulator URL (or None: the
+    built-in simulator). A bad name or override URL raises ``VenueError`` (a ValueError: one
+    line, exit 2)."""
+    from polylab.venue import VenueError, resolve
+
+    if name is None or name == "sim":
+        return None, url
+    if url is not None:
+        raise VenueError(f"--url {url!r} is for --venue sim; --venue {name} takes its hosts")
+    return resolve(name), None
+
+
+def _where(profile: VenueProfile | None, url: str | None) -> str | None:
+    """What ``venue_errors`` names when a session cannot use its venue (None: the built-in
+    simulator, whose errors are bugs)."""
+    if profile is None:
+        return url
+    return f"{profile.name} (CLOB {profile.clob}, Gamma {profile.gamma})"
+
 
 __all__ = ["app", "main"]
 
@@ -74,6 +99,10 @@ def _register_subapps() -> None:
             if exc.name != mod:
                 raise
             continue
+        if name == "sim":
+            from polylab.runner.record_cli import sim_record_cmd
+
+            sub.app.command("record")(sim_record_cmd)
         app.add_typer(sub.app, name=name)
     _register_run()
 
@@ -271,6 +300,7 @@ def _paper_session(
     out_dir: Path,
     title: str,
     sim_overrides: dict[str, Any] | None = None,
+    profile: VenueProfile | None = None,
 ) -> BacktestResult:
     import asyncio
 
@@ -299,8 +329,8 @@ def _paper_session(
 
     async def main() -> BacktestResult:
         stop = stop_on_signals()  # Ctrl-C / SIGTERM: stop cleanly, keep the session
-        with venue_errors(url):
-            async with venue(url, seed=seed, sim_overrides=sim_overrides) as v:
+        with venue_errors(where):
+            async with venue(url, seed=seed, sim_overrides=sim_overrides, profile=profile) as v:
                 return await session(v, stop)
 
     async def session(v: Venue, stop: asyncio.Event) -> BacktestResult:
@@ -315,6 +345,7 @@ def _paper_session(
             )
         return res
 
+    where = _where(profile, url)
     try:
         return asyncio.run(main())
     except KeyboardInterrupt:
@@ -326,7 +357,10 @@ def _paper_session(
 def paper_cmd(
     url: Annotated[
         str | None,
-        typer.Option(help="venue/simulator base URL; default: start the built-in simulator"),
+        typer.Option(help="a running simulator's base URL; default: start the built-in one"),
+    ] = None,
+    venue_name: Annotated[
+        str | None, typer.Option("--venue", help=f"{VENUE_HELP}; default: the simulator")
     ] = None,
     seconds: Annotated[float | None, typer.Option(min=0.0, help="stop after this long (s)")] = None,
     config: Annotated[Path | None, typer.Option(help="config file (TOML or JSON)")] = None,
@@ -334,11 +368,13 @@ def paper_cmd(
     out: Annotated[Path | None, typer.Option(help="run folder")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
-    """Paper-trade against the simulator (or a URL) until stopped, with a live summary."""
+    """Paper-trade against the simulator (or a URL, or --venue) until stopped, with a live
+    summary."""
     check_url(url)
+    profile, url = _venue(venue_name, url)
     cfg = _load_cfg(config)
     out_dir = prepare_out_dir(out or Path("runs") / f"paper-{time.strftime('%Y%m%d-%H%M%S')}")
-    res = _paper_session(cfg, url, seconds, seed, out_dir, "paper trading")
+    res = _paper_session(cfg, url, seconds, seed, out_dir, "paper trading", profile=profile)
     if as_json:
         sys.stdout.write(msgspec.json.encode(res).decode() + "\n")
     else:
@@ -349,8 +385,12 @@ def paper_cmd(
 def live_cmd(
     url: Annotated[
         str | None,
-        typer.Option(help="venue/simulator base URL; default: start the built-in simulator"),
+        typer.Option(help="a running simulator's base URL (with --venue sim)"),
     ] = None,
+    venue_name: Annotated[
+        str,
+        typer.Option("--venue", help=f"{VENUE_HELP} (without --url: the built-in simulator)"),
+    ] = "polymarket",
     live: Annotated[
         bool, typer.Option("--live", help="really send orders (else DRY_RUN: sign and log only)")
     ] = False,
@@ -368,19 +408,19 @@ def live_cmd(
     from polylab.runner.paper import stop_on_signals, venue
 
     check_url(url)
+    profile, url = _venue(venue_name, url)
     cfg = _load_cfg(config)
     creds = load_credentials()
     check_credentials(creds)
     out_dir = prepare_out_dir(out or Path("runs") / f"live-{time.strftime('%Y%m%d-%H%M%S')}")
     mode = "LIVE" if live and not cfg.live.dry_run else "DRY_RUN"
-    console.print(
-        f"[bold]{mode}[/bold]: {', '.join(cfg.strategies)} at {url or 'the built-in simulator'}"
-    )
+    where = profile.clob if profile is not None else url or "the built-in simulator"
+    console.print(f"[bold]{mode}[/bold]: {', '.join(cfg.strategies)} at {where}")
 
     async def main() -> BacktestResult:
         stop = stop_on_signals()  # Ctrl-C / SIGTERM: cancel open orders, write the run folder
-        with venue_errors(url):
-            async with venue(url, seed=seed) as v:
+        with venue_errors(_where(profile, url)):
+            async with venue(url, seed=seed, profile=profile) as v:
                 res, _, ex = await run_live(
                     cfg, v, creds, live=live, seconds=seconds, out_dir=out_dir, stop=stop
                 )
@@ -401,6 +441,18 @@ def _register_run() -> None:
     from polylab.runner.service_cli import run_cmd
 
     app.command("run")(run_cmd)
+
+
+def _register_record() -> None:
+    """``polylab record`` lives with the recorder (``runner/record_cli.py``); idempotent."""
+    if any(c.name == "record" for c in app.registered_commands):
+        return
+    from polylab.runner.record_cli import record_cmd
+
+    app.command("record")(record_cmd)
+
+
+_register_record()
 
 
 @app.command("compare")

@@ -67,3 +67,27 @@ def test_production_hosts_appear_only_in_the_venue_module() -> None:
         if host in path.read_text(encoding="utf-8")
     }
     assert found == {"venue.py"}
+
+
+def test_sim_profile_composes_the_single_port_simulator_paths() -> None:
+    s = resolve("sim", sim_url="http://127.0.0.1:8765/", use_env=False)
+    assert s.scoreboard_url("hockey", "nhl") == (
+        "http://127.0.0.1:8765/espn/apis/site/v2/sports/hockey/nhl/scoreboard"
+    )
+    assert (s.gamma, s.user_ws) == ("http://127.0.0.1:8765/gamma", "ws://127.0.0.1:8765/ws/user")
+    assert s.geoblock == "http://127.0.0.1:8765/api/geoblock"
+
+
+def test_a_named_venue_drives_the_paper_runner_without_deriving_urls() -> None:
+    """The runner's venue carries the whole profile: the market channel is the profile's own
+    URL, not one derived from the REST URL (on the venue they are different hosts)."""
+    from polylab.runner.paper import Venue
+
+    p = resolve(
+        "polymarket",
+        overrides={"POLYMARKET_CLOB_URL": "http://127.0.0.1:1", "POLYMARKET_WS_URL": "ws://h:2/x"},
+        use_env=False,
+    )
+    v = Venue(profile=p)
+    assert v.url == "http://127.0.0.1:1" and v.endpoints.market_ws == "ws://h:2/x"
+    assert v.endpoints.gamma == venue.polymarket.gamma

@@ -95,6 +95,8 @@ class GammaMarket(msgspec.Struct, frozen=True, rename="camel"):
     game_start_time: str | None = None
     event_start_time: str | None = None
     events: list[GammaEventRef] | None = None
+    volume_24hr: Decimal | None = msgspec.field(default=None, name="volume24hr")
+    liquidity_num: Decimal | None = None
 
 
 class GammaEvent(msgspec.Struct, frozen=True, rename="camel"):

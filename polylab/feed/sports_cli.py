@@ -79,7 +79,13 @@ def parse_cmd(
 
 @app.command("poll")
 def poll_cmd(
-    base_url: Annotated[str, typer.Argument(help="server serving /espn/{sport}/{league}/…")],
+    base_url: Annotated[
+        str,
+        typer.Argument(
+            help="ESPN base serving /apis/site/v2/sports/{sport}/{league}/scoreboard "
+            "(the single-port simulator: http://HOST:PORT/espn)"
+        ),
+    ],
     sport: Annotated[str, typer.Option(help="e.g. football, hockey, soccer")] = "football",
     league: Annotated[str, typer.Option(help="e.g. nfl, nhl, usa.1")] = "nfl",
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON list of games")] = False,

@@ -5,8 +5,9 @@ Split out of ``polylab.feed.sports`` so that module holds only the wire format a
 
 Sources (``ScoreboardSource``: ``async poll() -> list[Game]``) never raise into the caller:
 errors are counted in ``stats`` and logged, and ``poll`` returns ``[]``.
-``HttpScoreboardSource`` polls ``{base}/espn/{sport}/{league}/scoreboard`` (the simulator's
-path); ``RecordedScoreboardSource`` replays ``sports`` records of a polylab recording. The
+``HttpScoreboardSource`` polls ESPN's ``{espn}/apis/site/v2/sports/{sport}/{league}/scoreboard``
+(``{espn}``: the venue profile's ESPN base; the simulator serves it under ``/espn``);
+``RecordedScoreboardSource`` replays ``sports`` records of a polylab recording. The
 venue's own sports channel is ``polylab.feed.sports_channel.PolymarketSportsSource``; its frames
 are recorded in the same ``sports`` channel and told apart by ``payload_source``.
 """
@@ -70,7 +71,8 @@ class SourceStats(msgspec.Struct):
 
 
 class HttpScoreboardSource:
-    """Poll ``{base_url}/espn/{sport}/{league}/scoreboard`` every ``poll_ms`` milliseconds.
+    """Poll ``{base_url}/apis/site/v2/sports/{sport}/{league}/scoreboard`` every ``poll_ms``
+    milliseconds. ``base_url``: the ESPN base of the venue profile (``VenueProfile.espn``).
 
     ``timeout_s`` bounds each request (connect + read). Pass ``client`` to share an
     ``httpx.AsyncClient``; otherwise one is made and ``aclose()`` closes it. The first ``poll``
@@ -92,7 +94,7 @@ class HttpScoreboardSource:
         if poll_ms <= 0:
             raise ValueError(f"poll_ms must be > 0, was {poll_ms}")
         self.name = f"http:{sport}/{league}"
-        self.url = f"{base_url.rstrip('/')}/espn/{sport}/{league}/scoreboard"
+        self.url = f"{base_url.rstrip('/')}/apis/site/v2/sports/{sport}/{league}/scoreboard"
         self.league = league
         self.poll_ns = poll_ms * 1_000_000
         self.timeout = httpx.Timeout(timeout_s)

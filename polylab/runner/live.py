@@ -111,7 +111,7 @@ async def run_live(
     signer = OrderSigner(
         creds.private_key.reveal(), lc.chain_id, signature_type=lc.signature_type, funder=lc.funder
     )
-    async with AsyncClobRest(v.url, key=SigningKey(creds.private_key.reveal())) as rest:
+    async with AsyncClobRest(v.endpoints.clob, key=SigningKey(creds.private_key.reveal())) as rest:
         api: ApiCreds | None = creds.creds
         if api is None and not lc.dry_run:
             api = await rest.create_or_derive_api_key()

@@ -53,8 +53,18 @@ from polylab.money import MICROS
 from polylab.risk.portfolio import Portfolio
 from polylab.runner.startup import with_retries
 from polylab.store.run_folder import RunRecorder, file_sha256
+from polylab.venue import VenueError, VenueProfile
+from polylab.venue import sim as sim_profile
 
-__all__ = ["FEED_FILE", "PaperRun", "Venue", "run_paper", "stop_on_signals", "venue"]
+__all__ = [
+    "DEFAULT_LEAGUES",
+    "FEED_FILE",
+    "PaperRun",
+    "Venue",
+    "run_paper",
+    "stop_on_signals",
+    "venue",
+]
 
 log = logging.getLogger(__name__)
 
@@ -62,28 +72,64 @@ FEED_FILE = "feed.jsonl.zst"
 """The recording of the feed a session traded on, inside its run folder."""
 
 
-class Venue(msgspec.Struct, frozen=True):
-    """Where to trade: REST/Gamma base URL, WebSocket base URL, scoreboards to poll."""
+DEFAULT_LEAGUES: tuple[tuple[str, str], ...] = (
+    ("football", "nfl"),
+    ("basketball", "nba"),
+    ("hockey", "nhl"),
+    ("soccer", "usa.1"),
+)
+"""ESPN scoreboards a session on a named venue polls for the Sniper (``sport``, ``league``)."""
 
-    url: str
-    ws_url: str
+
+class Venue(msgspec.Struct):
+    """Where to trade: the venue ``profile`` (every endpoint), scoreboards to poll.
+
+    ``Venue(url=…, ws_url=…)`` (a simulator's base URLs) builds the ``sim`` profile."""
+
+    url: str = ""
+    ws_url: str = ""
     sports: tuple[tuple[str, str], ...] = ()
     simulated: bool = False
-    sports_ws: str = ""  # the venue's sports channel; "" = {ws_url}/ws/sports (the simulator's)
+    sports_ws: str = ""  # the venue's sports channel; "" = the profile's
+    profile: VenueProfile | None = None
+
+    def __post_init__(self) -> None:
+        if self.profile is None:
+            if not self.url:
+                raise VenueError("a Venue needs a profile or the simulator's url")
+            p = sim_profile(self.url)
+            if self.ws_url:
+                ws = self.ws_url.rstrip("/")
+                p = msgspec.structs.replace(p, market_ws=f"{ws}/ws/market", user_ws=f"{ws}/ws/user")
+            self.profile = p
+        if not self.url:
+            self.url = self.endpoints.clob
+
+    @property
+    def endpoints(self) -> VenueProfile:
+        """The profile (always set once constructed)."""
+        if self.profile is None:  # pragma: no cover - set by __post_init__
+            raise VenueError("venue without a profile")
+        return self.profile
 
 
 @contextlib.asynccontextmanager
 async def venue(
-    url: str | None,
+    url: str | None = None,
     *,
     seed: int = 7,
     sim_overrides: dict[str, Any] | None = None,
     sports: tuple[tuple[str, str], ...] = (),
+    profile: VenueProfile | None = None,
 ) -> AsyncIterator[Venue]:
-    """``url`` as a venue, or (None) the built-in simulator started for the ``async with``."""
+    """``profile`` (a named venue, e.g. ``polymarket``), or ``url`` (a running simulator's
+    base URL: the ``sim`` profile), or neither: the built-in simulator started for the
+    ``async with``. A named venue polls ``sports`` (default ``DEFAULT_LEAGUES``)."""
+    if profile is not None:
+        yield Venue(profile=profile, sports=sports or DEFAULT_LEAGUES)
+        return
     if url is not None:
-        ws = url.replace("https://", "wss://").replace("http://", "ws://")
-        yield Venue(url=url.rstrip("/"), ws_url=ws.rstrip("/"), sports=sports)
+        yield Venue(profile=sim_profile(url), sports=sports)
         return
     from polylab.sim.config import SimConfig
     from polylab.sim.server import running_sim
@@ -91,7 +137,7 @@ async def venue(
     cfg = msgspec.convert({"seed": seed, **(sim_overrides or {})}, SimConfig)
     async with running_sim(cfg) as h:
         leagues = tuple(h.state.scoreboard.leagues()) or sports
-        yield Venue(url=h.url, ws_url=h.ws_url, sports=leagues, simulated=True)
+        yield Venue(profile=sim_profile(h.url), sports=leagues, simulated=True)
 
 
 def stop_on_signals() -> asyncio.Event:
@@ -180,7 +226,7 @@ class _Scoreboard:
         self.payload = b""
         self.client = httpx.AsyncClient(timeout=5.0, event_hooks={"response": [self._keep]})
         self.src = HttpScoreboardSource(
-            v.url, sport, league, poll_ms=poll_ms, teams=teams, client=self.client
+            v.endpoints.espn, sport, league, poll_ms=poll_ms, teams=teams, client=self.client
         )
         self.name = self.src.name
         self.last_recv_ns = 0
@@ -222,12 +268,13 @@ async def run_paper(
     the summary). With ``out_dir`` the feed is recorded into ``out_dir/feed.jsonl.zst``."""
     wall = WallClock()
     stop = stop if stop is not None else asyncio.Event()
+    endpoints = v.endpoints
 
     async def discover() -> Discovered:
-        async with GammaClient(f"{v.url}/gamma") as gamma:
+        async with GammaClient(endpoints.gamma) as gamma:
             return await gamma.discover()
 
-    found = await with_retries(discover, f"market discovery at {v.url}")
+    found = await with_retries(discover, f"market discovery at {endpoints.gamma}")
     catalog = found.catalog()
     reg = _PollFirst(catalog)
     parts = RunParts(
@@ -245,7 +292,7 @@ async def run_paper(
     if out_dir is not None:
         writer = _FeedWriter(Path(out_dir) / FEED_FILE)
         writer.write_meta(list(catalog.markets.values()), wall.now_ns())
-    feed_cfg = MarketFeedConfig(url=f"{v.ws_url}/ws/market", stale_after_ms=30_000)
+    feed_cfg = MarketFeedConfig(url=endpoints.market_ws, stale_after_ms=30_000)
     sniping = "sniper" in config.strategies
     boards = [
         _Scoreboard(v, sport, league, config.sniper.poll_ms, teams, writer)
@@ -256,7 +303,7 @@ async def run_paper(
     reconciler: Reconciler | None = None
     if sniping and config.sniper.sports_channel:  # reconciled with ESPN: first final wins
         channel = PolymarketSportsSource(
-            v.sports_ws or f"{v.ws_url}/ws/sports", teams=teams, recorder=writer
+            v.sports_ws or endpoints.sports_ws, teams=teams, recorder=writer
         )
         sources.append(("polymarket", channel))
         reconciler = Reconciler()
@@ -351,7 +398,8 @@ async def run_paper(
                 "feed": msgspec.to_builtins(feed.counters),
                 "feed_file": FEED_FILE,
                 "feed_sha256": digest,
-                "venue": v.url,
+                "venue": endpoints.clob,
+                "venue_profile": endpoints.name,
                 "stopped_by": run.stopped_by,
                 **extra,
             },

@@ -1,12 +1,12 @@
-"""``polylab sim …``: run the local exchange, or record what a client of it receives.
+"""``polylab sim …``: run the local exchange. (``polylab sim record``, the alias of ``polylab
+record --venue sim``, is mounted by ``polylab.cli``, which owns the recorder's command.)
 
-Bad input (a port out of range or busy, a bad config file, an unwritable output, a negative
-duration) fails before anything starts, as one line and exit code 2 (``polylab.cli_support``).
+Bad input (a port out of range or busy, a bad config file, an unknown layout) fails before
+anything starts, as one line and exit code 2 (``polylab.cli_support``).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -35,29 +35,26 @@ def serve_cmd(
             "balance / allowance' until POST /sim/approve and /balance-allowance/update",
         ),
     ] = False,
+    layout: Annotated[
+        str,
+        typer.Option(
+            help="single: everything on --port; production: one local port per production "
+            "host with the production paths, the overrides printed as one JSON object"
+        ),
+    ] = "single",
 ) -> None:
-    """Serve CLOB REST, /ws/market, /ws/user, Gamma and scoreboards on one port until stopped."""
+    """Serve CLOB REST, /ws/market, /ws/user, Gamma and scoreboards until stopped."""
     from polylab.sim.config import load_config
     from polylab.sim.server import serve
 
+    if layout not in ("single", "production"):
+        raise InputError(f"unknown --layout {layout!r}: expected single or production")
     if config is not None:
         load_config(config)  # a bad file raises ConfigError (exit 2) here, not inside serve
-    serve(port=port, seed=seed, config_path=config, require_approval=require_approval)
-
-
-@app.command("record")
-def record_cmd(
-    out: Annotated[Path, typer.Argument(help="recording to write (.jsonl or .jsonl.zst)")],
-    seconds: Annotated[float, typer.Option(min=0.0, help="how long to record (s)")] = 30.0,
-    seed: Annotated[int, typer.Option(help="market generator seed")] = 7,
-    url: Annotated[str | None, typer.Option(help="a running simulator; default: start one")] = None,
-) -> None:
-    """Record what a market-channel client would receive, in polylab's recording format."""
-    from polylab.cli_support import check_url
-    from polylab.sim.record import record
-
-    check_url(url)
-    parent = out.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(f"cannot write recording {str(out)!r}: folder missing or not writable")
-    record(out, seconds=seconds, seed=seed, url=url)
+    serve(
+        port=port,
+        seed=seed,
+        config_path=config,
+        require_approval=require_approval,
+        layout=layout,
+    )

@@ -31,7 +31,7 @@ from polylab.sim.sports import LEAGUES
 if TYPE_CHECKING:
     from polylab.sim.state import SimState
 
-__all__ = ["register"]
+__all__ = ["SCOREBOARD_PATH", "register", "register_scoreboard"]
 
 _enc = msgspec.json.Encoder(decimal_format="number")
 _MAX_LIMIT = 1000
@@ -187,8 +187,30 @@ class _Select:
         return None
 
 
-def register(app: web.Application, state: SimState) -> GammaIndex:
-    """Mount ``/gamma/*`` and ``/espn/{sport}/{league}/scoreboard`` on ``app``."""
+SCOREBOARD_PATH = "/apis/site/v2/sports/{sport}/{league}/scoreboard"
+"""ESPN's own scoreboard path (protocol doc §8), under the ESPN base."""
+
+
+def register_scoreboard(app: web.Application, state: SimState, paths: Iterable[str]) -> None:
+    """Mount the ESPN-format scoreboards at each of ``paths`` (with ``{sport}``/``{league}``)."""
+
+    async def scoreboard(request: web.Request) -> web.Response:
+        sport, league = request.match_info["sport"], request.match_info["league"]
+        if (sport, league) not in LEAGUES:
+            return _not_found(f"unknown league {sport}/{league}")
+        return _json(state.scoreboard.scoreboard(sport, league, request.query.get("dates")))
+
+    for path in paths:
+        app.router.add_get(path, scoreboard)
+
+
+def register(
+    app: web.Application, state: SimState, *, prefix: str = "/gamma", scoreboards: bool = True
+) -> GammaIndex:
+    """Mount the Gamma routes under ``prefix`` (``/gamma`` on the single-port simulator, ``""``
+    on a Gamma host of the production layout) and, with ``scoreboards``, the ESPN scoreboards
+    at ``/espn/{sport}/{league}/scoreboard`` and at ESPN's own path under ``/espn`` (so the
+    ``sim`` venue profile's ``{espn}/apis/site/v2/…`` resolves on the one port)."""
     idx = GammaIndex(state)
     app[GAMMA_KEY] = idx
     state.exchange.add_market_listener(idx.on_market_events)
@@ -226,20 +248,17 @@ def register(app: web.Application, state: SimState) -> GammaIndex:
         found = sel.event_by("slug", request.match_info["slug"])
         return _json(found) if found is not None else _not_found("event not found")
 
-    async def scoreboard(request: web.Request) -> web.Response:
-        sport, league = request.match_info["sport"], request.match_info["league"]
-        if (sport, league) not in LEAGUES:
-            return _not_found(f"unknown league {sport}/{league}")
-        return _json(state.scoreboard.scoreboard(sport, league, request.query.get("dates")))
-
     add = app.router.add_get
-    add("/gamma/markets", markets)
-    add("/gamma/markets/keyset", markets_keyset)  # before /{id}, which would match "keyset"
-    add("/gamma/markets/slug/{slug}", market_by_slug)
-    add("/gamma/markets/{id}", market_by_id)
-    add("/gamma/events", events)
-    add("/gamma/events/keyset", events_keyset)
-    add("/gamma/events/slug/{slug}", event_by_slug)
-    add("/gamma/events/{id}", event_by_id)
-    add("/espn/{sport}/{league}/scoreboard", scoreboard)
+    add(f"{prefix}/markets", markets)
+    add(f"{prefix}/markets/keyset", markets_keyset)  # before /{id}, which would match "keyset"
+    add(f"{prefix}/markets/slug/{{slug}}", market_by_slug)
+    add(f"{prefix}/markets/{{id}}", market_by_id)
+    add(f"{prefix}/events", events)
+    add(f"{prefix}/events/keyset", events_keyset)
+    add(f"{prefix}/events/slug/{{slug}}", event_by_slug)
+    add(f"{prefix}/events/{{id}}", event_by_id)
+    if scoreboards:
+        register_scoreboard(
+            app, state, ("/espn/{sport}/{league}/scoreboard", f"/espn{SCOREBOARD_PATH}")
+        )
     return idx

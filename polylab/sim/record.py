@@ -1,4 +1,6 @@
-"""``polylab sim record``: record what a market-channel client of the simulator receives.
+"""Record a single-port simulator from inside Python (``record_async``; notebooks, research).
+The command line (``polylab record --venue sim``, alias ``polylab sim record``) uses
+``polylab.runner.recorder`` instead, which records any venue profile.
 
 The recorder behaves like any client: it discovers markets through ``/gamma/markets``, writes
 them as the recording's first ``meta`` record, subscribes to every token on ``/ws/market`` with

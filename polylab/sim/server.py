@@ -1,5 +1,6 @@
 """Run the simulator: one aiohttp application on one port (CLOB REST, ``/ws/market``,
-``/ws/user``, ``/ws/sports``, ``/gamma/*``, ``/espn/{sport}/{league}/scoreboard``).
+``/ws/user``, ``/ws/sports``, ``/gamma/*``, ``/espn/…/scoreboard``, ``/data-api``,
+``/api/geoblock``; the production layout, one port per host, is ``sim.layout``).
 
 Three ways in, all on 127.0.0.1:
 
@@ -19,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Final, TypeVar
 
@@ -29,6 +31,7 @@ from aiohttp import web
 
 from polylab.sim import gamma_routes, generator, rest, rest_trading, sports_ws, ws
 from polylab.sim.config import ConfigError, SimConfig, load_config
+from polylab.sim.layout import extra_routes
 from polylab.sim.state import SimState
 
 __all__ = ["STATE_KEY", "SimHandle", "SimThread", "build_app", "running_sim", "serve"]
@@ -49,24 +52,38 @@ def build_app(state: SimState) -> web.Application:
     ws.register(app, state)
     gamma_routes.register(app, state)
     sports_ws.register(app, state)
-    app.on_startup.append(_on_startup)
-    app.on_cleanup.append(_on_cleanup)
+    extra_routes(app, state, data_prefix="/data-api")
+    app.on_startup.append(on_startup(state))
+    app.on_cleanup.append(on_cleanup(state))
     return app
 
 
-async def _on_startup(app: web.Application) -> None:
-    state = app[STATE_KEY]
-    loop = asyncio.get_running_loop()
-    state.exchange.set_scheduler(loop.call_later)
-    if state.config.generator:
-        app[_GENERATOR_KEY] = generator.start(state)
+AppHook = Callable[[web.Application], Awaitable[None]]
 
 
-async def _on_cleanup(app: web.Application) -> None:
-    task = app.get(_GENERATOR_KEY)
-    if task is not None:
-        await generator.stop(task)
-    app[STATE_KEY].exchange.set_scheduler(None)
+def on_startup(state: SimState) -> AppHook:
+    """The startup hook of the application that owns ``state``'s clock: the exchange gets the
+    loop's scheduler and the generator starts (once per simulator, whatever its layout)."""
+
+    async def start(app: web.Application) -> None:
+        loop = asyncio.get_running_loop()
+        state.exchange.set_scheduler(loop.call_later)
+        if state.config.generator:
+            app[_GENERATOR_KEY] = generator.start(state)
+
+    return start
+
+
+def on_cleanup(state: SimState) -> AppHook:
+    """The matching cleanup hook: stop the generator, drop the scheduler."""
+
+    async def stop(app: web.Application) -> None:
+        task = app.get(_GENERATOR_KEY)
+        if task is not None:
+            await generator.stop(task)
+        state.exchange.set_scheduler(None)
+
+    return stop
 
 
 class SimHandle(msgspec.Struct, frozen=True):
@@ -181,7 +198,17 @@ class SimThread:
             await self._stop.wait()
 
 
-async def _serve_forever(config: SimConfig, port: int) -> None:
+async def _serve_forever(config: SimConfig, port: int, layout: str = "single") -> None:
+    if layout == "production":
+        from polylab.sim.layout import running_production
+
+        async with running_production(config) as prod:
+            # stdout: exactly one JSON object, the overrides (a script reads it); the rest: stderr
+            print(msgspec.json.encode(prod.overrides).decode(), flush=True)
+            m = len(prod.handle.state.exchange.markets)
+            hosts = ", ".join(f"{k} :{v}" for k, v in prod.ports.items())
+            print(f"polylab sim (production layout): {hosts}; {m} markets", file=sys.stderr)
+            await asyncio.Event().wait()
     async with running_sim(config, port) as handle:
         m = len(handle.state.exchange.markets)
         print(
@@ -193,10 +220,16 @@ async def _serve_forever(config: SimConfig, port: int) -> None:
 
 
 def serve(
-    port: int, seed: int, config_path: Path | None = None, require_approval: bool = False
+    port: int,
+    seed: int,
+    config_path: Path | None = None,
+    require_approval: bool = False,
+    layout: str = "single",
 ) -> None:
     """Serve until interrupted. A config file's own ``seed`` wins over ``seed``;
-    ``require_approval`` switches the config's field on (never off).
+    ``require_approval`` switches the config's field on (never off). ``layout``: ``single``
+    (everything on ``port``) or ``production`` (one ephemeral port per production host, the
+    overrides printed as one JSON object on stdout).
 
     A bad config file exits with its ``ConfigError`` message (naming the field), no traceback.
     """
@@ -212,7 +245,7 @@ def serve(
     if require_approval:
         config = msgspec.structs.replace(config, require_approval=True)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve_forever(config, port))
+        asyncio.run(_serve_forever(config, port, layout))
 
 
 def _keys(path: Path) -> set[str]:

@@ -288,10 +288,10 @@ def test_http_source_polls_counts_failures_and_never_raises(shared_fixtures: Pat
 
     async def run() -> None:
         routes = {
-            "/espn/hockey/nhl/scoreboard": ok,
-            "/espn/x/busy/scoreboard": broken,
-            "/espn/x/html/scoreboard": garbage,
-            "/espn/x/slow/scoreboard": slow,
+            "/apis/site/v2/sports/hockey/nhl/scoreboard": ok,
+            "/apis/site/v2/sports/x/busy/scoreboard": broken,
+            "/apis/site/v2/sports/x/html/scoreboard": garbage,
+            "/apis/site/v2/sports/x/slow/scoreboard": slow,
         }
         async with _server(routes) as base:
             src = HttpScoreboardSource(base, "hockey", "nhl", poll_ms=50)
@@ -401,7 +401,7 @@ def test_http_source_reads_the_simulator_and_its_sports_markets_map() -> None:
             teams = TeamDirectory()
             games: list[Game] = []
             for sport, league in sim.state.scoreboard.leagues():
-                src = HttpScoreboardSource(sim.url, sport, league, teams=teams)
+                src = HttpScoreboardSource(f"{sim.url}/espn", sport, league, teams=teams)
                 games += await src.poll()
                 assert src.stats.ok == 1 and src.stats.errors == 0
                 await src.aclose()

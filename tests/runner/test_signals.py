@@ -31,12 +31,14 @@ TABLES = {"intents", "orders", "fills", "positions", "opportunities", "rejection
 class Session:
     """``polylab <command> --seconds 60 --out RUN`` on the built-in simulator, as a process."""
 
-    def __init__(self, tmp_path: Path, command: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, tmp_path: Path, command: str, env: dict[str, str] | None = None, *args: str
+    ) -> None:
         self.out = tmp_path / "run"
         self.log_path = tmp_path / "log.txt"
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(
-                [*CLI, command, "--seconds", "60", "--out", str(self.out)],
+                [*CLI, command, *args, "--seconds", "60", "--out", str(self.out)],
                 stdout=subprocess.DEVNULL,
                 stderr=log,
                 cwd=tmp_path,
@@ -84,7 +86,7 @@ def test_paper_stops_cleanly_on_a_signal(tmp_path: Path, sig: signal.Signals) ->
 
 
 def test_live_dry_run_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    s = Session(tmp_path, "live", {"POLY_PRIVATE_KEY": KEY})
+    s = Session(tmp_path, "live", {"POLY_PRIVATE_KEY": KEY}, "--venue", "sim")
     s.wait_trading()
     assert s.stop(signal.SIGTERM)["cancel_on_stop"] == "dry_run"
 

@@ -1,4 +1,4 @@
-"""``polylab sim record``: a recorded simulator session replays with zero mismatches."""
+"""``sim.record`` (the in-Python simulator recorder): sessions replay with zero mismatches."""
 
 from __future__ import annotations
 
