@@ -39,7 +39,14 @@ from polylab.sim.state import SimState
 if TYPE_CHECKING:
     from polylab.sim.server import SimHandle
 
-__all__ = ["HOSTS", "ProductionSim", "extra_routes", "running_production"]
+__all__ = [
+    "HOSTS",
+    "ProductionSim",
+    "add_data",
+    "add_geoblock",
+    "extra_routes",
+    "running_production",
+]
 
 _enc = msgspec.json.Encoder()
 

@@ -34,7 +34,16 @@ from polylab.sim.config import ConfigError, SimConfig, load_config
 from polylab.sim.layout import extra_routes
 from polylab.sim.state import SimState
 
-__all__ = ["STATE_KEY", "SimHandle", "SimThread", "build_app", "running_sim", "serve"]
+__all__ = [
+    "STATE_KEY",
+    "SimHandle",
+    "SimThread",
+    "build_app",
+    "on_cleanup",
+    "on_startup",
+    "running_sim",
+    "serve",
+]
 
 log = logging.getLogger(__name__)
 
