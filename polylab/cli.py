@@ -388,9 +388,9 @@ def live_cmd(
         typer.Option(help="a running simulator's base URL (with --venue sim)"),
     ] = None,
     venue_name: Annotated[
-        str,
-        typer.Option("--venue", help=f"{VENUE_HELP} (without --url: the built-in simulator)"),
-    ] = "polymarket",
+        str | None,
+        typer.Option("--venue", help=f"{VENUE_HELP}; default: polymarket (sim with --url)"),
+    ] = None,
     live: Annotated[
         bool, typer.Option("--live", help="really send orders (else DRY_RUN: sign and log only)")
     ] = False,
@@ -408,7 +408,7 @@ def live_cmd(
     from polylab.runner.paper import stop_on_signals, venue
 
     check_url(url)
-    profile, url = _venue(venue_name, url)
+    profile, url = _venue(venue_name or ("sim" if url else "polymarket"), url)
     cfg = _load_cfg(config)
     creds = load_credentials()
     check_credentials(creds)

@@ -233,11 +233,19 @@ def test_every_cli_command_keeps_planted_credentials_out_of_everything(tmp_path:
             tmp_path, log, "paper", "--seconds", "2", "--json", "--out", str(tmp_path / "runs/pa")
         ),
         _cli(tmp_path, log, "compare", str(tmp_path / "runs/pa"), str(tmp_path / "runs/bt")),
-        _cli(tmp_path, log, "live", "--seconds", "2"),
-        _cli(tmp_path, log, "live", "--live", "--seconds", "2", env={"DRY_RUN": "false"}),
+        _cli(tmp_path, log, "live", "--venue", "sim", "--seconds", "2"),
+        _cli(
+            tmp_path,
+            log,
+            *("live", "--venue", "sim", "--live", "--seconds", "2"),
+            env={"DRY_RUN": "false"},
+        ),
         _cli(tmp_path, log, "live", "--url", "http://127.0.0.1:1", "--seconds", "1"),
         _cli(tmp_path, log, "demo", "--seconds", "2"),
         _cli(tmp_path, log, "sim", "record", str(tmp_path / "sim.jsonl"), "--seconds", "1"),
+        _cli(
+            tmp_path, log, "record", str(tmp_path / "r.jsonl"), "--venue", "sim", "--seconds", "1"
+        ),
         _cli(tmp_path, log, "sports", "parse", str(rec)),
         _cli(tmp_path, log, "run", "--seconds", "2", "--json", env={"POLYLAB_HTTP_PORT": "0"}),
         _cli(

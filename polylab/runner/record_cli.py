@@ -178,7 +178,10 @@ def run_record(
 
 def record_cmd(
     out: Annotated[Path, typer.Argument(help="recording (.jsonl[.zst]); with --rotate a folder")],
-    venue_name: Annotated[str, typer.Option("--venue", help=VENUE_HELP)] = "polymarket",
+    venue_name: Annotated[
+        str | None,
+        typer.Option("--venue", help=f"{VENUE_HELP}; default: polymarket (sim with --url)"),
+    ] = None,
     url: Annotated[
         str | None, typer.Option(help="a running simulator (--venue sim); default: start one")
     ] = None,
@@ -204,7 +207,7 @@ def record_cmd(
     reconnect gaps marked, optional rotation) until --seconds or Ctrl-C."""
     run_record(
         out,
-        venue_name=venue_name,
+        venue_name=venue_name or ("sim" if url else "polymarket"),
         url=url,
         seconds=seconds,
         rotate=rotate,
