@@ -375,8 +375,8 @@ class BookRegistry:
                 fee = FeeModel.from_rate(ev.fee_schedule.rate, ev.fee_schedule.exponent)
             except (MoneyError, ValueError):
                 self.stats.malformed += 1
-        self.catalog.add(
-            Market(
+        try:  # a market with an unusable grid is malformed, not a crash
+            market = Market(
                 condition_id=ev.market or ev.condition_id,
                 token_ids=tokens,
                 outcomes=tuple(ev.outcomes) or ("Yes", "No"),
@@ -387,7 +387,10 @@ class BookRegistry:
                 fee=fee,
                 game_start=ev.game_start_time,
             )
-        )
+        except (MoneyError, ValueError):
+            self.stats.malformed += 1
+            return
+        self.catalog.add(market)
 
     def _on_resolved(self, ev: MarketResolved, recv_ns: int) -> None:
         self.resolved[ev.market] = ev.winning_asset_id

@@ -388,3 +388,29 @@ def test_deep_nesting_and_huge_frames_are_malformed_not_raised() -> None:
         assert dec.decode(frame.encode()) == []
     assert dec.decode("[" + " " * (2 << 20) + "]") == []
     assert dec.stats.malformed == 7 and dec.stats.frames == 7
+
+
+@pytest.mark.parametrize("tick", ["0.03", "-1", "1e-2", ""])
+def test_a_new_market_with_an_unusable_grid_is_malformed_not_raised(tick: str) -> None:
+    """Found by the fuzzer: a ``new_market`` whose tick size no grid can hold raised from the
+    catalog instead of being counted."""
+    frame = msgspec.json.encode(
+        {
+            "event_type": "new_market",
+            "market": "0xabc",
+            "assets_ids": ["1", "2"],
+            "outcomes": ["Yes", "No"],
+            "order_price_min_tick_size": tick,
+            "timestamp": "1",
+        }
+    )
+    reg = BookRegistry()
+    dec = market_decoder()
+    before = reg.stats.malformed
+    for ev in dec.decode(frame):
+        reg.apply(ev, 1)
+    assert reg.stats.new_markets == 1
+    if tick in ("0.03", "-1", "1e-2"):
+        assert reg.stats.malformed == before + 1 and "0xabc" not in reg.catalog.markets
+    else:  # no tick stated: the default grid
+        assert reg.catalog.markets["0xabc"].tick_micros == 10_000
