@@ -455,6 +455,18 @@ def _register_record() -> None:
 _register_record()
 
 
+def _register_doctor() -> None:
+    """``polylab doctor`` (the preflight) lives with its checks; idempotent."""
+    if any(c.name == "doctor" for c in app.registered_commands):
+        return
+    from polylab.runner.doctor_cli import doctor_cmd
+
+    app.command("doctor")(doctor_cmd)
+
+
+_register_doctor()  # at import, so ``polylab.cli.app`` has it in tests too
+
+
 @app.command("compare")
 def compare_cmd(
     run_a: Annotated[Path, typer.Argument(help="run folder A (e.g. a paper session)")],

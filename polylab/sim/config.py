@@ -65,6 +65,11 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     on, a new address has its collateral but zero allowance, so its orders fail with
     ``not enough balance / allowance`` until it approves (``POST /sim/approve``, the stand-in
     for the on-chain approvals) and calls ``/balance-allowance/update`` (protocol doc §0.1).
+
+    Preflight knobs (``polylab doctor`` tests): ``time_offset_s`` is added to what ``/time``
+    reports (s; the exchange's own clock and auth checks are unchanged), as if the venue's clock
+    and the client's disagreed; ``geo_blocked`` makes the geoblock check answer
+    ``"blocked": true``.
     """
 
     seed: int = 7
@@ -98,6 +103,8 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     sports_ws_ping_s: Annotated[float, msgspec.Meta(gt=0.0)] = 5.0
     sports_ws_pong_timeout_s: Annotated[float, msgspec.Meta(gt=0.0)] = 10.0
     sports_ws_tick_s: Annotated[float, msgspec.Meta(gt=0.0)] = 0.05
+    time_offset_s: float = 0.0
+    geo_blocked: bool = False
 
     @property
     def server_secret(self) -> bytes:

@@ -150,7 +150,8 @@ class PublicApi:
         return web.Response(text="OK")
 
     async def time(self, request: web.Request) -> web.StreamResponse:
-        return json_response(self.ex.now_ms() // 1000)
+        offset_ms = int(self.state.config.time_offset_s * 1000)
+        return json_response((self.ex.now_ms() + offset_ms) // 1000)
 
     async def version(self, request: web.Request) -> web.StreamResponse:
         return json_response({"version": 1 if self.state.config.order_version == "v1" else 2})
@@ -361,6 +362,7 @@ def register(app: web.Application, state: SimState) -> None:
     """Mount the public CLOB REST routes on ``app`` (trading: ``rest_trading.register``)."""
     api = PublicApi(state)
     routes: list[tuple[str, str, Handler]] = [
+        ("GET", "/", api.ok),  # the venue's root answers "OK" (py-clob-client's get_ok)
         ("GET", "/ok", api.ok),
         ("GET", "/time", api.time),
         ("GET", "/version", api.version),
