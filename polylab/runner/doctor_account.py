@@ -23,7 +23,6 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from polylab.errors import AuthError, ClobError
-from polylab.execution.auth import ApiCreds
 from polylab.execution.eip712 import SigningKey, to_checksum_address
 from polylab.execution.live import load_credentials
 from polylab.execution.rest_async import AsyncClobRest
@@ -33,6 +32,7 @@ from polylab.execution.signing_v2 import EXCHANGES_V2, EXCHANGES_V3
 from polylab.money import cash_to_str
 from polylab.runner.doctor import Check, DoctorOptions
 from polylab.runner.doctor_markets import Selected
+from polylab.secret import ApiCreds
 
 __all__ = ["account_checks", "wallet_check"]
 

@@ -16,12 +16,13 @@ import pytest
 from typer.testing import CliRunner
 
 from polylab.cli import app
-from polylab.execution.auth import ApiCreds, l1_headers
+from polylab.execution.auth import l1_headers
 from polylab.execution.eip712 import SigningKey, address_from_private_key
 from polylab.feed.discovery import decode_markets
 from polylab.runner.doctor import skew_check
 from polylab.runner.doctor_account import wallet_check
 from polylab.runner.doctor_markets import Selected, domain_check, fee_check
+from polylab.secret import ApiCreds
 from polylab.sim import SimConfig, SimThread
 from polylab.venue import ENV_KEYS
 
@@ -54,7 +55,7 @@ def doctor(
     s: SimThread, *extra: str, env: dict[str, str] | None = None, as_json: bool = True
 ) -> tuple[int, dict[str, Any], str]:
     """Run the CLI in-process; (exit code, JSON report or {}, all output)."""
-    args = ["doctor", "--venue", "sim", "--url", s.url, "--no-sports", *extra]
+    args = ["doctor", "--venue", "sim", "--url", s.url, *extra]
     if as_json:
         args.append("--json")
     res = CliRunner().invoke(
@@ -86,7 +87,7 @@ def test_all_checks_pass_on_the_simulator(plain: SimThread) -> None:
     assert set(st.values()) == {"pass"}, st
     for name in ("CLOB /", "CLOB /time", "Gamma", "Data API", "geoblock endpoint", "ESPN"):
         assert st[name] == "pass"
-    for name in ("market channel", "user channel", "clock skew", "geoblock", "order version"):
+    for name in ("market channel", "user channel", "sports channel", "clock skew", "geoblock"):
         assert st[name] == "pass"
     for name in ("private key", "API credentials", "wallet", "collateral"):
         assert st[name] == "pass"
