@@ -210,7 +210,7 @@ async def endpoint_checks(opts: DoctorOptions, http: httpx.AsyncClient) -> list[
     probes: list[Awaitable[tuple[Check, httpx.Response | None]]] = [
         _http_probe(http, "CLOB /", f"{p.clob}/", net),
         _http_probe(http, "Gamma", f"{p.gamma}/markets?limit=1", net),
-        _http_probe(http, "Data API", f"{p.data}/", net),
+        _http_probe(http, "Data API", p.data, net),  # its root answers {"data": "OK"}
         _http_probe(http, "geoblock endpoint", p.geoblock, net),
         _http_probe(http, "ESPN", p.scoreboard_url("football", "nfl"), net),
     ]

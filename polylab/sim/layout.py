@@ -99,10 +99,14 @@ def add_data(app: web.Application, state: SimState, prefix: str = "") -> None:
 
 
 def add_geoblock(app: web.Application, state: SimState) -> None:
-    """``GET /api/geoblock``: the caller may trade (the simulator blocks no region)."""
+    """``GET /api/geoblock``: the caller may trade, unless ``SimConfig.geo_blocked`` (then it
+    answers as the venue does for a blocked region)."""
 
     async def geoblock(request: web.Request) -> web.Response:
-        return _json({"blocked": False, "ip": request.remote or "", "country": "", "region": ""})
+        blocked = state.config.geo_blocked
+        country, region = ("US", "NY") if blocked else ("IE", "L")
+        ip = request.remote or ""
+        return _json({"blocked": blocked, "ip": ip, "country": country, "region": region})
 
     app.router.add_get("/api/geoblock", geoblock)
 

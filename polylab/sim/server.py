@@ -29,7 +29,7 @@ from typing import Final, TypeVar
 import msgspec
 from aiohttp import web
 
-from polylab.sim import gamma_routes, generator, probe_routes, rest, rest_trading, sports_ws, ws
+from polylab.sim import gamma_routes, generator, rest, rest_trading, sports_ws, ws
 from polylab.sim.config import ConfigError, SimConfig, load_config
 from polylab.sim.layout import extra_routes
 from polylab.sim.state import SimState
@@ -62,7 +62,6 @@ def build_app(state: SimState) -> web.Application:
     gamma_routes.register(app, state)
     sports_ws.register(app, state)
     extra_routes(app, state, data_prefix="/data-api")
-    probe_routes.register(app, state)  # last: only what nothing above serves
     app.on_startup.append(on_startup(state))
     app.on_cleanup.append(on_cleanup(state))
     return app

@@ -1,6 +1,6 @@
 """``polylab doctor`` on the simulator in production layout: ``--venue polymarket`` (the
-default) with only the layout's printed base URLs overridden, as the issue asks. Runs once
-``polylab.sim.layout`` (``polylab sim serve --layout production``) exists."""
+default) with only the layout's printed base URLs overridden (what ``polylab sim serve
+--layout production`` prints), as the issue asks."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from polylab.cli import app
 from polylab.sim import SimConfig
+from polylab.sim.layout import running_production
 
 KEY = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
 
@@ -28,14 +29,13 @@ class _Production:
         import asyncio
         import threading
 
-        layout = pytest.importorskip("polylab.sim.layout")
         self.overrides: dict[str, str] = {}
         self._ready = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._stop = asyncio.Event()
 
         async def serve() -> None:
-            async with layout.running_production(config) as prod:
+            async with running_production(config) as prod:
                 self.overrides = dict(prod.overrides)
                 self._ready.set()
                 await self._stop.wait()
@@ -50,25 +50,33 @@ class _Production:
         self._loop.close()
 
 
-def test_production_layout_all_pass_then_missing_allowance() -> None:
-    """``--venue polymarket`` (the default) with only the layout's printed base URLs
-    overridden: every check passes; with ``require_approval`` the allowances fail."""
-    for require_approval in (False, True):
-        prod = _Production(SimConfig(generator=False, seed=3, require_approval=require_approval))
-        try:
-            env = {**prod.overrides, "POLY_PRIVATE_KEY": KEY}
-            res = CliRunner().invoke(app, ["doctor", "--no-sports", "--json"], env=env)
-        finally:
-            prod.close()
-        report = json.loads(res.stdout)
-        st = statuses(report)
-        assert report["venue"] == "polymarket"
-        if require_approval:
-            assert res.exit_code == 1 and st["collateral"] == "fail", st
-            assert [n for n, v in st.items() if v != "pass"] == [
-                "collateral",
-                "positions CTF",
-                "positions V2",
-            ]
-        else:
-            assert res.exit_code == 0 and set(st.values()) == {"pass"}, st
+def doctor_on_production(**config: Any) -> tuple[int, dict[str, str]]:
+    """Exit code and check statuses of ``polylab doctor`` (no ``--venue``: the default)."""
+    prod = _Production(SimConfig(generator=False, seed=3, **config))
+    try:
+        env = {**prod.overrides, "POLY_PRIVATE_KEY": KEY}
+        res = CliRunner().invoke(app, ["doctor", "--json"], env=env)
+    finally:
+        prod.close()
+    report = json.loads(res.stdout)
+    assert report["venue"] == "polymarket"
+    return res.exit_code, statuses(report)
+
+
+def test_production_layout_all_pass() -> None:
+    code, st = doctor_on_production()
+    assert code == 0 and set(st.values()) == {"pass"}, st
+    assert st["sports channel"] == "pass"  # the layout serves it at /ws on its own port
+
+
+@pytest.mark.parametrize(
+    ("config", "failing"),
+    [
+        ({"require_approval": True}, ["collateral", "positions CTF", "positions V2"]),
+        ({"geo_blocked": True}, ["geoblock"]),
+        ({"time_offset_s": 90.0}, ["clock skew"]),
+    ],
+)
+def test_production_layout_failing_cases(config: dict[str, Any], failing: list[str]) -> None:
+    code, st = doctor_on_production(**config)
+    assert code == 1 and [n for n, v in st.items() if v != "pass"] == failing, st
