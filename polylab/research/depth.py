@@ -135,17 +135,72 @@ def best_bid_ask_figure(session: DepthSession, group: OutcomeGroup) -> go.Figure
     return fig
 
 
+def record_live(
+    seconds: float,
+    *,
+    venue: str = "sim",
+    seed: int = 7,
+    out: str | Path | None = None,
+    top: int = 0,
+) -> Path:
+    """Record ``seconds`` of a venue's market channel (the recording format, catalog first) and
+    return the file: ``venue`` "sim" starts the built-in simulator (seeded, nothing outside the
+    machine); "polymarket" uses the production profile with the environment's overrides
+    (``POLYMARKET_*_URL``). ``top``: only the N markets with the most 24 h volume (0: all).
+
+    Runs its own event loop in a worker thread, so it works inside Jupyter's running loop."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from polylab.runner.recorder import RecordFilters, record_venue
+    from polylab.sim.config import SimConfig
+    from polylab.sim.server import running_sim
+    from polylab.venue import resolve
+
+    path = (
+        Path(out)
+        if out is not None
+        else Path(tempfile.mkdtemp(prefix="polylab-")) / "live.jsonl.zst"
+    )
+    filters = RecordFilters(top=top) if top else RecordFilters()
+
+    async def go() -> None:
+        if venue == "sim":
+            async with running_sim(SimConfig(seed=seed)) as h:
+                await record_venue(
+                    resolve("sim", sim_url=h.url), path, seconds=seconds, filters=filters
+                )
+        else:
+            await record_venue(resolve(venue), path, seconds=seconds, filters=filters)
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, go()).result()
+    return path
+
+
 def load_session(
     recording: str | Path | None = None,
     *,
     seed: int = 7,
     duration_s: float = 20.0,
     workdir: str | Path | None = None,
+    source: str = "",
+    venue: str = "sim",
 ) -> DepthSession:
-    """Replay ``recording`` with verification and series kept; with no recording, first write a
-    small seeded synthetic one (into ``workdir`` or a temp dir) so it needs nothing outside."""
+    """Replay a recording with verification and series kept.
+
+    ``source``: "synthetic" (a small seeded synthetic session written into ``workdir`` or a
+    temp dir, so it needs nothing outside), "live" (``duration_s`` recorded now from ``venue``,
+    the built-in simulator by default; see ``record_live``), or a recording's path. Left empty,
+    ``recording`` is used, and with no recording the synthetic session."""
+    d = Path(workdir) if workdir is not None else None
+    if source == "live":
+        out = (d / f"live-{seed}.jsonl.zst") if d is not None else None
+        recording = record_live(duration_s, venue=venue, seed=seed, out=out)
+    elif source and source != "synthetic":
+        recording = source
     if recording is None:
-        d = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="polylab-"))
+        d = d if d is not None else Path(tempfile.mkdtemp(prefix="polylab-"))
         recording = d / f"synthetic-{seed}.jsonl.zst"
         write_synthetic(recording, SyntheticConfig(seed=seed, duration_s=duration_s))
     path = Path(recording)

@@ -47,6 +47,24 @@ def test_01_explore_depth_runs(tmp_path: Path) -> None:
     assert "mismatches=0" in text and "stale_leg" in text and "application/vnd.plotly" in text
 
 
+def test_01_explore_depth_runs_on_live_data_from_the_simulator(tmp_path: Path) -> None:
+    """``source="live"``: the same cells on seconds recorded now from the built-in simulator."""
+    out = tmp_path / "01-live.ipynb"
+    pm.execute_notebook(
+        ROOT / "notebooks/01-explore-depth.ipynb",
+        out,
+        kernel_name="python3",
+        parameters={"source": "live", "duration_s": 4.0, "seed": 3},
+        cwd=str(tmp_path),
+        progress_bar=False,
+    )
+    nb = json.loads(out.read_text())
+    text = json.dumps([c.get("outputs", []) for c in nb["cells"]])
+    assert "mismatches=0" in text and "application/vnd.plotly" in text
+    # The simulator's catalog (recorded on the meta channel), not the synthetic generator's.
+    assert "sim-" in text
+
+
 def test_02_tune_thresholds_runs(tmp_path: Path) -> None:
     out = tmp_path / "02.ipynb"
     pm.execute_notebook(
