@@ -30,6 +30,7 @@ __all__ = [
     "best_bid_ask_figure",
     "depth_ladder_figure",
     "load_session",
+    "record_live",
     "sum_figure",
     "top_of_book_figure",
     "windows_frame",
