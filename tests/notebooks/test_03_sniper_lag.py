@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from nb_run import run_notebook
 
 NB = Path(__file__).resolve().parents[2] / "notebooks" / "03-sniper-lag.ipynb"
 
@@ -33,16 +34,8 @@ def test_notebook_is_stripped_and_has_one_parameters_cell_after_a_title() -> Non
 
 def _run(tmp_path: Path, **params: object) -> tuple[dict[str, Any], list[list[str]]]:
     """Execute the notebook in ``tmp_path``; its final cells and the lag table's rows."""
-    pm = pytest.importorskip("papermill")
     out = tmp_path / "out.ipynb"
-    pm.execute_notebook(
-        str(NB),
-        str(out),
-        kernel_name="python3",
-        cwd=str(tmp_path),
-        progress_bar=False,
-        parameters={**params, "out_dir": str(tmp_path)},
-    )
+    run_notebook(NB, out, {**params, "out_dir": str(tmp_path)}, tmp_path)
     done: dict[str, Any] = json.loads(out.read_text())
     lines = (tmp_path / "sniper-lags.csv").read_text().splitlines()
     assert lines[0].split(",")[:5] == ["game_id", "market", "league", "result", "lag_ms"]

@@ -5,8 +5,8 @@ import ast
 import json
 from pathlib import Path
 
-import papermill as pm
 import pytest
+from nb_run import run_notebook
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted(
@@ -34,13 +34,11 @@ def test_notebook_is_clean(path: Path) -> None:
 
 def test_01_explore_depth_runs(tmp_path: Path) -> None:
     out = tmp_path / "01.ipynb"
-    pm.execute_notebook(
+    run_notebook(
         ROOT / "notebooks/01-explore-depth.ipynb",
         out,
-        kernel_name="python3",
-        parameters={"duration_s": 6.0, "seed": 5},
-        cwd=str(tmp_path),
-        progress_bar=False,
+        {"duration_s": 6.0, "seed": 5},
+        tmp_path,
     )
     nb = json.loads(out.read_text())
     text = json.dumps([c.get("outputs", []) for c in nb["cells"]])
@@ -50,13 +48,11 @@ def test_01_explore_depth_runs(tmp_path: Path) -> None:
 def test_01_explore_depth_runs_on_live_data_from_the_simulator(tmp_path: Path) -> None:
     """``source="live"``: the same cells on seconds recorded now from the built-in simulator."""
     out = tmp_path / "01-live.ipynb"
-    pm.execute_notebook(
+    run_notebook(
         ROOT / "notebooks/01-explore-depth.ipynb",
         out,
-        kernel_name="python3",
-        parameters={"source": "live", "duration_s": 4.0, "seed": 3},
-        cwd=str(tmp_path),
-        progress_bar=False,
+        {"source": "live", "duration_s": 4.0, "seed": 3},
+        tmp_path,
     )
     nb = json.loads(out.read_text())
     text = json.dumps([c.get("outputs", []) for c in nb["cells"]])
@@ -67,18 +63,16 @@ def test_01_explore_depth_runs_on_live_data_from_the_simulator(tmp_path: Path) -
 
 def test_02_tune_thresholds_runs(tmp_path: Path) -> None:
     out = tmp_path / "02.ipynb"
-    pm.execute_notebook(
+    run_notebook(
         ROOT / "notebooks/02-tune-thresholds.ipynb",
         out,
-        kernel_name="python3",
-        parameters={
+        {
             "duration_s": 8.0,
             "seed": 5,
             "edges": [0.0, 0.05],
             "liquidities": [5.0, 100.0],
         },
-        cwd=str(tmp_path),
-        progress_bar=False,
+        tmp_path,
     )
     nb = json.loads(out.read_text())
     text = json.dumps([c.get("outputs", []) for c in nb["cells"]])
