@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
+from owned_services import REDIS_URL, unavailable
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 
@@ -20,3 +24,30 @@ def shared_fixtures() -> Path:
             pytest.fail(msg)
         pytest.skip(msg)
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The machine's Redis; skips (fails under ``POLYLAB_REQUIRE_SERVICES=1``) if absent."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        unavailable(f"no Redis at {REDIS_URL}: {exc}")
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+@pytest.fixture
+def prefix(redis_url: str) -> Iterator[str]:
+    """A Redis key/channel prefix of this test alone; its keys are deleted afterwards."""
+    pre = f"test:{uuid.uuid4().hex[:12]}:"
+    yield pre
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=pre + "*"))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()

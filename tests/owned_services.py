@@ -1,16 +1,28 @@
-"""Services the tests own: a ``redis-server`` they can kill and restart (bus and runner
-outage tests)."""
+"""Services the tests use: the machine's Redis (``REDIS_URL``, ``unavailable``) and a
+``redis-server`` a test owns and can kill and restart (bus and runner outage tests)."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import redis
 
-__all__ = ["OwnedRedis"]
+__all__ = ["REDIS_URL", "OwnedRedis", "unavailable"]
+
+REDIS_URL = os.environ.get("POLYLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+"""The machine's Redis (every machine of this kind runs one)."""
+
+
+def unavailable(msg: str) -> None:
+    """Skip for a missing service, or fail where services are required (CI)."""
+    if os.environ.get("POLYLAB_REQUIRE_SERVICES") == "1" or os.environ.get("CI") == "true":
+        pytest.fail(msg)
+    pytest.skip(msg)
 
 
 def _free_port() -> int:

@@ -10,8 +10,8 @@ import signal
 import time
 
 import redis
-from bus.conftest import OwnedRedis
 from bus.helpers import fill, samples, wait_for
+from owned_services import OwnedRedis
 
 from polylab.bus import (
     CONTROL,

@@ -4,54 +4,18 @@ afterwards), a dashboard served by uvicorn on a free loopback port in a thread, 
 
 from __future__ import annotations
 
-import os
 import secrets
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
 import pytest
-import redis
 import redis.asyncio as aioredis
 from dashboard.helpers import Dash, Runner, Served, free_port
 
 from polylab.bus import RedisBus
 from polylab.dashboard.app import create_app
 from polylab.dashboard.auth import AuthSettings, AuthStore
-
-REDIS_URL = os.environ.get("POLYLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def _unavailable(msg: str) -> None:
-    if os.environ.get("POLYLAB_REQUIRE_SERVICES") == "1" or os.environ.get("CI") == "true":
-        pytest.fail(msg)
-    pytest.skip(msg)
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        _unavailable(f"no Redis at {REDIS_URL}: {exc}")
-    finally:
-        client.close()
-    return REDIS_URL
-
-
-@pytest.fixture
-def prefix(redis_url: str) -> Iterator[str]:
-    pre = f"test-dash:{uuid.uuid4().hex[:12]}:"
-    yield pre
-    client = redis.Redis.from_url(redis_url)
-    try:
-        keys = list(client.scan_iter(match=pre + "*"))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 @pytest.fixture
