@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine, Table, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from polylab.store import ledger_schema as S
+from polylab.store.ledger_configs import ConfigStore
 from polylab.store.ledger_db import (
     DEFAULT_SQLITE_PATH,
     LedgerError,
@@ -126,7 +127,7 @@ def write_rows(conn: Connection, rows: Iterable[LedgerRow | ConfigRow]) -> None:
         conn.execute(stmt, list(bucket.values()))
 
 
-class Ledger:
+class Ledger(ConfigStore):
     """One database holding the runs' records. Thread-safe: SQLAlchemy engines pool
     connections; each call takes its own."""
 
@@ -338,43 +339,3 @@ class Ledger:
             fills=n,
             basis={k: int(basis.get(k, 0)) for k, v in sorted(positions.items()) if v != 0},
         )
-
-    # -- configs (for promotion) ---------------------------------------------------------
-
-    def put_config(self, cfg: ConfigRow) -> None:
-        """Insert or replace a configuration."""
-        self.write([cfg])
-
-    def get_config(self, config_id: str) -> ConfigRow | None:
-        """One configuration, or ``None``."""
-        with self.engine.connect() as conn:
-            r = (
-                conn.execute(select(S.configs).where(S.configs.c.id == config_id))
-                .mappings()
-                .first()
-            )
-        return None if r is None else msgspec.convert(_plain(r), ConfigRow)
-
-    def promote_config(self, config_id: str, *, promoted_ns: int | None = None) -> None:
-        """Make ``config_id`` the one promoted configuration (the previous one is ``retired``)."""
-        now = time.time_ns() if promoted_ns is None else promoted_ns
-        c = S.configs.c
-        with self.engine.begin() as conn:
-            if conn.execute(select(c.id).where(c.id == config_id)).first() is None:
-                raise LedgerError(f"no config {config_id!r} in the ledger")
-            conn.execute(S.configs.update().where(c.status == "promoted").values(status="retired"))
-            conn.execute(
-                S.configs.update()
-                .where(c.id == config_id)
-                .values(status="promoted", promoted_ns=now)
-            )
-
-    def promoted_config(self) -> ConfigRow | None:
-        """The configuration currently promoted, or ``None``."""
-        with self.engine.connect() as conn:
-            r = (
-                conn.execute(select(S.configs).where(S.configs.c.status == "promoted"))
-                .mappings()
-                .first()
-            )
-        return None if r is None else msgspec.convert(_plain(r), ConfigRow)

@@ -35,8 +35,10 @@ __all__ = [
     "fills",
     "metadata",
     "orders",
+    "pipeline_runs",
     "pnl_snapshots",
     "positions",
+    "promotions",
     "rejections",
     "runs",
 ]
@@ -182,3 +184,40 @@ configs = Table(
     Column("status", Text, nullable=False),
     Index(None, "status"),
 )
+
+promotions = Table(
+    "promotions",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("config_id", Text, ForeignKey("configs.id"), nullable=False),
+    Column("previous_id", Text, nullable=True),
+    Column("action", Text, nullable=False),
+    Column("by", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("ts_ns", BigInteger, nullable=False),
+    CheckConstraint("action IN ('promote', 'rollback')", name="action"),
+    Index(None, "ts_ns"),
+)
+"""Every change of the promoted configuration, in order: which config became the promoted
+one, which one it replaced (``previous_id``, ``None`` for the first), by whom and why. The
+promotion history a dashboard shows and ``rollback`` walks."""
+
+pipeline_runs = Table(
+    "pipeline_runs",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("started_ns", BigInteger, nullable=False),
+    Column("finished_ns", BigInteger, nullable=True),
+    Column("folder", Text, nullable=False),
+    Column("git_sha", Text, nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("config_ids", JSON, nullable=False),
+    Column("error", Text, nullable=False),
+    CheckConstraint("status IN ('running', 'ok', 'failed')", name="status"),
+    Index(None, "name", "started_ns"),
+)
+"""One row per papermill pipeline run (``polylab pipeline run``): its folder (the executed
+notebook and ``provenance.json``), parameters, headline metrics and the config ids it made."""

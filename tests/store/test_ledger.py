@@ -269,6 +269,84 @@ def test_configs_promote_one_at_a_time(ledger: Ledger) -> None:
         ledger.promote_config("zz")
 
 
+def _cfg(cid: str, created_ns: int = 1) -> ConfigRow:
+    return ConfigRow(
+        id=cid,
+        body={"strategies": ["sum_to_100"]},
+        git_sha="abc123",
+        data_hashes={},
+        metrics={},
+        gates={},
+        created_ns=created_ns,
+    )
+
+
+def test_promotion_history_and_rollback_walk_a_stack(ledger: Ledger) -> None:
+    for i, cid in enumerate(["a1b2c3d4", "b1b2c3d4", "c1b2c3d4"]):
+        ledger.put_config(_cfg(cid, created_ns=i))
+    with pytest.raises(LedgerError, match="was ever promoted"):
+        ledger.rollback_config()
+    first = ledger.promote_config("a1b2c3d4", by="ops", reason="first", promoted_ns=100)
+    assert first.previous_id is None
+    with pytest.raises(LedgerError, match="one promotion only"):
+        ledger.rollback_config()
+    ledger.promote_config("b1b2c3d4", by="ops", promoted_ns=200)
+    ledger.promote_config("c1b2c3d4", by="ops", promoted_ns=200)  # same ns: kept in order
+    back = ledger.rollback_config(by="alice", reason="bad fills", ts_ns=150)
+    assert (back.config_id, back.previous_id, back.action) == ("b1b2c3d4", "c1b2c3d4", "rollback")
+    again = ledger.rollback_config(by="alice")
+    assert again.config_id == "a1b2c3d4"
+    promoted = ledger.promoted_config()
+    assert promoted is not None and promoted.id == "a1b2c3d4"
+    with pytest.raises(LedgerError, match="one promotion only"):
+        ledger.rollback_config()
+    hist = ledger.promotion_history()
+    assert [(h.action, h.config_id) for h in hist] == [
+        ("rollback", "a1b2c3d4"),
+        ("rollback", "b1b2c3d4"),
+        ("promote", "c1b2c3d4"),
+        ("promote", "b1b2c3d4"),
+        ("promote", "a1b2c3d4"),
+    ]
+    assert [h.ts_ns for h in hist] == sorted((h.ts_ns for h in hist), reverse=True)
+    assert [c.status for c in ledger.configs()] == ["promoted", "retired", "retired"]
+    assert ledger.find_config("b1b2c3").id == "b1b2c3d4"
+    ledger.put_config(_cfg("b1b2c3ee", created_ns=9))
+    with pytest.raises(LedgerError, match="ambiguous"):
+        ledger.find_config("b1b2c3")
+    assert ledger.find_config("b1b2c3d").id == "b1b2c3d4"
+    with pytest.raises(LedgerError, match="at least 6"):
+        ledger.find_config("b1b2c")
+    with pytest.raises(LedgerError, match="no config"):
+        ledger.find_config("ffffff")
+
+
+def test_pipeline_runs_are_recorded_start_to_finish(ledger: Ledger) -> None:
+    from polylab.store.ledger_configs import PipelineRunRow
+
+    row = PipelineRunRow(
+        id="20261128T200000Z-sweep",
+        name="sweep",
+        status="running",
+        started_ns=5,
+        folder="runs/pipelines/20261128T200000Z-sweep",
+        git_sha="abc",
+        params={"strategy": "sum_to_100"},
+    )
+    ledger.start_pipeline_run(row)
+    assert ledger.pipeline_runs()[0].status == "running"
+    ledger.finish_pipeline_run(
+        row.id, status="failed", error="cell 3 raised", metrics={"configs": 4}, finished_ns=9
+    )
+    got = ledger.pipeline_runs(name="sweep")
+    assert [(g.status, g.error, g.metrics, g.finished_ns) for g in got] == [
+        ("failed", "cell 3 raised", {"configs": 4}, 9)
+    ]
+    assert ledger.pipeline_runs(name="other") == []
+    with pytest.raises(LedgerError, match="no pipeline run"):
+        ledger.finish_pipeline_run("nope", status="ok")
+
+
 def test_urls_are_normalised(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DATABASE_URL", raising=False)
     assert resolve_url() == "sqlite:///runs/polylab.db"
