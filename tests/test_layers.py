@@ -40,6 +40,7 @@ LAYERS: dict[str, int] = {
     "ops": 8,
     "runner": 9,
     "research": 9,
+    "pipeline": 9,  # papermill pipelines over research, store and the runner's bus
     "cli": 9,
     "sim": 9,
     "dashboard": 9,  # a face: the operator's page on the bus

@@ -1,0 +1,1 @@
+"""Research pipelines: papermill notebooks that sweep, validate and promote configurations."""
