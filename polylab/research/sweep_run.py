@@ -41,6 +41,7 @@ __all__ = [
     "optuna_sweep",
     "run_chunk",
     "run_configs",
+    "run_stats",
 ]
 
 OBJECTIVES = ("pnl_micros", "pnl_at_payout_micros", "realized_micros")
@@ -122,13 +123,25 @@ def run_configs(
     client: Any,
     recordings: Sequence[str | Path],
     configs: Sequence[PolylabConfig],
+    **kw: Any,
+) -> list[dict[str, Any]]:
+    """``combine``d results of every config over every recording, in config order
+    (``run_stats``' keywords)."""
+    return [combine(row) for row in run_stats(client, recordings, configs, **kw)]
+
+
+def run_stats(
+    client: Any,
+    recordings: Sequence[str | Path],
+    configs: Sequence[PolylabConfig],
     *,
     chunk_size: int | None = None,
     meta: str | Path | None = None,
     starting_cash_micros: int = STARTING_CASH_MICROS,
     progress: Progress | None = None,
-) -> list[dict[str, Any]]:
-    """``combine``d results of every config over every recording, in config order.
+) -> list[list[RunStats]]:
+    """Every config's ``RunStats`` per recording (config order, then recording order), for
+    callers that add recordings up their own way (walk-forward folds).
 
     ``chunk_size``: configs per task (default: enough chunks for two tasks per worker)."""
     as_completed = _distributed().as_completed
@@ -173,7 +186,7 @@ def run_configs(
             done += len(chunks[ci])
         if progress is not None:
             progress(done, n, _workers(client))
-    return [combine([p for p in row if p is not None]) for row in parts]
+    return [[p for p in row if p is not None] for row in parts]
 
 
 def _rows(
