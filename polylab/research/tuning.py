@@ -1,5 +1,6 @@
 """Threshold tuning for notebooks: re-run a backtest for SumTo100's ``min_edge`` and
-``min_liquidity``, one point or a grid, and draw the results.
+``min_liquidity``, one point or a grid, and draw the results; or sweep the walk-forward folds'
+train windows (``fold_sweeps``, the sweep API on Dask) and pick fold and strategy with widgets.
 
 Every point is a full backtest on the one engine (the same code as ``polylab backtest``), so a
 threshold that looks good here is exactly what the runner would trade. plotly and ipywidgets are
@@ -8,7 +9,7 @@ imported inside the functions that draw.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,11 +19,28 @@ import polars as pl
 from polylab.backtest import run_backtest
 from polylab.config import PolylabConfig, load_config
 from polylab.money import MICROS
+from polylab.research.sweep_run import grid_sweep
+from polylab.research.sweep_space import grid_points, resolve
+from polylab.research.walkforward import make_folds
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-__all__ = ["grid", "heatmap_figure", "point", "point_figure", "tuning_widget"]
+__all__ = [
+    "LIQUIDITY_FIELD",
+    "fold_heatmap_widget",
+    "fold_sweeps",
+    "grid",
+    "heatmap_figure",
+    "point",
+    "point_figure",
+    "sweep_heatmap",
+    "tuning_widget",
+]
+
+LIQUIDITY_FIELD = {"sum_to_100": "min_liquidity", "clipper": "min_size"}
+"""Each strategy's liquidity threshold (shares on every leg / shares at the edge), the heatmap's
+second axis next to ``min_edge``."""
 
 
 def _config(
@@ -150,3 +168,97 @@ def tuning_widget(
     liq.observe(redraw, names="value")
     redraw()
     return w.VBox([w.HBox([edge, liq]), out])
+
+
+def fold_sweeps(
+    client: Any,
+    windows: Sequence[str | Path],
+    base: PolylabConfig,
+    strategies: Sequence[str],
+    min_edges: Iterable[float],
+    min_liquidities: Iterable[float],
+    *,
+    folds: int,
+    mode: str = "anchored",
+) -> pl.DataFrame:
+    """The sweep API over every walk-forward fold's train windows (``walkforward.make_folds``)
+    and every strategy: ``min_edges`` ($ per set) × ``min_liquidities`` (shares; the strategy's
+    ``LIQUIDITY_FIELD``). One ``grid_sweep`` row per (strategy, fold, point) with ``strategy``,
+    ``fold``, ``min_edge`` and ``min_liquidity`` (spec units, for axes) added."""
+    edges = ",".join(str(e) for e in min_edges)
+    liqs = ",".join(str(q) for q in min_liquidities)
+    frames = []
+    for strategy in strategies:
+        if strategy not in LIQUIDITY_FIELD:
+            raise ValueError(f"strategy {strategy!r}: expected one of {sorted(LIQUIDITY_FIELD)}")
+        liq = LIQUIDITY_FIELD[strategy]
+        points = grid_points(strategy, [f"min_edge={edges}", f"{liq}={liqs}"])
+        e_field, q_field = resolve(strategy, "min_edge").field, resolve(strategy, liq).field
+        for fold in make_folds(windows, folds, mode):
+            df = grid_sweep(client, fold.train, base, strategy, points)
+            frames.append(
+                df.select(
+                    pl.lit(fold.index).alias("fold"),
+                    (pl.col(e_field) / MICROS).alias("min_edge"),
+                    (pl.col(q_field) / MICROS).alias("min_liquidity"),
+                    pl.col("strategy", "config_id", "trades", "pnl_micros", "fees_micros"),
+                    pl.col("max_drawdown_micros", "fill_rate", "win_rate"),
+                )
+            )
+    return pl.concat(frames)
+
+
+def sweep_heatmap(
+    df: pl.DataFrame, strategy: str, fold: int, metric: str = "pnl_micros"
+) -> go.Figure:
+    """``metric`` of one strategy's sweep on one fold's train windows (``fold_sweeps`` rows):
+    min_edge across, the liquidity threshold down; money columns drawn in dollars."""
+    import plotly.graph_objects as go
+
+    part = df.filter((pl.col("strategy") == strategy) & (pl.col("fold") == fold))
+    money = metric.endswith("_micros")
+    edges = sorted(part["min_edge"].unique().to_list())
+    liqs = sorted(part["min_liquidity"].unique().to_list())
+    look = {(r["min_edge"], r["min_liquidity"]): r[metric] for r in part.to_dicts()}
+    z = [
+        [(v / MICROS if money and v is not None else v) for v in (look.get((e, q)) for e in edges)]
+        for q in liqs
+    ]
+    label = metric.removesuffix("_micros") + (" ($)" if money else "")
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=[f"{e:g}" for e in edges],
+            y=[f"{q:g}" for q in liqs],
+            colorscale="RdYlGn",
+            colorbar={"title": label},
+        )
+    )
+    fig.update_layout(
+        title=f"{strategy}, fold {fold} train windows: {label} by threshold",
+        xaxis_title="min_edge ($/set)",
+        yaxis_title=f"{LIQUIDITY_FIELD.get(strategy, 'min_liquidity')} (shares)",
+        height=450,
+    )
+    return fig
+
+
+def fold_heatmap_widget(df: pl.DataFrame, metric: str = "pnl_micros") -> Any:
+    """Two dropdowns (strategy, fold) over ``fold_sweeps`` rows that redraw the heatmap."""
+    import ipywidgets as w
+
+    strategies = list(dict.fromkeys(df["strategy"].to_list()))
+    folds = sorted(set(df["fold"].to_list()))
+    strat = w.Dropdown(options=strategies, value=strategies[0], description="strategy")
+    fold = w.Dropdown(options=folds, value=folds[0], description="fold")
+    out = w.Output()
+
+    def redraw(_: Any = None) -> None:
+        out.clear_output(wait=True)
+        with out:
+            sweep_heatmap(df, strat.value, fold.value, metric).show()
+
+    strat.observe(redraw, names="value")
+    fold.observe(redraw, names="value")
+    redraw()
+    return w.VBox([w.HBox([strat, fold]), out])
