@@ -71,6 +71,7 @@ def test_02_tune_thresholds_runs(tmp_path: Path) -> None:
             "seed": 5,
             "edges": [0.0, 0.05],
             "liquidities": [5.0, 100.0],
+            "workers": 1,
         },
         tmp_path,
     )

@@ -159,3 +159,22 @@ def test_held_out_guard_by_path_and_by_content(
     points = grid_points("sum_to_100", GRID)
     with pytest.raises(HeldOutError):
         walk_forward(client, [*windows, copy], base, "sum_to_100", points, folds=2, held_out=[held])
+
+
+def test_optuna_search_is_seeded(
+    data: tuple[list[Path], Path], client: Any, base: PolylabConfig
+) -> None:
+    """A space (field → values) tunes each fold with a seeded TPE search: same seed, same
+    choices; every choice is a value of the space."""
+    windows, _ = data
+    space = {"min_edge_micros": [1_000, 5_000, 20_000], "min_liquidity_micros": [10**7, 2 * 10**8]}
+    runs = [
+        walk_forward(client, windows, base, "sum_to_100", space, folds=1, trials=4, seed=5)
+        for _ in range(2)
+    ]
+    a, b = runs
+    assert a.search == "optuna" and len(a.folds) == 1
+    assert a.folds[0].params == b.folds[0].params and a.candidate_id == b.candidate_id
+    for f, vals in space.items():
+        assert a.folds[0].params[f] in vals and a.candidate_params[f] in vals
+    assert a.frame().equals(b.frame())
