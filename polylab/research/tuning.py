@@ -91,25 +91,38 @@ def grid(
 
 def heatmap_figure(df: pl.DataFrame, metric: str = "pnl") -> go.Figure:
     """``metric`` over the grid: min_edge across, min_liquidity down."""
+    return _heatmap(df, metric, 1, metric, f"SumTo100 {metric} by threshold", "min_liquidity")
+
+
+def _heatmap(
+    df: pl.DataFrame, metric: str, scale: int, label: str, title: str, y_name: str
+) -> go.Figure:
+    """``metric`` / ``scale`` over (``min_edge``, ``min_liquidity``) columns of ``df``."""
     import plotly.graph_objects as go
 
     edges = sorted(df["min_edge"].unique().to_list())
     liqs = sorted(df["min_liquidity"].unique().to_list())
     look = {(r["min_edge"], r["min_liquidity"]): r[metric] for r in df.to_dicts()}
-    z = [[look.get((e, q)) for e in edges] for q in liqs]
+    z = [
+        [
+            (v / scale if v is not None and scale != 1 else v)
+            for v in (look.get((e, q)) for e in edges)
+        ]
+        for q in liqs
+    ]
     fig = go.Figure(
         go.Heatmap(
             z=z,
             x=[f"{e:g}" for e in edges],
             y=[f"{q:g}" for q in liqs],
             colorscale="RdYlGn",
-            colorbar={"title": metric},
+            colorbar={"title": label},
         )
     )
     fig.update_layout(
-        title=f"SumTo100 {metric} by threshold",
+        title=title,
         xaxis_title="min_edge ($/set)",
-        yaxis_title="min_liquidity (shares)",
+        yaxis_title=f"{y_name} (shares)",
         height=450,
     )
     return fig
@@ -213,34 +226,17 @@ def sweep_heatmap(
 ) -> go.Figure:
     """``metric`` of one strategy's sweep on one fold's train windows (``fold_sweeps`` rows):
     min_edge across, the liquidity threshold down; money columns drawn in dollars."""
-    import plotly.graph_objects as go
-
     part = df.filter((pl.col("strategy") == strategy) & (pl.col("fold") == fold))
     money = metric.endswith("_micros")
-    edges = sorted(part["min_edge"].unique().to_list())
-    liqs = sorted(part["min_liquidity"].unique().to_list())
-    look = {(r["min_edge"], r["min_liquidity"]): r[metric] for r in part.to_dicts()}
-    z = [
-        [(v / MICROS if money and v is not None else v) for v in (look.get((e, q)) for e in edges)]
-        for q in liqs
-    ]
     label = metric.removesuffix("_micros") + (" ($)" if money else "")
-    fig = go.Figure(
-        go.Heatmap(
-            z=z,
-            x=[f"{e:g}" for e in edges],
-            y=[f"{q:g}" for q in liqs],
-            colorscale="RdYlGn",
-            colorbar={"title": label},
-        )
+    return _heatmap(
+        part,
+        metric,
+        MICROS if money else 1,
+        label,
+        f"{strategy}, fold {fold} train windows: {label} by threshold",
+        LIQUIDITY_FIELD.get(strategy, "min_liquidity"),
     )
-    fig.update_layout(
-        title=f"{strategy}, fold {fold} train windows: {label} by threshold",
-        xaxis_title="min_edge ($/set)",
-        yaxis_title=f"{LIQUIDITY_FIELD.get(strategy, 'min_liquidity')} (shares)",
-        height=450,
-    )
-    return fig
 
 
 def fold_heatmap_widget(df: pl.DataFrame, metric: str = "pnl_micros") -> Any:
