@@ -5,12 +5,13 @@ evaluation on test (in-sample against out-of-sample), and the held-out guard.
 recordings in time order, or ``slice_recording``'s slices of one). ``slice_recording`` cuts at
 event time (each record's ``recv_ns``, never going back, as the replay clock reads it) into
 ``n`` spans of equal length; every slice is a self-contained recording: it starts with the
-state the books were in at its start (the catalog on the ``meta`` channel, a ``book`` snapshot
-of every token, the books the feed had stopped trusting as ``feed`` notes, the last trade
-price of each token and the markets already resolved), then the original records of its span,
-verbatim. Replaying slice k therefore ends with the same books as replaying the whole recording
-up to the end of slice k (tested). Not carried over: scoreboards (``sports`` records stay in
-their slice) and each book's age (a carried book is as fresh as the slice's start).
+state the books were in at its start (the catalog the recording stated so far on the ``meta``
+channel, a ``book`` snapshot of every token, the books the feed had stopped trusting as
+``feed`` notes, the last trade price of each token and the markets already resolved), then
+the original records of its span, verbatim. Replaying slice k therefore ends with the same
+books as replaying the whole recording up to the end of slice k (tested). Not carried over:
+scoreboards (``sports`` records stay in their slice) and each book's age (a carried book is as
+fresh as the slice's start).
 
 **Folds.** With W windows and F folds, fold k tests on window W − F + k and trains on the
 windows before it: all of them (``anchored``) or the last W − F (``rolling``, a fixed-size
@@ -52,7 +53,8 @@ from polylab.config import PolylabConfig, config_id
 from polylab.errors import InputError
 from polylab.feed.decode import market_decoder
 from polylab.feed.recording import RecordingReader, RecordingWriter, decode_meta
-from polylab.feed.wire import Book, Level, MarketResolved
+from polylab.feed.wire import Book, Level, MarketResolved, NewMarket
+from polylab.market import Market
 from polylab.money import size_to_str
 from polylab.research.sweep import RunStats, combine
 from polylab.research.sweep_run import OBJECTIVES, grid_sweep, optuna_sweep, run_stats
@@ -134,12 +136,15 @@ def _slice_name(path: Path, k: int, n: int) -> str:
     return f"{name}.slice{k + 1:02d}of{n:02d}.jsonl.zst"
 
 
-def _write_state(w: RecordingWriter, reg: BookRegistry, at_ns: int) -> None:
-    """The registry's state as records stamped ``at_ns``: catalog, books, distrust, trades,
-    resolutions (see the module doc)."""
-    markets = list(reg.catalog.markets.values())
-    if markets:
-        w.write_meta(markets, at_ns)
+def _write_state(
+    w: RecordingWriter, reg: BookRegistry, known: dict[str, Market], at_ns: int
+) -> None:
+    """The registry's state as records stamped ``at_ns``: the catalog the recording stated
+    (``known``: its ``meta`` records and ``new_market`` events; markets only inferred from
+    bare frames are not written, so a metadata file given to the replay keeps its say),
+    books, distrust, trades, resolutions (see the module doc)."""
+    if known:
+        w.write_meta(list(known.values()), at_ns)
     enc = msgspec.json.Encoder()
     for b in reg.books.values():
         t = b.tick
@@ -174,6 +179,7 @@ def slice_recording(path: str | Path, n: int, out_dir: str | Path) -> list[Path]
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / _slice_name(src, k, n) for k in range(n)]
     reg = BookRegistry()
+    known: dict[str, Market] = {}
     handlers = reg.handlers
     dec = market_decoder()
     k = 0
@@ -186,29 +192,43 @@ def slice_recording(path: str | Path, n: int, out_dir: str | Path) -> list[Path]
                 w.close()
                 k += 1
                 w = RecordingWriter(paths[k])
-                _write_state(w, reg, now)
+                _write_state(w, reg, known, now)
             w.write(rec.channel, rec.payload, rec.recv_ns)
-            _apply(reg, handlers, dec, rec.channel, rec.payload, now)
+            _apply(reg, known, handlers, dec, rec.channel, rec.payload, now)
     finally:
         w.close()
     for j in range(k + 1, n):  # nothing fell in the last spans (cannot happen: bounds cover)
         with RecordingWriter(paths[j]) as empty:
-            _write_state(empty, reg, now)
+            _write_state(empty, reg, known, now)
     return paths
 
 
-def _apply(reg: BookRegistry, handlers: Any, dec: Any, channel: str, payload: str, t: int) -> None:
-    """One record into the registry, as a backtest applies it (a bad frame costs itself)."""
+def _apply(
+    reg: BookRegistry,
+    known: dict[str, Market],
+    handlers: Any,
+    dec: Any,
+    channel: str,
+    payload: str,
+    t: int,
+) -> None:
+    """One record into the registry, as a backtest applies it (a bad frame costs itself);
+    markets the recording states go into ``known`` too."""
     if channel == "market":
         try:
             for ev in dec.decode(payload):
                 handlers[type(ev)](ev, t)
+                if type(ev) is NewMarket:
+                    m = reg.catalog.markets.get(ev.market or ev.condition_id)
+                    if m is not None:
+                        known[m.condition_id] = m
         except Exception:  # as in a backtest: a value that breaks an invariant costs its frame
             reg.stats.malformed += 1
     elif channel == "meta":
         try:
             for m in decode_meta(payload):
                 reg.catalog.add(m)
+                known[m.condition_id] = m
         except (msgspec.DecodeError, ValueError):
             reg.stats.malformed += 1
     elif channel == FEED_CHANNEL:

@@ -12,7 +12,7 @@ from polylab.backtest import run_backtest
 from polylab.book.registry import BookRegistry
 from polylab.book.synthetic import SyntheticConfig, write_synthetic
 from polylab.config import load_config
-from polylab.feed.recording import Record, RecordingReader
+from polylab.feed.recording import Record, RecordingReader, RecordingWriter
 from polylab.research.walkforward import (
     Fold,
     WalkForwardError,
@@ -105,3 +105,27 @@ def test_folds_anchored_and_rolling() -> None:
         make_folds(w, 2, "sideways")
     with pytest.raises(WalkForwardError, match="folds must be ≥ 1"):
         make_folds(w, 0)
+
+
+def test_slices_of_a_recording_without_catalog_leave_it_to_the_metadata_file(
+    rec: Path, tmp_path: Path
+) -> None:
+    """Markets only inferred from bare frames are not written as a catalog: a slice of a
+    recording without ``meta`` records, backtested with the metadata file, trades exactly
+    like the same slice of the recording that carries its catalog."""
+    bare = tmp_path / "bare.jsonl.zst"
+    meta = tmp_path / "meta.json"
+    with RecordingWriter(bare) as w:
+        for r in RecordingReader(rec):
+            if r.channel == "meta":
+                meta.write_text(r.payload)
+            else:
+                w.write(r.channel, r.payload, r.recv_ns)
+    with_cat = slice_recording(rec, 3, tmp_path / "a")[1]
+    without = slice_recording(bare, 3, tmp_path / "b")[1]
+    assert not any(r.channel == "meta" for r in RecordingReader(without))
+    cfg = load_config(env={})
+    a, _, _ = run_backtest(with_cat, cfg)
+    b, _, _ = run_backtest(without, cfg, meta=meta)
+    assert a.intents > 0
+    assert (a.intents, a.trades, a.pnl, a.fees) == (b.intents, b.trades, b.pnl, b.fees)
