@@ -90,6 +90,7 @@ def _register_subapps() -> None:
         ("polylab.store.ledger_cli", "ledger"),
         ("polylab.research.sweep_cli", "sweep"),
         ("polylab.dashboard.cli", "dashboard"),
+        ("polylab.pipeline.configs_cli", "configs"),
     ):
         if name in have:
             continue

@@ -14,7 +14,8 @@ times in ``_ns`` since the epoch.
 Channels (``CHANNEL_TYPES`` says which kinds each one carries):
 
 - ``poly:state``   ``StateMessage``, a snapshot every 100 ms;
-- ``poly:signals`` ``SignalMessage``, each intent with its risk decision;
+- ``poly:signals`` ``SignalMessage``, each intent with its risk decision, and
+  ``ConfigMessage``, each hot reload of the runner's configuration (in order with them);
 - ``poly:trades``  ``OrderStatusMessage`` and ``FillMessage``;
 - ``poly:errors``  ``ErrorMessage`` and ``RejectionMessage``;
 - ``poly:control`` ``ControlMessage``, inbound (kill switch, resume, config reload).
@@ -42,6 +43,7 @@ __all__ = [
     "STREAMS",
     "TRADES",
     "BusMessage",
+    "ConfigMessage",
     "ControlMessage",
     "ErrorMessage",
     "FeedHealth",
@@ -132,7 +134,8 @@ class StateMessage(BusMessage, frozen=True, kw_only=True, tag="state", gc=False)
     ``daily_pnl_micros``: PnL (signed, fees included); ``loss_headroom_micros``: daily loss
     still allowed before the limit stops trading; ``open_orders_headroom``: orders still
     allowed; ``kill_switch``: trading halted; ``tick_to_order_p50_us`` / ``_p99_us``:
-    latency percentiles (µs); ``counters``: named counts (frames, intents, fills, bus drops…).
+    latency percentiles (µs); ``counters``: named counts (frames, intents, fills, bus drops…);
+    ``config_id``: the configuration trading now (changes on a hot reload; "" = not told).
     """
 
     mode: str
@@ -151,6 +154,7 @@ class StateMessage(BusMessage, frozen=True, kw_only=True, tag="state", gc=False)
     tick_to_order_p50_us: int = 0
     tick_to_order_p99_us: int = 0
     counters: dict[str, int] = {}
+    config_id: str = ""
 
 
 class SignalLeg(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -184,6 +188,29 @@ class SignalMessage(BusMessage, frozen=True, kw_only=True, tag="signal", gc=Fals
     rule: str = ""
     reason: str = ""
     why: str = ""
+
+
+class ConfigMessage(BusMessage, frozen=True, kw_only=True, tag="config", gc=False):
+    """``poly:signals``: the runner swapped its configuration between two events (hot reload).
+
+    ``old_id`` / ``new_id``: config ids (SHA-256 of the canonical config JSON); ``by`` /
+    ``reason``: who asked and why (the promotion's, or the control message's); ``origin``:
+    "promoted" (a ``reload_config`` for the promoted config), "ledger" (the runner's ledger
+    poll saw a new promoted config) or the file a ``reload_config`` named; ``intents_before``:
+    intents the engine had made before the swap (later intents are the new config's: their
+    ids number above it); ``changed``: the parameters that changed ("section.field");
+    ``restart_needed``: changed sections a running session does not swap (engine, paper,
+    live, analysis: they take effect at the next start).
+    """
+
+    old_id: str
+    new_id: str
+    by: str = ""
+    reason: str = ""
+    origin: str = ""
+    intents_before: int = 0
+    changed: tuple[str, ...] = ()
+    restart_needed: tuple[str, ...] = ()
 
 
 class OrderStatusMessage(BusMessage, frozen=True, kw_only=True, tag="order", gc=False):
@@ -279,6 +306,7 @@ class ControlMessage(BusMessage, frozen=True, kw_only=True, tag="control", gc=Fa
 Message = (
     StateMessage
     | SignalMessage
+    | ConfigMessage
     | OrderStatusMessage
     | FillMessage
     | ErrorMessage
@@ -288,7 +316,7 @@ Message = (
 
 CHANNEL_TYPES: Final[dict[str, tuple[type[BusMessage], ...]]] = {
     STATE: (StateMessage,),
-    SIGNALS: (SignalMessage,),
+    SIGNALS: (SignalMessage, ConfigMessage),
     TRADES: (OrderStatusMessage, FillMessage),
     ERRORS: (ErrorMessage, RejectionMessage),
     CONTROL: (ControlMessage,),

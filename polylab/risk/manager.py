@@ -186,6 +186,16 @@ class RiskManager:
             self.killed = False
             self.kill_reason = ""
 
+    def reconfigure(self, config: RiskConfig) -> None:
+        """New limits from the next check on (a hot reload); reservations of intents in flight
+        are kept. ``kill_switch`` set in the new config halts; unset, it leaves the switch as
+        the operator left it (only ``resume`` clears a halt)."""
+        with self._lock:
+            self.config = config
+            if config.kill_switch and not self.killed:
+                self.killed = True
+                self.kill_reason = "kill_switch set in the reloaded config"
+
     # -- reads ---------------------------------------------------------------------------------
     @property
     def open_orders(self) -> int:

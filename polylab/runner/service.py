@@ -37,7 +37,7 @@ from typing import Any
 import msgspec
 
 import polylab
-from polylab.bus import Bus, make_bus
+from polylab.bus import Bus, InProcessBus, make_bus
 from polylab.bus.messages import (
     CONTROL,
     SIGNALS,
@@ -59,6 +59,7 @@ from polylab.risk.manager import Approved, Decision
 from polylab.risk.records import Fill
 from polylab.runner import recovery
 from polylab.runner.paper import PaperRun
+from polylab.runner.reload import ConfigReloader
 from polylab.store.ledger import Ledger, RecoveredState
 from polylab.store.ledger_db import LedgerError
 from polylab.store.ledger_sink import LedgerSink
@@ -151,6 +152,8 @@ class RunnerService:
         self._last_snapshot = 0.0
         self.started_with: dict[str, object] = {}
         self.recovery_notes: list[str] = []
+        self.reloader: ConfigReloader | None = None  # hot reload (runner.reload), once attached
+        self.promoted_id: str | None = None  # set by --promoted: the promoted id started from
         self._mark_crashed()
 
     @property
@@ -177,6 +180,16 @@ class RunnerService:
         )
         self._tasks.append(asyncio.create_task(self._publisher.run()))
         self._tasks.append(asyncio.create_task(self._control()))
+        self.reloader = ConfigReloader(
+            eng,
+            self.config,
+            ledger=self.ledger,
+            bus=self.bus,
+            ledger_sink=self.ledger_sink,
+            poll=isinstance(self.bus, InProcessBus),  # no Redis: nobody can send a reload
+            followed=self.promoted_id,
+        )
+        self._tasks.append(asyncio.create_task(self.reloader.run()))
 
     async def close(self, status: str = "stopped") -> None:
         """Final state, snapshot, ledger flush and bus flush (in that order), run marked."""
@@ -185,6 +198,8 @@ class RunnerService:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
+        if self.reloader is not None:
+            await self.reloader.close()
         if self.run is not None:
             self._snapshot(force=True)
             final = self.state()
@@ -263,6 +278,7 @@ class RunnerService:
                 "ledger_p99_us": self.writer.latency_ns(0.99) // 1_000,
                 "bus_dropped": sum(self.bus.health().dropped.values()),
             },
+            config_id=self.reloader.active_id if self.reloader else config_id(self.config),
         )
 
     def _signal(self, iid: str, intent: Intent, decision: Decision, now_ns: int) -> None:
@@ -302,7 +318,10 @@ class RunnerService:
         sub = await self.bus.subscribe(CONTROL)
         async for msg in sub:
             if isinstance(msg, ControlMessage):
-                self.apply_control(msg)
+                if msg.action == "reload_config" and self.reloader is not None:
+                    self.reloader.request(msg)  # runner.reload: off the loop, swap between events
+                else:
+                    self.apply_control(msg)
 
     def apply_control(self, msg: ControlMessage) -> None:
         """Kill switch / resume from an operator (recorded in the ledger with who and why)."""

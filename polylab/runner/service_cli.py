@@ -6,13 +6,16 @@ import asyncio
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import msgspec
 import typer
 
 from polylab.errors import ConfigError
 from polylab.money import MICROS
+
+if TYPE_CHECKING:
+    from polylab.runner.service import RunnerService
 
 __all__ = ["run_cmd"]
 
@@ -33,6 +36,10 @@ def run_cmd(
         float | None, typer.Option(min=0.0, help="stop after this long (s; tests)")
     ] = None,
     config: Annotated[Path | None, typer.Option(help="config file (TOML or JSON)")] = None,
+    promoted: Annotated[
+        bool,
+        typer.Option("--promoted", help="start from the ledger's promoted config (not --config)"),
+    ] = False,
     seed: Annotated[int, typer.Option(help="simulator seed (built-in simulator only)")] = 7,
     out: Annotated[Path | None, typer.Option(help="run folder")] = None,
     redis_url: Annotated[
@@ -61,11 +68,20 @@ def run_cmd(
     from polylab.runner.service import RunnerService, ServiceOptions
 
     check_url(url)
-    cfg = _load_cfg(config)
     mode = "live" if live else "paper"
     options = ServiceOptions.from_env(
         redis_url=redis_url, database_url=database_url, bus_prefix=bus_prefix
     )
+    promoted_id: str | None = None
+    if promoted:  # the ledger's promoted config, as gated (no environment overrides)
+        from polylab.runner.reload import load_promoted
+
+        if config is not None:
+            raise ConfigError(f"--promoted and --config {str(config)!r}: give one of them")
+        ledger_url = options.database_url or f"sqlite:///{Path(options.sqlite_path).resolve()}"
+        cfg, promoted_id = load_promoted(ledger_url)
+    else:
+        cfg = _load_cfg(config)
     out_dir = prepare_out_dir(out or Path("runs") / f"run-{mode}-{time.strftime('%Y%m%d-%H%M%S')}")
     creds = load_credentials() if live else None
     if creds is not None:
@@ -89,6 +105,7 @@ def run_cmd(
                 venue="sim" if v.simulated else v.url,
                 starting_cash_micros=10_000 * MICROS,
             )
+            svc.promoted_id = promoted_id
             await svc.start()
             ops = Ops(ops_cfg, service=f"polylab {mode}")
             await ops.start(f"{mode} on {svc.venue}, run {svc.run_id}")
@@ -144,6 +161,7 @@ def run_cmd(
                 "fills_published": svc.fills_published,
                 "recovery": {"started_with": svc.started_with, "notes": svc.recovery_notes},
                 "bus": msgspec.to_builtins(svc.bus.health()),
+                **_config_summary(svc),
                 "result": msgspec.to_builtins(res),
             }
 
@@ -155,3 +173,15 @@ def run_cmd(
             f"run {summary['run_id']}: {summary['signals']} signals, "
             f"{summary['fills_published']} fills published → {out_dir}"
         )
+
+
+def _config_summary(svc: RunnerService) -> dict[str, object]:
+    """The summary's hot-reload part: the config trading at the end, each swap, each refusal."""
+    from polylab.config import config_id
+
+    r = svc.reloader
+    return {
+        "config_id": r.active_id if r is not None else config_id(svc.config),
+        "config_swaps": msgspec.to_builtins(r.swaps) if r is not None else [],
+        "config_refusals": list(r.refusals) if r is not None else [],
+    }
