@@ -186,7 +186,8 @@ def show_cmd(
     if as_json:
         _json({**_summary(row), "body": row.body, "history": msgspec.to_builtins(history)})
         return
-    head = Table(title=f"config {row.id}", show_header=False)
+    head = Table(title="config", show_header=False)
+    head.add_row("id", row.id)
     head.add_row("status", row.status)
     head.add_row("created", _time(row.created_ns))
     head.add_row("promoted", _time(row.promoted_ns))

@@ -102,8 +102,8 @@ def register_candidate(
     config stays promoted) and replaces its provenance; its gate results are kept only when
     the metrics are unchanged (gates judge metrics)."""
     cid = config_id(cfg)
-    body: dict[str, object] = msgspec.to_builtins(cfg)
-    new_metrics = msgspec.to_builtins(dict(metrics))
+    body: dict[str, object] = msgspec.json.decode(msgspec.json.encode(cfg))  # as stored
+    new_metrics = msgspec.json.decode(msgspec.json.encode(dict(metrics)))
     old = ledger.get_config(cid)
     row = ConfigRow(
         id=cid,
