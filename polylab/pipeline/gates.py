@@ -34,6 +34,7 @@ __all__ = [
     "all_passed",
     "evaluate",
     "failures",
+    "gates_frame",
     "load_gates",
     "parse_gates",
 ]
@@ -209,3 +210,29 @@ def _passed(r: object) -> bool:
     if isinstance(r, GateResult):
         return r.passed
     return isinstance(r, dict) and r.get("passed") is True
+
+
+def gates_frame(results: dict[str, Any]) -> Any:
+    """Gate results (``GateResult`` or their stored dicts) as a polars frame for notebooks:
+    one row per gate; ``value`` and ``limit`` as text, exact in the metric's own unit."""
+    import polars as pl
+
+    rows = []
+    for name, r in results.items():
+        d = msgspec.to_builtins(r) if isinstance(r, GateResult) else dict(r)
+        rows.append(
+            {
+                "gate": name,
+                "metric": str(d.get("metric", "")),
+                "value": "" if d.get("value") is None else str(d["value"]),
+                "op": str(d.get("op", "")),
+                "limit": str(d.get("limit", "")),
+                "passed": d.get("passed") is True,
+                "reason": str(d.get("reason", "")),
+            }
+        )
+    schema = {
+        k: pl.Boolean if k == "passed" else pl.String
+        for k in ("gate", "metric", "value", "op", "limit", "passed", "reason")
+    }
+    return pl.DataFrame(rows, schema=schema)

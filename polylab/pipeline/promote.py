@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_GATES",
     "DEFAULT_JSON_DIR",
+    "PROMOTION_FILE",
+    "PipelinePromotion",
     "PromotionError",
     "check_gated",
     "config_of",
@@ -49,6 +51,7 @@ __all__ = [
     "evaluate_candidate",
     "notify_runner",
     "promote",
+    "promote_pipeline",
     "promotion_record",
     "register_candidate",
     "resolve_config_id",
@@ -63,6 +66,11 @@ DEFAULT_GATES = Path("pipelines/gates.yaml")
 
 DEFAULT_JSON_DIR = Path("runs/configs")
 """Where each promotion is written as ``<config_id>.json``."""
+
+
+PROMOTION_FILE = "promotion.json"
+"""The promote pipeline's record inside its run folder (the same content as the JSON under
+``runs/configs``)."""
 
 
 class PromotionError(PolylabError, ValueError):
@@ -283,3 +291,71 @@ def resolve_config_id(ledger: Ledger, ref: str) -> str:
                 return run.config_ids[0]
         raise PromotionError("config 'latest': no successful validate pipeline run in the ledger")
     return ledger.find_config(ref).id
+
+
+class PipelinePromotion(msgspec.Struct, frozen=True, kw_only=True):
+    """What the promote pipeline did: the ``config_id`` it judged, its ``gates`` results
+    (name → result dict), whether it ``promoted`` it now (False: it already was the promoted
+    config), the ledger's ``promotion`` record (None when nothing changed), the runner
+    ``notice`` in words and the ``record`` file written in the run folder."""
+
+    config_id: str
+    gates: dict[str, Any]
+    promoted: bool
+    promotion: PromotionRow | None
+    notice: str
+    record: str
+
+
+def promote_pipeline(
+    ledger: Ledger,
+    ref: str,
+    gates_path: str | Path,
+    *,
+    by: str,
+    reason: str,
+    out_dir: str | Path,
+    json_dir: Path = DEFAULT_JSON_DIR,
+    redis_url: str | None = None,
+    bus_prefix: str = "",
+) -> PipelinePromotion:
+    """``pipelines/30-promote.ipynb``: resolve ``ref`` (``latest`` or an id), evaluate the
+    gates and store their results, promote when every one passed (``PromotionError``
+    otherwise: the pipeline run fails), write ``promotion.json`` into ``out_dir``. A config
+    that already is the promoted one is left as it is (its gates are still re-evaluated, and
+    a failure still raises)."""
+    cid = resolve_config_id(ledger, ref)
+    row = evaluate_candidate(ledger, cid, gates_path)
+    check_gated(row)
+    rec: PromotionRow | None = None
+    notice = "already the promoted config: nothing to do"
+    if row.status != "promoted":
+        rec = promote(
+            ledger,
+            cid,
+            by=by,
+            reason=reason,
+            json_dir=json_dir,
+            redis_url=redis_url,
+            bus_prefix=bus_prefix,
+        )
+        notice = _notice_words(redis_url)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / PROMOTION_FILE
+    path.write_bytes(msgspec.json.format(msgspec.json.encode(promotion_record(ledger, cid))))
+    return PipelinePromotion(
+        config_id=cid,
+        gates=dict(row.gates),
+        promoted=rec is not None,
+        promotion=rec,
+        notice=notice,
+        record=str(path),
+    )
+
+
+def _notice_words(redis_url: str | None) -> str:
+    url = redis_url if redis_url is not None else os.environ.get("REDIS_URL", "").strip()
+    if url:
+        return "reload_config sent on poly:control (Redis)"
+    return "no Redis: a running runner picks it up from the ledger within its poll period"

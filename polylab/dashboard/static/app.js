@@ -72,6 +72,10 @@ function onState(s) {
 }
 
 function onSignal(m) {
+  if (m.type === "config") { // a hot reload: the row says which config trades from here on
+    prependRow("signals", [clock(m.ts_ns), "config", "swap", "", ["→ " + short(m.new_id), ""], m.by || ""], "config-" + m.ts_ns);
+    return;
+  }
   prependRow("signals", [clock(m.ts_ns), m.strategy, m.kind, usd(m.edge_micros), [m.decision, m.decision], m.rule || ""], m.intent_id);
 }
 function onTrade(m) {
