@@ -285,9 +285,9 @@ class ConfigReloader:
     def _refuse(self, exc: BaseException, *, by: str, origin: str) -> None:
         """A reload that is not taken: every engine sink (ledger, poly:errors, run folder,
         alerts) gets an error of source ``config``; the session trades on unchanged."""
-        text = (
-            f"{type(exc).__name__}: reload of the {origin} config by {by or 'unknown'} "
-            f"refused: {' '.join(str(exc).split())}"
+        what = "the promoted config" if origin in ("promoted", "ledger") else origin
+        text = f"{type(exc).__name__}: reload of {what} by {by or 'unknown'} refused: " + " ".join(
+            str(exc).split()
         )
         self.refusals.append(text)
         rec = ErrorRecord(source="config", error=text, ts_ns=time.time_ns())
