@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -176,3 +179,38 @@ def test_a_reloaded_kill_switch_halts_and_only_resume_clears_it(
     assert risk.killed  # a config without the switch does not resume trading
     risk.resume()
     assert not risk.killed
+
+
+def test_run_promoted_needs_a_promoted_config(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    db = f"sqlite:///{tmp_path / 'ledger.db'}"
+    for extra, line in (
+        (
+            [],
+            "polylab: error: --promoted: no promoted config in the ledger "
+            "(polylab configs promote ID)",
+        ),
+        (
+            ["--config", "x.toml"],
+            "polylab: error: --promoted and --config 'x.toml': give one of them",
+        ),
+    ):
+        res = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "polylab.cli",
+                "run",
+                "--promoted",
+                "--database-url",
+                db,
+                *extra,
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert res.returncode == 2 and res.stderr.strip() == line
