@@ -163,29 +163,17 @@ def evaluate(gates: list[Gate], metrics: dict[str, Any]) -> dict[str, GateResult
     for g in gates:
         raw = _lookup(metrics, g.metric)
         op, limit = g.op, g.limit
+        value: Number | None = None
         if raw is None:
-            out[g.name] = GateResult(
-                metric=g.metric, op=op, limit=limit, value=None, passed=False, reason="missing"
-            )
-            continue
-        if isinstance(raw, bool) or not isinstance(raw, int | float) or raw != raw:
-            out[g.name] = GateResult(
-                metric=g.metric,
-                op=op,
-                limit=limit,
-                value=None,
-                passed=False,
-                reason=f"not a number: {raw!r}",
-            )
-            continue
-        ok = raw >= limit if op == ">=" else raw <= limit
+            reason = "missing"
+        elif isinstance(raw, bool) or not isinstance(raw, int | float) or raw != raw:
+            reason = f"not a number: {raw!r}"
+        else:
+            value = raw
+            ok = raw >= limit if op == ">=" else raw <= limit
+            reason = "" if ok else f"{g.metric} = {raw} is not {op} {limit}"
         out[g.name] = GateResult(
-            metric=g.metric,
-            op=op,
-            limit=limit,
-            value=raw,
-            passed=ok,
-            reason="" if ok else f"{g.metric} = {raw} is not {op} {limit}",
+            metric=g.metric, op=op, limit=limit, value=value, passed=not reason, reason=reason
         )
     return out
 

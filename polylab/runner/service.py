@@ -9,7 +9,8 @@ this module attaches what a service needs when the session starts:
 * **the bus** (``bus``: in-process by default, Redis by ``REDIS_URL``): ``poly:state`` every
   100 ms, ``poly:signals`` (each intent with the risk gate's decision), ``poly:trades`` (order
   statuses, and each fill **once the ledger has committed it**: ledger first, then bus) and
-  ``poly:errors``; ``poly:control`` is read for the kill switch and resume;
+  ``poly:errors``; ``poly:control`` is read for the kill switch, resume and config reloads
+  (``runner.reload``: promotions swap the strategies between two events);
 * **restart recovery** (``runner.recovery``): before trading, the previous run of the same
   mode and venue is read back from the ledger and restored into the new session (cash,
   positions with their cost basis, today's realized PnL for the daily loss limit); a previous
