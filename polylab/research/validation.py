@@ -7,14 +7,14 @@
    units) as grid points, or as an Optuna space.
 3. ``walkforward.walk_forward`` (folds, candidate tuned on every window, held-out evaluation),
    then optionally ``paper_check.paper_check`` of the candidate.
-4. ``store_candidate``: the candidate in the ledger's ``configs`` as a ``ConfigRow`` with status
-   ``candidate``, the validation metrics (``pipeline.outputs`` conventions), data hashes, git
-   sha and no gate results yet; ``write_validation``: ``validation.json``.
+4. ``write_validation``: ``validation.json``; the notebook then stores the candidate with
+   ``pipeline.promote.register_candidate`` (status ``candidate``, the validation metrics in
+   ``pipeline.outputs`` conventions, data hashes, git sha; gate results kept only while the
+   metrics they judged are unchanged).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,19 +22,15 @@ from typing import Any
 import msgspec
 
 from polylab.book.synthetic import SyntheticConfig, write_synthetic
-from polylab.config import PolylabConfig
-from polylab.pipeline.outputs import data_hashes, git_sha
+from polylab.pipeline.outputs import data_hashes
 from polylab.research.paper_check import PaperCheck
 from polylab.research.sweep_space import grid_points, parse_grid
 from polylab.research.walkforward import WalkForwardError, WalkForwardReport, slice_recording
-from polylab.store.ledger import Ledger
-from polylab.store.ledger_rows import ConfigRow
 
 __all__ = [
     "VALIDATION_FILE",
     "prepare_windows",
     "search_for",
-    "store_candidate",
     "validation_metrics",
     "write_validation",
 ]
@@ -88,32 +84,6 @@ def validation_metrics(
 ) -> dict[str, Any]:
     """The candidate's validation metrics (``pipeline.outputs`` conventions)."""
     return report.metrics(paper.block() if paper is not None else None)
-
-
-def store_candidate(
-    ledger: Ledger,
-    candidate: PolylabConfig,
-    candidate_id: str,
-    metrics: Mapping[str, Any],
-    hashes: Mapping[str, str],
-) -> ConfigRow:
-    """Put the candidate in the ledger's ``configs`` (status ``candidate``, no gates yet).
-    A config already there (validated before, maybe promoted) keeps its status, promotion
-    time and gate results; its metrics, data hashes and git sha become this validation's."""
-    old = ledger.get_config(candidate_id)
-    row = ConfigRow(
-        id=candidate_id,
-        body=msgspec.json.decode(msgspec.json.encode(candidate)),  # JSON values, as stored
-        git_sha=git_sha(),
-        data_hashes=dict(hashes),
-        metrics=dict(metrics),
-        gates=dict(old.gates) if old is not None else {},
-        created_ns=old.created_ns if old is not None else time.time_ns(),
-        promoted_ns=old.promoted_ns if old is not None else None,
-        status=old.status if old is not None else "candidate",
-    )
-    ledger.put_config(row)
-    return row
 
 
 def write_validation(
