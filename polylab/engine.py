@@ -29,6 +29,7 @@ from polylab.domain import Game, Intent
 from polylab.execution.base import ResidualRecord
 from polylab.feed.wire import Book, LeanPriceChange, MarketResolved, PriceChange
 from polylab.risk.manager import Decision, Rejected
+from polylab.samples import LatestSamples
 from polylab.strategy.base import Strategy
 
 if TYPE_CHECKING:
@@ -52,8 +53,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-REACTION_SAMPLES = 100_000
-"""Reaction-time samples kept per run (the first ones; enough for a median)."""
+REACTION_SAMPLES = 4_096
+"""Reaction-time samples kept: the latest ones (a ring), so a long run reports its current
+latency; 4,096 puts p99 on the 41st largest."""
 
 
 class StrategyError(RuntimeError):
@@ -194,10 +196,11 @@ class Engine:
         if bind is not None:  # the executor sizes orders on the current books at submit
             bind(registry.books)
         self._t_in = 0
-        self.reaction_ns: list[int] = []
+        self.reaction_ns = LatestSamples(REACTION_SAMPLES)
         """Reaction samples (ns, perf counter): from the engine taking a market event (after
         the book update) to an approved intent handed to the executor (scoreboards and bare
-        timer ticks are not market reactions); the first ``REACTION_SAMPLES``."""
+        timer ticks are not market reactions); the latest ``REACTION_SAMPLES``, with the
+        count of all in ``reaction_ns.total``."""
 
     # -- Context ---------------------------------------------------------------------------------
     @property
@@ -246,9 +249,9 @@ class Engine:
                 self._finish(res, recv_ns)
 
     def reaction_p50_ns(self) -> int:
-        """Median reaction time measured this run (ns; 0 before the first intent)."""
-        r = sorted(self.reaction_ns)
-        return r[len(r) // 2] if r else 0
+        """Median of the latest reaction times measured this run (ns; 0 before the first
+        intent)."""
+        return self.reaction_ns.quantile(0.5)
 
     def on_applied(self, ev: Any, recv_ns: int) -> None:
         """``on_event`` for a source that already applied ``ev`` to the registry (the live
@@ -418,7 +421,7 @@ class Engine:
         self._busy[key] = -1
         self._open[iid] = intent
         self.executor.submit(iid, intent, now)
-        if self._t_in and len(self.reaction_ns) < REACTION_SAMPLES:
+        if self._t_in:
             self.reaction_ns.append(perf_counter_ns() - self._t_in)
         if self.claims is not None:  # after the orders are on their way: off the tick-to-order path
             self.claims.claim(iid, intent.legs, self.registry.books, now)

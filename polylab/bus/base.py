@@ -58,7 +58,8 @@ class BusHealth(msgspec.Struct, frozen=True, kw_only=True):
     retry found already written (skipped, not written twice); ``reconnects``: connections
     re-established after a failure; ``dropped``: messages lost, by reason (``queue_full``,
     ``redis_down``, ``backlog_full``, ``redis_error``, ``closed``, ``subscriber_full``,
-    ``callback_error``, ``bad_message``).
+    ``callback_error``, ``bad_message``, and ``superseded``: a periodic state that a newer one
+    replaced before the Redis bus's sender thread could send it).
     """
 
     backend: str

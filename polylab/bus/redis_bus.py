@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from itertools import islice
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -56,7 +56,16 @@ from polylab.bus.base import (
     parse_stream_id,
     stream_channel,
 )
-from polylab.bus.messages import STREAMS, MessageError, decode_message, encode_message
+from polylab.bus.messages import (
+    STATE,
+    STREAMS,
+    Message,
+    MessageError,
+    check_channel,
+    decode_message,
+    encode_message,
+)
+from polylab.bus.pubsub_thread import PubSubThread
 
 __all__ = ["BusUnavailable", "RedisBus", "redact_url"]
 
@@ -99,7 +108,9 @@ class RedisBus(QueuedBus):
     """A bus on the Redis at ``url``. ``prefix`` goes before every key and channel name (tests
     and side-by-side runs); ``stream_maxlen``: ``MAXLEN ~`` of each stream; ``backlog_max``:
     stream messages kept while Redis is away; ``socket_timeout_s``: a Redis that stops
-    answering counts as down after this long (the trading path never waits for it)."""
+    answering counts as down after this long (the trading path never waits for it);
+    ``threaded``: pub/sub-only channels published from a thread of their own
+    (``bus.pubsub_thread``: ``poly:state`` leaves on time even while the loop is busy)."""
 
     backend = "redis"
 
@@ -115,8 +126,12 @@ class RedisBus(QueuedBus):
         backoff_min_s: float = 0.05,
         backoff_max_s: float = 2.0,
         socket_timeout_s: float = 2.0,
+        threaded: tuple[str, ...] = (STATE,),
     ) -> None:
         super().__init__(queue_max=queue_max, batch_max=batch_max)
+        streamed = [ch for ch in threaded if ch in STREAMS or ch not in self._subs]
+        if streamed:
+            raise ValueError(f"threaded channels must be pub/sub-only channels, got {streamed}")
         if backlog_max < 0 or stream_maxlen < 1 or not 0 < backoff_min_s <= backoff_max_s:
             raise ValueError(
                 f"bad RedisBus limits: backlog_max={backlog_max}, stream_maxlen={stream_maxlen},"
@@ -150,6 +165,38 @@ class RedisBus(QueuedBus):
         self._reader_wake = asyncio.Event()
         self._live: set[str] = set()  # channels the reader has subscribed in Redis
         self._confirmed: dict[str, asyncio.Event] = {}
+        self._threaded = frozenset(threaded)
+        self.heartbeat_s = 1.0
+        """Idle this long (s), the writer pings Redis."""
+        self._last_try = 0.0
+        self._sender = (
+            PubSubThread(
+                url,
+                socket_timeout_s=socket_timeout_s,
+                backoff_min_s=backoff_min_s,
+                backoff_max_s=backoff_max_s,
+            )
+            if threaded
+            else None
+        )
+
+    def publish(self, channel: str, message: Message) -> bool:
+        """As ``QueuedBus.publish``; a threaded channel goes to the sender thread instead of
+        the loop's queue (never waits either)."""
+        sender = self._sender
+        if sender is None or channel not in self._threaded:
+            return super().publish(channel, message)
+        check_channel(channel, message)
+        if self._closing:
+            self.dropped["closed"] += 1
+            return False
+        self.published += 1
+        sender.put(self.key(channel), message)
+        return True
+
+    async def _on_start(self) -> None:
+        if self._sender is not None:
+            self._sender.start()
 
     def key(self, channel: str) -> str:
         """The Redis name of a channel or stream."""
@@ -199,21 +246,29 @@ class RedisBus(QueuedBus):
         return out
 
     def health(self) -> BusHealth:
+        sender = self._sender
+        dropped = Counter(self.dropped)
+        delivered = self.delivered
+        queued = len(self._queue)
+        if sender is not None:
+            dropped.update(sender.dropped)
+            delivered += sender.delivered
+            queued += sender.pending()
         return BusHealth(
             backend=self.backend,
             target=self.target,
             connected=self.connected and self.alive(),
             last_ok_ns=self._last_ok_ns,
-            queued=len(self._queue),
+            queued=queued,
             queue_max=self.queue_max,
             backlog=len(self._backlog),
             backlog_max=self.backlog_max,
             published=self.published,
-            delivered=self.delivered,
+            delivered=delivered,
             stream_written=self.stream_written,
             duplicates=self.duplicates,
             reconnects=self.reconnects,
-            dropped=dict(self.dropped),
+            dropped=dict(dropped),
         )
 
     # -- writer -------------------------------------------------------------------------------
@@ -222,9 +277,16 @@ class RedisBus(QueuedBus):
             if not self._queue:
                 if self._closing and not self._backlog:
                     return
-                due = self.connected or time.monotonic() >= self._next_try
+                now = time.monotonic()
+                due = self.connected or now >= self._next_try
+                if not self._backlog and due and now - self._last_try >= self.heartbeat_s:
+                    await self._heartbeat()
+                    continue
                 if not (self._backlog and due):
-                    wait = self._next_try - time.monotonic() if self._backlog else None
+                    if self._backlog:
+                        wait: float | None = self._next_try - now
+                    else:
+                        wait = max(self._last_try + self.heartbeat_s, self._next_try) - now
                     if self._closing:
                         await asyncio.sleep(max(wait or 0.0, 0.0))
                     else:
@@ -255,7 +317,19 @@ class RedisBus(QueuedBus):
                 self._backlog.append(_Entry(self.key(stream), data))
         return pubs
 
+    async def _heartbeat(self) -> None:
+        """``PING`` while there is nothing to write: ``connected`` (readiness) and outages
+        (``reconnects``) stay true to Redis even when only the threaded channels are busy."""
+        self._last_try = time.monotonic()
+        try:
+            await self._client.ping()
+        except (RedisError, OSError) as exc:
+            self._down(exc)
+            return
+        self._up()
+
     async def _write(self, pubs: list[tuple[str, bytes]]) -> None:
+        self._last_try = time.monotonic()
         chunk = list(islice(self._backlog, self.batch_max))
         try:
             if self._need_tops:
@@ -395,6 +469,8 @@ class RedisBus(QueuedBus):
         self._dispatch(channel, msg)
 
     async def _on_close(self) -> None:
+        if self._sender is not None:
+            await asyncio.to_thread(self._sender.close, 2.0)
         if self._backlog:  # Redis stayed away past close's timeout
             log.error("redis bus closed with %d stream messages unwritten", len(self._backlog))
             self.dropped["closed"] += len(self._backlog)

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from polylab.samples import LatestSamples
+
 if TYPE_CHECKING:
     from polylab.book.feed_health import FeedCounters
     from polylab.engine import EngineStats
@@ -189,13 +191,13 @@ class Metrics:
         stats: EngineStats,
         *,
         rejections: Mapping[str, int] | None = None,
-        reaction_ns: Sequence[int] = (),
+        reaction_ns: Sequence[int] | LatestSamples = (),
         open_orders: int | None = None,
     ) -> None:
         """Mirror the engine's counters: ``stats`` (events, approved, strategy errors),
         ``rejections`` (cumulative rejections by rule, e.g. ``RiskManager.rejections``; without
-        it every rejection counts under rule ``"any"``), ``reaction_ns`` (the engine's growing
-        list of tick-to-order samples, ns: the samples appended since the last call are
+        it every rejection counts under rule ``"any"``), ``reaction_ns`` (the engine's ring of
+        tick-to-order samples, or a growing list, ns: the samples taken since the last call are
         observed) and ``open_orders`` (e.g. ``RiskManager.open_orders``)."""
         self._mirror(self.events, "events", stats.events)
         self._mirror(self.strategy_errors, "strategy_errors", stats.strategy_errors)
@@ -205,10 +207,15 @@ class Metrics:
         else:
             for rule, n in rejections.items():
                 self._mirror(self.intents_rejected, "rejected", n, rule)
-        seen = self._reaction_seen if self._reaction_seen <= len(reaction_ns) else 0
-        for ns in reaction_ns[seen:]:
+        if isinstance(reaction_ns, LatestSamples):  # the engine's ring: its count goes on
+            new = reaction_ns.since(self._reaction_seen)
+            self._reaction_seen = reaction_ns.total
+        else:
+            seen = self._reaction_seen if self._reaction_seen <= len(reaction_ns) else 0
+            new = list(reaction_ns[seen:])
+            self._reaction_seen = len(reaction_ns)
+        for ns in new:
             self.tick_to_order.observe(ns / 1e9)
-        self._reaction_seen = len(reaction_ns)
         if open_orders is not None:
             self.open_orders.set(open_orders)
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
+import time
 
 import pytest
 import redis
@@ -108,7 +110,7 @@ def _dead_url() -> str:
 
 def test_publish_only_touches_the_queue_even_without_redis() -> None:
     async def main() -> None:
-        bus = RedisBus(_dead_url(), queue_max=1_000, backlog_max=300)
+        bus = RedisBus(_dead_url(), queue_max=1_000, backlog_max=300, threaded=())
         await bus.start()
         state = samples()[STATE][0]
         accepted = []
@@ -222,3 +224,62 @@ def test_new_ids_go_above_what_the_stream_already_holds(redis_url: str, prefix: 
     entries = _stream(redis_url, key)
     assert [m.ts_ns for _, m in entries] == list(range(-1, 30))
     assert entries[1][0] == "99999999999999-8"
+
+
+def test_states_leave_from_their_thread_while_the_event_loop_is_blocked(
+    redis_url: str, prefix: str
+) -> None:
+    """``poly:state`` is published by the sender thread: a subscriber gets it while the
+    event loop is stuck in a long step (which holds every queued message back)."""
+    client = redis.Redis.from_url(redis_url)
+    sub = client.pubsub(ignore_subscribe_messages=True)
+    sub.subscribe(prefix + STATE, prefix + TRADES)
+    got: list[tuple[str, bool]] = []
+    blocked = threading.Event()
+
+    def listen() -> None:
+        deadline = time.monotonic() + 30
+        while len(got) < 2 and time.monotonic() < deadline:
+            m = sub.get_message(timeout=0.1)
+            if m is not None:
+                got.append((m["channel"].decode()[len(prefix) :], blocked.is_set()))
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+
+    async def main() -> None:
+        bus = RedisBus(redis_url, prefix=prefix)
+        await bus.start()
+        await wait_for(lambda: bus.connected, "the connection")
+        blocked.set()
+        bus.publish(TRADES, fill(1))
+        bus.publish(STATE, samples()[STATE][0])
+        deadline = time.monotonic() + 20
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.01)  # the loop is blocked: only the sender thread can deliver
+        blocked.clear()
+        await bus.close()
+
+    try:
+        asyncio.run(main())
+        listener.join(35)
+    finally:
+        sub.close()
+        client.close()
+    assert got == [(STATE, True), (TRADES, False)]
+
+
+def test_states_are_superseded_not_queued_while_redis_is_away() -> None:
+    async def main() -> dict[str, int]:
+        bus = RedisBus(_dead_url(), queue_max=10)
+        await bus.start()
+        state = samples()[STATE][0]
+        accepted = [bus.publish(STATE, state) for _ in range(1_000)]
+        assert all(accepted) and bus.queued() == 0  # never in the loop's queue
+        await wait_for(lambda: bus.health().queued == 0, "the sender to give up on them")
+        await bus.close(timeout_s=0.2)
+        return bus.health().dropped
+
+    dropped = asyncio.run(main())
+    assert dropped.get("superseded", 0) + dropped.get("redis_down", 0) == 1_000
+    assert dropped.get("queue_full", 0) == 0
