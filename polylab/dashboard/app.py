@@ -336,7 +336,7 @@ def create_app(
             await hub.close()
             if start_bus:
                 await bus.close()
-            await store.redis.aclose()
+            await store.aclose()
 
     app = Starlette(
         routes=[

@@ -16,6 +16,12 @@
 
 Nothing secret goes into Redis, a log line or an error message: codes and tokens appear only
 as the HMAC key and the ``jti``.
+
+``MemoryAuthStore`` keeps the same keys with the same rules (HMAC-named codes with their TTL,
+taken once, failure counters and lockout, the deny-list) in a dict of the process, for a
+dashboard served inside ``polylab run --dashboard`` on the in-process bus (no Redis). It lives
+and dies with that process: codes, lockouts and revocations do not survive a restart, and
+tokens signed before a restart stay valid until they expire (as with Redis, the secret decides).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import re
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,13 +44,17 @@ from polylab.errors import ConfigError
 
 __all__ = [
     "ALGORITHM",
+    "OTP_HEADER",
     "AuthFailed",
     "AuthSettings",
     "AuthStore",
     "LockedOut",
+    "MemoryAuthStore",
+    "OtpRequests",
     "Session",
     "code_key",
     "load_secret",
+    "otp_request",
 ]
 
 log = logging.getLogger(__name__)
@@ -146,15 +157,36 @@ class AuthStore:
         self._redeem = client.register_script(_REDEEM)
 
     # -- one-time codes ---------------------------------------------------------------------
+    # -- the key-value operations (Redis here; a dict in ``MemoryAuthStore``) ---------------
+    async def _put_new(self, key: str, value: str, ttl_s: int) -> bool:
+        """Store ``key`` for ``ttl_s`` s unless it exists; True when stored."""
+        return bool(await self.redis.set(key, value, nx=True, ex=ttl_s))
+
+    async def _take(self, fail_key: str, code_key_: str) -> tuple[int, int]:
+        """The redeem step, atomically: {-1, ttl} locked out, {1, 0} code taken (and the
+        failures cleared), {0, failures} refused (and counted)."""
+        status, value = await self._redeem(
+            keys=[fail_key, code_key_],
+            args=[self.settings.max_failures, self.settings.lockout_s],
+        )
+        return int(status), int(value)
+
+    async def _exists(self, key: str) -> bool:
+        return bool(await self.redis.exists(key))
+
+    async def _put(self, key: str, value: str, ttl_s: int) -> None:
+        await self.redis.set(key, value, ex=ttl_s)
+
+    async def aclose(self) -> None:
+        """Close the Redis client (the app does this when it stops)."""
+        await self.redis.aclose()
+
     async def issue_code(self) -> str:
         """A fresh 6-digit code, stored hashed for ``code_ttl_s`` seconds."""
         for _ in range(20):
             code = f"{secrets.randbelow(1_000_000):06d}"
-            stored = await self.redis.set(
-                code_key(self.settings, code),
-                str(int(time.time())),
-                nx=True,
-                ex=self.settings.code_ttl_s,
+            stored = await self._put_new(
+                code_key(self.settings, code), str(int(time.time())), self.settings.code_ttl_s
             )
             if stored:
                 log.info("dashboard one-time code issued (valid %d s)", self.settings.code_ttl_s)
@@ -169,10 +201,7 @@ class AuthStore:
         and the count."""
         code = code.strip()
         fail_key = _client_key(self.settings, client)
-        status, value = await self._redeem(
-            keys=[fail_key, code_key(self.settings, code)],
-            args=[self.settings.max_failures, self.settings.lockout_s],
-        )
+        status, value = await self._take(fail_key, code_key(self.settings, code))
         if status == -1:
             log.warning("dashboard login refused: client locked out (%d s left)", value)
             raise LockedOut(max(int(value), 1))
@@ -224,7 +253,7 @@ class AuthStore:
         except jwt.InvalidTokenError:
             raise AuthFailed("invalid token") from None
         jti = str(claims["jti"])
-        if await self.redis.exists(f"{self.settings.prefix}dash:revoked:{jti}"):
+        if await self._exists(f"{self.settings.prefix}dash:revoked:{jti}"):
             raise AuthFailed("session ended (logged out)")
         return Session(
             jti=jti,
@@ -236,7 +265,7 @@ class AuthStore:
     async def revoke(self, session: Session) -> None:
         """Deny ``session``'s ``jti`` until its token would have expired anyway."""
         left = max(session.exp - int(time.time()), 1)
-        await self.redis.set(f"{self.settings.prefix}dash:revoked:{session.jti}", "1", ex=left)
+        await self._put(f"{self.settings.prefix}dash:revoked:{session.jti}", "1", left)
         log.info("dashboard session %s… revoked", session.jti[:8])
 
     async def refresh(self, session: Session) -> str:
@@ -247,3 +276,106 @@ class AuthStore:
             raise AuthFailed("session too old; log in with a new code")
         await self.revoke(session)
         return self._mint(now, session.auth_time, session.sub)
+
+
+class MemoryAuthStore(AuthStore):
+    """``AuthStore`` on a dict of this process instead of Redis (see the module docstring):
+    same key names, TTLs, single use, lockout and deny-list. Every operation runs without an
+    ``await`` inside, so on one event loop each is atomic, as the Lua script is in Redis.
+    Expired keys are purged as new ones are written, so the dict stays as small as Redis's
+    keyspace would."""
+
+    def __init__(self, settings: AuthSettings, clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self._keys: dict[str, tuple[str, float]] = {}
+        self._clock = clock
+        self._next_purge = 0.0
+
+    def _get(self, key: str) -> str | None:
+        item = self._keys.get(key)
+        if item is None:
+            return None
+        if item[1] <= self._clock():
+            del self._keys[key]
+            return None
+        return item[0]
+
+    def _set(self, key: str, value: str, ttl_s: int) -> None:
+        now = self._clock()
+        if now >= self._next_purge:  # at most once a second: drop what has expired
+            self._next_purge = now + 1.0
+            for k in [k for k, (_, exp) in self._keys.items() if exp <= now]:
+                del self._keys[k]
+        self._keys[key] = (value, now + ttl_s)
+
+    async def _put_new(self, key: str, value: str, ttl_s: int) -> bool:
+        if self._get(key) is not None:
+            return False
+        self._set(key, value, ttl_s)
+        return True
+
+    async def _take(self, fail_key: str, code_key_: str) -> tuple[int, int]:
+        st = self.settings
+        failures = int(self._get(fail_key) or 0)
+        if failures >= st.max_failures:
+            return -1, max(int(self._keys[fail_key][1] - self._clock()), 1)
+        if self._get(code_key_) is not None:
+            del self._keys[code_key_]
+            self._keys.pop(fail_key, None)
+            return 1, 0
+        failures += 1
+        if failures == 1:
+            self._set(fail_key, "1", st.lockout_s)
+        else:  # INCR keeps the TTL set by the first failure
+            self._keys[fail_key] = (str(failures), self._keys[fail_key][1])
+        return 0, failures
+
+    async def _exists(self, key: str) -> bool:
+        return self._get(key) is not None
+
+    async def _put(self, key: str, value: str, ttl_s: int) -> None:
+        self._set(key, value, ttl_s)
+
+    async def aclose(self) -> None:
+        self._keys.clear()
+
+
+OTP_HEADER = "x-polylab-otp-request"
+"""The header of a request for a code to a dashboard served inside ``polylab run`` (``POST
+/otp``): ``<unix s>.<nonce>.<HMAC-SHA256(secret, "polylab-otp:<unix s>.<nonce>")>``."""
+OTP_REQUEST_MAX_AGE_S = 30
+
+
+def otp_request(secret: bytes, now: float | None = None) -> str:
+    """A signed, single-use request for a one-time code (``OTP_HEADER``'s value): proves the
+    caller holds ``DASHBOARD_JWT_SECRET`` without sending it."""
+    stamp = f"{int(time.time() if now is None else now)}.{secrets.token_hex(16)}"
+    mac = hmac.new(secret, f"polylab-otp:{stamp}".encode(), hashlib.sha256).hexdigest()
+    return f"{stamp}.{mac}"
+
+
+class OtpRequests:
+    """Checks ``otp_request`` values: a valid HMAC, at most ``OTP_REQUEST_MAX_AGE_S`` old (or
+    ahead), and each nonce once (a replayed request is refused)."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+        self._seen: dict[str, float] = {}
+
+    def check(self, value: str | None, now: float | None = None) -> None:
+        """``AuthFailed`` (reason safe to show) unless ``value`` is a fresh, unused request."""
+        t = time.time() if now is None else now
+        parts = (value or "").split(".")
+        if len(parts) != 3 or not parts[0].isdigit() or len(parts[1]) != 32:
+            raise AuthFailed("malformed code request")
+        stamp = f"{parts[0]}.{parts[1]}"
+        mac = hmac.new(self._secret, f"polylab-otp:{stamp}".encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(mac, parts[2]):
+            raise AuthFailed("code request not signed with this dashboard's secret")
+        if abs(t - int(parts[0])) > OTP_REQUEST_MAX_AGE_S:
+            raise AuthFailed("code request too old (clocks apart?)")
+        for n in [n for n, exp in self._seen.items() if exp < t]:
+            del self._seen[n]
+        if parts[1] in self._seen:
+            raise AuthFailed("code request already used")
+        self._seen[parts[1]] = t + 2 * OTP_REQUEST_MAX_AGE_S

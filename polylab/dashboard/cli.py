@@ -3,6 +3,8 @@
 Both need ``DASHBOARD_JWT_SECRET`` (32+ characters) and the Redis that holds codes and
 sessions: ``--redis-url``, else ``REDIS_URL``, else ``redis://127.0.0.1:6379/0``. ``serve``
 reads the runner's channels from the same Redis (``--prefix`` must match the runner's bus).
+``otp --dashboard-url URL`` asks a dashboard served inside ``polylab run --dashboard`` instead
+(sessions in that process, no Redis needed).
 """
 
 from __future__ import annotations
@@ -100,8 +102,41 @@ def _open_ledger(url: str | None) -> Ledger | None:
         raise ConfigError(str(exc)) from None
 
 
+def _code_from_runner(base: str, secret: bytes, timeout_s: float = 5.0) -> str:
+    """A code from a dashboard served inside ``polylab run --dashboard`` (``POST /otp``, a
+    request signed with the secret; see ``polylab.runner.dashboard_server``)."""
+    import httpx
+
+    from polylab.dashboard.auth import OTP_HEADER, otp_request
+
+    if not base.startswith(("http://", "https://")):
+        raise ConfigError(f"--dashboard-url must start with http:// or https://, got {base!r}")
+    url = base.rstrip("/") + "/otp"
+    try:
+        r = httpx.post(url, headers={OTP_HEADER: otp_request(secret)}, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        raise ConfigError(f"cannot reach the runner's dashboard at {url}: {exc}") from None
+    if r.status_code != 200:
+        try:
+            reason = str(r.json().get("error", ""))
+        except ValueError:
+            reason = ""
+        raise ConfigError(f"the runner's dashboard at {url} refused: {r.status_code} {reason}")
+    return str(r.json()["code"])
+
+
 @app.command("otp")
-def otp_cmd(redis_url_opt: RedisOpt = None, prefix: PrefixOpt = "") -> None:
+def otp_cmd(
+    redis_url_opt: RedisOpt = None,
+    prefix: PrefixOpt = "",
+    dashboard_url: Annotated[
+        str | None,
+        typer.Option(
+            help="ask the dashboard inside `polylab run --dashboard` (no Redis) at this URL, "
+            "e.g. http://127.0.0.1:8050"
+        ),
+    ] = None,
+) -> None:
     """Print a 6-digit one-time login code (valid 5 minutes, once); also to Slack when
     ``SLACK_WEBHOOK_URL`` is set."""
     import redis.asyncio as aioredis
@@ -109,8 +144,11 @@ def otp_cmd(redis_url_opt: RedisOpt = None, prefix: PrefixOpt = "") -> None:
 
     from polylab.dashboard.auth import AuthStore
 
-    url = redis_url(redis_url_opt)
     settings = auth_settings(prefix)
+    if dashboard_url:
+        _show_code(_code_from_runner(dashboard_url, settings.secret))
+        return
+    url = redis_url(redis_url_opt)
     _ping(url)
 
     async def issue() -> str:
@@ -125,6 +163,11 @@ def otp_cmd(redis_url_opt: RedisOpt = None, prefix: PrefixOpt = "") -> None:
     except (RedisError, OSError) as exc:
         where = url.split("@")[-1].split("://")[-1]  # never echo a password
         raise ConfigError(f"cannot reach Redis at {where}: {exc}") from None
+    _show_code(code)
+
+
+def _show_code(code: str) -> None:
+    """The code on stdout, and to Slack when ``SLACK_WEBHOOK_URL`` is set."""
     typer.echo(code)
     webhook = os.environ.get("SLACK_WEBHOOK_URL", "").strip()
     if webhook:
