@@ -14,7 +14,11 @@ warm-up (the first ``--warmup`` seconds are not counted):
 * ledger lag: fill ``ts_ns`` (ledger row) → the ``poly:trades`` message stamped right after
   the commit, p50/p99 (ms); and the writer's enqueue→commit p99 (state counter);
 * runner RSS at the start and at the end of the window (MiB) and its growth; target ≤ 10 %;
-* tick-to-order p50/p99 (µs) as the engine reports them in ``poly:state``; target p99 ≤ 1 ms;
+* tick-to-order p50/p99 (µs) as the engine reports them in ``poly:state`` (its ring of the
+  latest 4,096 reactions) and how many reactions the run measured (``--min-t2o-samples``,
+  default 100, for a p99 worth stating: at 100 samples p99 is the 2nd largest); target p99
+  ≤ 1 ms. The daily loss limit is lifted (``RISK_MAX_DAILY_LOSS``) so the strategies keep
+  trading for the whole run instead of stopping at the default $200;
 * the achieved market message rate (feed frames per second, the simulator sends one message
   per frame); target ≥ 95 % of ``--rate``. The simulator's pace is ``--steps-per-s`` (default
   ``--rate`` / ``MSGS_PER_STEP``, measured on this simulator); when the machine cannot
@@ -68,6 +72,18 @@ MSGS_PER_STEP = 1.9
 """Market messages per generator step, measured on this simulator at seed 7 (the default
 pace: ``--steps-per-s`` = ``--rate`` / this)."""
 
+SIM_MIX: dict[str, Any] = {
+    "binary_markets": 12,
+    "negrisk_events": 6,
+    "sports_games": 60,
+    "game_delay_s": [5.0, 600.0],
+    "game_length_s": [20.0, 40.0],
+}
+"""The simulator's markets for this bench: more outcome sets than the default, and sports
+games whose finals are spread over the whole run, so the strategies keep finding intents and
+tick-to-order gets samples for ten minutes (the default mix settles its 3 games in the first
+two minutes)."""
+
 PY = sys.executable
 
 
@@ -85,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         env = {k: v for k, v in os.environ.items() if k not in unset}
         env["REDIS_URL"] = args.redis_url
         env["POLYLAB_HTTP_PORT"] = "0"  # /health and /metrics on a free port
+        env["RISK_MAX_DAILY_LOSS"] = str(args.max_daily_loss)  # keep trading: reactions to time
         if args.ledger == "postgres":
             try:
                 with psycopg.connect(args.pg_base, autocommit=True, connect_timeout=3) as c:
@@ -117,7 +134,7 @@ def _measure(
     db_url: str,
 ) -> int:
     cfg = tmp / "sim.json"
-    cfg.write_text(json.dumps({"seed": args.seed, "steps_per_s": steps}))
+    cfg.write_text(json.dumps({"seed": args.seed, "steps_per_s": steps, **SIM_MIX}))
     port = free_port()
     cli = [PY, "-m", "polylab.cli"]
     if args.nice:
@@ -227,6 +244,7 @@ def report(
     )
     growth_late = 100.0 * (rss_end - rss_mid) / rss_mid if rss_mid else float("nan")
     t2o_p50, t2o_p99 = last.tick_to_order_p50_us, last.tick_to_order_p99_us
+    t2o_n = last.counters.get("tick_to_order_samples", last.counters.get("approved", 0))
     cpu = [c for c in obs.cpu if t0 <= c[0] <= t1] or obs.cpu
     cpu_wall = (cpu[-1][0] - cpu[0][0]) / 1e9 if len(cpu) > 1 else float("nan")
     runner_cpu = 100 * (cpu[-1][1] - cpu[0][1]) / cpu_wall if len(cpu) > 1 else float("nan")
@@ -272,17 +290,22 @@ def report(
         f"runner's event loop waited for a CPU {runq:.0f} % of the time (run queue)"
     )
     print(
-        f"  tick-to-order: p50 {t2o_p50} µs, p99 {t2o_p99} µs (engine reaction samples of the "
-        f"whole run: {last.counters.get('approved', 0)} approved intents)"
+        f"  tick-to-order: p50 {t2o_p50} µs, p99 {t2o_p99} µs over the latest "
+        f"{min(t2o_n, 4096)} of {t2o_n} reactions measured ({last.counters.get('approved', 0)} "
+        f"approved intents; daily loss limit lifted to ${args.max_daily_loss:g})"
     )
 
     v.at_most("poly:state period |p - 100 ms| p99", pct(dev_ms, 0.99), args.period_tol_ms, "ms")
     v.at_most("bus drops on streams", drops, 0)
     v.at_most("runner RSS growth", growth, args.rss_growth_pct, "%")
-    if last.counters.get("approved", 0):
-        v.at_most("tick-to-order p99", t2o_p99, 1000, "µs")
+    if t2o_n >= args.min_t2o_samples:
+        v.at_most("tick-to-order p99", t2o_p99, 1000, "µs", note=f"{t2o_n} samples")
     else:
-        v.not_measured("tick-to-order p99", "≤ 1000 µs", "no approved intent in the window")
+        v.not_measured(
+            "tick-to-order p99",
+            "≤ 1000 µs",
+            f"{t2o_n} reactions measured, fewer than --min-t2o-samples {args.min_t2o_samples}",
+        )
     v.at_least("market message rate", rate, 0.95 * args.rate, "msg/s", note=f"{args.rate:g} asked")
     return v.finish()
 
@@ -311,6 +334,18 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--period-ms", type=float, default=100.0, help="poly:state period (ms)")
     p.add_argument("--period-tol-ms", type=float, default=10.0, help="allowed at p99 (ms)")
     p.add_argument("--rss-growth-pct", type=float, default=10.0, help="'flat' RSS (%%)")
+    p.add_argument(
+        "--min-t2o-samples",
+        type=int,
+        default=100,
+        help="tick-to-order reactions needed for a p99 verdict",
+    )
+    p.add_argument(
+        "--max-daily-loss",
+        type=float,
+        default=1_000_000.0,
+        help="the runner's daily loss limit ($; lifted so it trades the whole run)",
+    )
     args = p.parse_args(argv)
     if args.seconds <= 0 or args.rate <= 0 or args.steps_per_s < 0:
         p.error(

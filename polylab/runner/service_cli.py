@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import sys
 import time
 from pathlib import Path
@@ -107,9 +108,7 @@ def run_cmd(
         raise ConfigError(str(exc)) from None
     dash_settings = _dashboard_settings(bus_prefix) if dashboard else None
 
-    # Threads here (the poly:state sender, the ledger writer) wait for the interpreter at
-    # most this long while the event loop is busy (default 5 ms: a state late by 10-20 ms).
-    sys.setswitchinterval(0.001)
+    sys.setswitchinterval(_switch_interval_s())
 
     async def main() -> dict[str, object]:
         stop = stop_on_signals()
@@ -252,3 +251,17 @@ async def _start_dashboard(
         code = await store.issue_code()
         typer.echo(f"dashboard one-time code: {code} (valid 5 min, once)", err=True)
     return dash
+
+
+def _switch_interval_s() -> float:
+    """How long a thread here (the ``poly:state`` sender, the ledger writer) waits for the
+    interpreter while the event loop is busy: ``POLYLAB_SWITCH_INTERVAL_MS`` (default 1 ms;
+    Python's own 5 ms let a state leave 10-20 ms late under load)."""
+    raw = os.environ.get("POLYLAB_SWITCH_INTERVAL_MS", "").strip() or "1"
+    try:
+        ms = float(raw)
+    except ValueError:
+        ms = -1.0
+    if not 0.05 <= ms <= 100:
+        raise ConfigError(f"POLYLAB_SWITCH_INTERVAL_MS must be 0.05..100 (ms), got {raw!r}")
+    return ms / 1000
