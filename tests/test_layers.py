@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "clock": 0,
     "venue": 0,
     "secret": 0,
+    "samples": 0,  # the latest-samples ring (engine's tick-to-order, read by ops and runner)
     "cli_support": 0,  # the commands' error/log plumbing (imports only errors): feed, sim use it
     "feed": 1,
     "book": 2,
