@@ -268,7 +268,8 @@ def report(
         f"  poly:state period (publisher ts_ns): p50 {pct(sent_ms, 0.5):.1f} ms, "
         f"p99 {pct(sent_ms, 0.99):.1f} ms; |period - {args.period_ms:g}| p99 "
         f"{pct(dev_ms, 0.99):.1f} ms; periods off by more than {args.period_tol_ms:g} ms: "
-        f"{sum(d > args.period_tol_ms for d in dev_ms)}/{len(dev_ms)}"
+        f"{sum(d > args.period_tol_ms for d in dev_ms)}/{len(dev_ms)}; states built more than "
+        f"5 ms late (runner's count, whole run): {last.counters.get('state_late', 0)}"
     )
     print(
         f"  bus drops on streams: {drops} (ledger fills {len(fills)}, stream fills "

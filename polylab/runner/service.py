@@ -290,6 +290,7 @@ class RunnerService:
                 "ledger_queue": self.writer.depth,
                 "ledger_p99_us": self._ledger_p99_us(),
                 "tick_to_order_samples": samples.total,
+                "state_late": self._publisher.rebased if self._publisher is not None else 0,
                 "bus_dropped": sum(self.bus.health().dropped.values()),
             },
             config_id=self.reloader.active_id if self.reloader else config_id(self.config),
