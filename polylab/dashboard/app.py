@@ -39,7 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from polylab.bus import CONTROL, Bus, ControlMessage
 from polylab.dashboard.auth import AuthFailed, AuthStore, LockedOut, Session
-from polylab.dashboard.history import read_history
+from polylab.dashboard.history import read_config, read_controls, read_history
 from polylab.dashboard.hub import LOSSLESS, Hub, format_cursor, parse_cursor
 from polylab.store.ledger import Ledger
 
@@ -134,7 +134,8 @@ def create_app(
     the app stops); ``start_bus``: the app starts and closes the bus (False when the runner
     owns an in-process bus it shares); ``keep``: entries of each lossless channel held in
     memory for pages (older ones are read from the bus); ``ledger``: where ``/api/history``
-    reads the run and its PnL history (None: no history)."""
+    reads the run and its PnL history, ``/api/config`` the active configuration and its
+    promotion history, ``/api/controls`` the controls applied (None: none of them)."""
     hub = Hub(bus, keep=keep)
     settings = store.settings
     ended: dict[str, int] = {}  # jti → exp of sessions ended here: their streams stop at once
@@ -231,15 +232,37 @@ def create_app(
             return JSONResponse({"error": "no poly:state received yet"}, status_code=404)
         return Response(hub.state, media_type="application/json")
 
-    async def history(request: Request, session: Session) -> Response:
+    async def from_ledger(read: Callable[[Ledger], Any]) -> Response:
+        """``read(ledger)`` in a worker thread as JSON; 404 without a ledger, 503 when the
+        database is away (the live page goes on without it)."""
         if ledger is None:
             return JSONResponse({"error": "no ledger configured"}, status_code=404)
         try:
-            data = await run_in_threadpool(read_history, ledger)
-        except Exception as exc:  # the database is away: the live page goes on without it
+            data = await run_in_threadpool(read, ledger)
+        except Exception as exc:
             log.warning("dashboard could not read the ledger: %s", type(exc).__name__)
             return JSONResponse({"error": "the ledger cannot be read now"}, status_code=503)
         return JSONResponse(data)
+
+    def running_config_id() -> str | None:
+        """The config id the runner says it runs in ``poly:state`` (None if it says none)."""
+        if hub.state is None:
+            return None
+        try:
+            cid = json.loads(hub.state).get("config_id")
+        except (ValueError, AttributeError):
+            return None
+        return cid if isinstance(cid, str) and cid else None
+
+    async def history(request: Request, session: Session) -> Response:
+        return await from_ledger(read_history)
+
+    async def config(request: Request, session: Session) -> Response:
+        rid = running_config_id()
+        return await from_ledger(lambda led: read_config(led, rid))
+
+    async def controls(request: Request, session: Session) -> Response:
+        return await from_ledger(read_controls)
 
     async def control(request: Request, session: Session) -> Response:
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
@@ -347,6 +370,8 @@ def create_app(
             Route("/api/session", api(whoami)),
             Route("/api/state", api(state)),
             Route("/api/history", api(history)),
+            Route("/api/config", api(config)),
+            Route("/api/controls", api(controls)),
             Route("/api/control", api(control), methods=["POST"]),
             Route("/events", api(events)),
             Route("/static/{name}", api(static)),
