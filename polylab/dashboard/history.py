@@ -80,8 +80,13 @@ def _thresholds(body: dict[str, object]) -> list[dict[str, str]]:
             value = section.get(field)
             if isinstance(value, int) and not isinstance(value, bool):
                 short = field.removesuffix("_micros").removesuffix("_ms")
-                shown = t.show(value)
-                out.append({"name": f"{strategy}.{short}", "value": shown, "unit": t.unit})
+                if t.unit == "micros" or field.endswith("_ms"):  # no spec unit: as stored
+                    unit = "ms" if field.endswith("_ms") else "micros"
+                    out.append({"name": f"{strategy}.{short}", "value": str(value), "unit": unit})
+                else:
+                    out.append(
+                        {"name": f"{strategy}.{short}", "value": t.show(value), "unit": t.unit}
+                    )
     risk = body.get("risk")
     if isinstance(risk, dict):
         for field in RISK_LIMITS:

@@ -4,6 +4,7 @@ as the runner records them (for the dashboard's Configuration and Controls histo
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -52,11 +53,14 @@ def config_row(cfg: PolylabConfig, *, pnl: int, created_ns: int) -> ConfigRow:
 
 @dataclass
 class Desk:
-    """What ``fill_desk`` wrote: the two config ids (old, new) and the run id."""
+    """What ``fill_desk`` wrote: the two config ids (old, new), the run id and the times
+    (ns) of the kill switch and the resume."""
 
     old: str
     new: str
     run_id: str
+    kill_ns: int
+    resume_ns: int
 
 
 def fill_desk(ledger: Ledger, *, rolled_back: bool = True) -> Desk:
@@ -66,15 +70,22 @@ def fill_desk(ledger: Ledger, *, rolled_back: bool = True) -> Desk:
     records them)."""
     old_cfg = load_config(env={"SUMTO100_MIN_EDGE": "0.004"})
     new_cfg = load_config(env={"SUMTO100_MIN_EDGE": "0.006", "RISK_MAX_POSITION": "250"})
-    old = config_row(old_cfg, pnl=3_500_000, created_ns=1_000)
-    new = config_row(new_cfg, pnl=8_250_000, created_ns=2_000)
+    t0 = time.time_ns() - 3 * 3_600 * 10**9  # three hours ago, then minutes apart
+    minute = 60 * 10**9
+    old = config_row(old_cfg, pnl=3_500_000, created_ns=t0)
+    new = config_row(new_cfg, pnl=8_250_000, created_ns=t0 + minute)
     ledger.put_config(old)
     ledger.put_config(new)
-    ledger.promote_config(old.id, by="alice", reason="first validated", promoted_ns=10_000)
-    ledger.promote_config(new.id, by="bob", reason="better out of sample", promoted_ns=20_000)
+    ledger.promote_config(old.id, by="alice", reason="first validated", promoted_ns=t0 + 2 * minute)
+    ledger.promote_config(
+        new.id, by="bob", reason="better out of sample", promoted_ns=t0 + 30 * minute
+    )
     if rolled_back:
-        ledger.rollback_config(by="carol", reason="fills worse than paper", ts_ns=30_000)
-    run = ledger.start_run(mode="paper", venue="sim", config_id=new.id, code_version="test")
+        ledger.rollback_config(by="carol", reason="fills worse than paper", ts_ns=t0 + 90 * minute)
+    run = ledger.start_run(
+        mode="paper", venue="sim", config_id=new.id, code_version="test", started_ns=t0
+    )
+    kill_ns, resume_ns = t0 + 100 * minute, t0 + 110 * minute
     who = "operator@127.0.0.1 session 1a2b3c4d"
     ledger.write(
         [
@@ -86,9 +97,9 @@ def fill_desk(ledger: Ledger, *, rolled_back: bool = True) -> Desk:
                 ts_ns=ts,
             )
             for action, reason, ts in [
-                ("kill_switch", "dashboard button", 40_000),
-                ("resume", "spread normal again", 50_000),
+                ("kill_switch", "dashboard button", kill_ns),
+                ("resume", "spread normal again", resume_ns),
             ]
         ]
     )
-    return Desk(old=old.id, new=new.id, run_id=run)
+    return Desk(old=old.id, new=new.id, run_id=run, kill_ns=kill_ns, resume_ns=resume_ns)

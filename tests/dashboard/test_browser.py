@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dashboard.desk_data import fill_desk
 from dashboard.helpers import Dash, Runner, state, wait_for
 
 from polylab.bus import (
@@ -120,6 +121,7 @@ def ledger(tmp_path: Path) -> Iterator[Any]:
     from polylab.store.ledger_rows import PnlSnapshotRow
 
     led = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
+    fill_desk(led)  # configs, promotions, a rollback and two controls (the desk panels)
     rid = led.start_run(mode="paper", venue="sim", config_id="cfg-3f2a", code_version="test")
     now = time.time_ns()
     led.write(
@@ -189,7 +191,9 @@ def _signal(n: int, decision: str) -> SignalMessage:
     )
 
 
-def test_operator_session_in_a_real_browser(dash: Dash, fake_runner: FakeRunner) -> None:
+def test_operator_session_in_a_real_browser(
+    dash: Dash, fake_runner: FakeRunner, ledger: Any
+) -> None:
     sync_playwright = _need_browser()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     env = os.environ | {
@@ -229,6 +233,7 @@ def test_operator_session_in_a_real_browser(dash: Dash, fake_runner: FakeRunner)
             assert s1 - s0 >= (p1 - p0) // 2, (p0, p1, s0, s1)
             assert page.inner_text("#mode") == "paper"
             wait_for(lambda: "cfg-3f2a" in page.inner_text("#run"), "the run from the ledger")
+            _see_desk_panels(page, ledger)
 
             # 3. a fill appears (publish → visible, measured and printed)
             for n, decision in enumerate(["approved", "rejected", "approved"]):
@@ -284,6 +289,40 @@ def test_operator_session_in_a_real_browser(dash: Dash, fake_runner: FakeRunner)
             assert errors == []
         finally:
             browser.close()
+
+
+def _see_desk_panels(page: Any, ledger: Any) -> None:
+    """The Configuration panel shows the promoted config (id in full, thresholds, gates,
+    metrics, data hashes, the promotion history newest first) and the running one; the
+    Controls history panel shows who pressed what. Screenshots of the panel, both widths."""
+    active = ledger.promoted_config()
+    wait_for(lambda: page.inner_text("#cfg-id") == active.id, "the promoted config")
+    latest = ledger.latest_run()
+    running = page.inner_text("#cfg-running")
+    assert "cfg-3f2a" in running and "not in the ledger" in running, (latest, running)
+    thresholds = page.inner_text("#cfg-thresholds")
+    assert "sum_to_100.min_edge" in thresholds and "0.004" in thresholds
+    assert page.locator("#cfg-gates td.pass").count() == len(active.gates) > 0
+    metrics = page.inner_text("#cfg-metrics")
+    assert "out_of_sample.pnl_micros" in metrics and "$1.75" in metrics  # 1_750_000 micros
+    assert active.git_sha in page.inner_text("#cfg-git")
+    for name, digest in active.data_hashes.items():
+        assert name in page.inner_text("#cfg-data") and digest in page.inner_text("#cfg-data")
+    history = page.locator("#promotions tbody tr")
+    assert history.count() == 3
+    first = history.nth(0).inner_text()
+    assert "rollback" in first and "carol" in first and active.id[:12] in first
+    controls = page.locator("#controls tbody tr")
+    wait_for(lambda: controls.count() == 2, "the controls history")
+    assert "resume" in controls.nth(0).inner_text() and "operator@" in controls.nth(1).inner_text()
+    panel = page.locator("#config-panel")
+    static = "header { position: static !important; }"  # the sticky bar would cover the panel
+    panel.screenshot(path=str(ARTIFACTS / "dashboard-config-1280x800.png"), style=static)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(300)
+    panel.screenshot(path=str(ARTIFACTS / "dashboard-config-phone-390x844.png"), style=static)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.evaluate("window.scrollTo(0, 0)")
 
 
 def test_the_dashboard_on_a_real_polylab_run(
@@ -363,6 +402,12 @@ def _run_session(make_dash: Any, runner: Any, ledger: Any) -> None:
             assert page.inner_text("#mode") == "paper"
             run_id = ledger.latest_run()
             wait_for(lambda: run_id in page.inner_text("#run"), "the run from the ledger")
+            # the Configuration panel names the config the runner runs (none promoted here)
+            from polylab.dashboard.history import read_history
+
+            cid = read_history(ledger)["run"]["config_id"]
+            wait_for(lambda: cid in page.inner_text("#cfg-running"), "the running config id")
+            assert page.inner_text("#cfg-id") == "none promoted"
 
             # ≥ 5 states a second, counted on the page, timed by the runner's own ts_ns
             def mark() -> tuple[int, int]:
@@ -396,6 +441,13 @@ def _run_session(make_dash: Any, runner: Any, ledger: Any) -> None:
             page.click("#confirm-yes")
             page.wait_for_selector("#halted", state="visible", timeout=10_000)
             assert page.request.get(dash.url + "/api/state").json()["kill_switch"] is True
+            # the runner recorded it in the ledger: the Controls history shows who and when
+            wait_for(
+                lambda: "kill_switch" in page.inner_text("#controls"), "the recorded control", 20
+            )
+            pressed = page.locator("#controls tbody tr").nth(0).inner_text()
+            assert "kill_switch" in pressed and "operator@127.0.0.1" in pressed
+            assert run_id in pressed
             page.set_viewport_size({"width": 390, "height": 844})
             page.wait_for_timeout(500)
             page.screenshot(path=str(ARTIFACTS / "dashboard-run-halted-phone-390x844.png"))

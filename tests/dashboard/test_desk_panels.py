@@ -53,6 +53,7 @@ def test_config_gives_the_promoted_config_its_provenance_and_history(ledger: Led
     assert th["sum_to_100.min_liquidity"][1] == "shares"
     assert th["risk.max_position"] == ("100.00", "dollars")
     assert "clipper.min_edge" in th and "risk.max_open_orders" in th
+    assert th["sum_to_100.max_book_age"][1] == "ms"
     # the runner runs `new` (its run's config id): known, and shown with its own thresholds
     r = got["running"]
     assert r["id"] == desk.new and r["known"] is True
@@ -88,7 +89,10 @@ def test_an_empty_ledger_has_no_config_and_no_controls(ledger: Ledger) -> None:
 def test_controls_give_who_pressed_what_and_when_newest_first(ledger: Ledger) -> None:
     desk = fill_desk(ledger)
     got = read_controls(ledger)
-    assert [(c["action"], c["ts_ns"]) for c in got] == [("resume", 50_000), ("kill_switch", 40_000)]
+    assert [(c["action"], c["ts_ns"]) for c in got] == [
+        ("resume", desk.resume_ns),
+        ("kill_switch", desk.kill_ns),
+    ]
     assert all(c["by"] == "operator@127.0.0.1 session 1a2b3c4d" for c in got)
     assert got[0]["reason"] == "spread normal again" and got[1]["run_id"] == desk.run_id
     assert len(read_controls(ledger, limit=1)) == 1
