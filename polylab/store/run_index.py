@@ -1,8 +1,10 @@
 """The run folders under a root (``runs/`` by default): find them, name them, describe them.
 
 A run folder is a directory holding ``summary.json`` (``RunRecorder.write``: backtests, paper
-and live sessions, ``polylab run``, the demo). Its id is its path relative to the root, in
-full (``backtest-20261128-101500``, ``pipelines/…/backtest``), never shortened.
+and live sessions, ``polylab run``, the demo) or ``provenance.json`` (a pipeline run,
+``runs/pipelines/<time>-<name>/``: kind ``pipeline``, its status, git sha and config ids).
+Its id is its path relative to the root, in full (``backtest-20261128-101500``,
+``pipelines/20261128T101500Z-sweep``), never shortened.
 
 Everything here is for people and scripts reading results, so every money or size number is
 named with its unit: summary keys (``pnl`` → ``pnl_micros``) and table columns (``fee`` →
@@ -26,6 +28,7 @@ __all__ = [
     "RunEntry",
     "TableInfo",
     "find_runs",
+    "read_record",
     "read_summary",
     "resolve_run",
     "run_id",
@@ -66,6 +69,10 @@ class RunEntry(msgspec.Struct, frozen=True, kw_only=True):
     win_rate: float
     fill_rate: float
     seconds: float
+    status: str = ""
+    """A pipeline run's status (ok, failed, running); how a session stopped otherwise."""
+    config_ids: list[str] = []
+    """A pipeline run's config ids (the first is ``config_id``)."""
 
 
 class TableInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -77,18 +84,40 @@ class TableInfo(msgspec.Struct, frozen=True, kw_only=True):
     top: list[dict[str, Any]]
 
 
+_RECORDS = ("summary.json", "provenance.json")
+"""What makes a folder a run folder: a run's summary, or a pipeline run's provenance."""
+
+
+def _is_run(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in _RECORDS)
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{str(path)!r}: unreadable {what} ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{str(path)!r}: a {what} is a JSON object")
+    return data
+
+
 def read_summary(folder: Path) -> dict[str, Any]:
     """``folder/summary.json`` as a dict; ``InputError`` naming the file when unusable."""
     s = folder / "summary.json"
-    try:
-        data = json.loads(s.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{str(folder)!r} is not a run folder (no summary.json)") from None
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{str(s)!r}: unreadable run summary ({exc})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{str(s)!r}: a run summary is a JSON object")
-    return data
+    if not s.is_file():
+        raise InputError(f"{str(folder)!r} is not a run folder (no summary.json)")
+    return _read_json(s, "run summary")
+
+
+def read_record(folder: Path) -> tuple[str, dict[str, Any]]:
+    """(``summary`` or ``provenance``, its content): what the run folder says of itself."""
+    if (folder / "summary.json").is_file():
+        return "summary", read_summary(folder)
+    p = folder / "provenance.json"
+    if p.is_file():
+        return "provenance", _read_json(p, "pipeline provenance")
+    raise InputError(f"{str(folder)!r} is not a run folder (no summary.json nor provenance.json)")
 
 
 def run_id(folder: Path, root: str | Path = "runs") -> str:
@@ -119,6 +148,36 @@ def _float(v: Any) -> float:
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else 0.0
 
 
+def _pipeline_entry(rid: str, folder: Path, prov: dict[str, Any]) -> RunEntry:
+    timings = prov.get("timings")
+    timings = timings if isinstance(timings, dict) else {}
+    ids = prov.get("config_ids")
+    ids = [str(i) for i in ids] if isinstance(ids, list) else []
+    return RunEntry(
+        id=rid,
+        path=str(folder),
+        kind="pipeline",
+        started_ns=_int(timings.get("started_ns")),
+        ended_ns=_int(timings.get("finished_ns")),
+        config_id=ids[0] if ids else "",
+        data_hash="",
+        code_version=str(prov.get("git_sha") or ""),
+        events=0,
+        intents=0,
+        trades=0,
+        rejections=0,
+        pnl_micros=0,
+        realized_micros=0,
+        unrealized_micros=0,
+        fees_micros=0,
+        win_rate=0.0,
+        fill_rate=0.0,
+        seconds=_float(timings.get("duration_s")),
+        status=str(prov.get("status") or ""),
+        config_ids=ids,
+    )
+
+
 def _entry(root: Path, folder: Path, summary: dict[str, Any]) -> RunEntry:
     prov = summary.get("provenance")
     prov = prov if isinstance(prov, dict) else {}
@@ -143,6 +202,7 @@ def _entry(root: Path, folder: Path, summary: dict[str, Any]) -> RunEntry:
         win_rate=_float(summary.get("win_rate")),
         fill_rate=_float(summary.get("fill_rate")),
         seconds=_float(summary.get("seconds")),
+        status=str(summary.get("stopped_by") or ""),
     )
 
 
@@ -151,7 +211,7 @@ def _folders(root: Path) -> list[Path]:
     stack = [(root, 0)]
     while stack:
         d, depth = stack.pop()
-        if (d / "summary.json").is_file():
+        if _is_run(d):
             out.append(d)
             continue  # a run folder holds tables, not runs
         if depth >= _MAX_DEPTH:
@@ -174,9 +234,13 @@ def find_runs(root: str | Path = "runs") -> list[RunEntry]:
     entries: list[RunEntry] = []
     for folder in _folders(r) if r.is_dir() else []:
         try:
-            entries.append(_entry(r, folder, read_summary(folder)))
+            what, record = read_record(folder)
         except InputError:
             continue
+        if what == "summary":
+            entries.append(_entry(r, folder, record))
+        else:
+            entries.append(_pipeline_entry(run_id(folder, r), folder, record))
     entries.sort(key=lambda e: (e.started_ns, e.id), reverse=True)
     return entries
 
@@ -185,10 +249,10 @@ def resolve_run(ref: str | Path, root: str | Path = "runs") -> Path:
     """The run folder ``ref`` names: a path to one, an id under ``root``, or a unique prefix
     of an id there (as listed by ``find_runs``); ``InputError`` naming ``ref`` otherwise."""
     p = Path(ref)
-    if (p / "summary.json").is_file():
+    if _is_run(p):
         return p
     r = Path(root)
-    if (r / p / "summary.json").is_file():
+    if _is_run(r / p):
         return r / p
     text = str(ref)
     hits = [e for e in find_runs(r) if e.id.startswith(text)]
@@ -197,7 +261,9 @@ def resolve_run(ref: str | Path, root: str | Path = "runs") -> Path:
     if len(hits) > 1:
         shown = ", ".join(e.id for e in hits[:5])
         raise InputError(f"run {text!r} is ambiguous under {str(r)!r}: {shown}")
-    raise InputError(f"no run folder {text!r} (not a folder with summary.json, nor under {r}/)")
+    raise InputError(
+        f"no run folder {text!r} (no summary.json or provenance.json there, nor under {r}/)"
+    )
 
 
 def with_units(row: dict[str, Any], micros: list[str]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from polylab.money import MICROS
 from polylab.store.run_index import (
     TableInfo,
     find_runs,
-    read_summary,
+    read_record,
     resolve_run,
     run_id,
     run_kind,
@@ -92,7 +92,7 @@ def list_cmd(
     for e in entries:
         t.add_row(
             e.id,
-            e.kind,
+            f"{e.kind} {e.status}" if e.kind == "pipeline" else e.kind,
             _when(e.started_ns),
             e.config_id[:12],
             str(e.trades),
@@ -113,32 +113,38 @@ def show_cmd(
     as_json: Annotated[bool, typer.Option("--json", help=_JSON_HELP)] = False,
     top: Annotated[int, typer.Option(min=0, help="first rows shown per table")] = 5,
 ) -> None:
-    """One run: its summary and provenance, every table with its row count and first rows."""
+    """One run: its summary and provenance (a pipeline run: its provenance.json), every table
+    with its row count and first rows, and (--json) its files."""
     folder = resolve_run(run, root)
-    summary = read_summary(folder)
+    what, record = read_record(folder)
     tables = _tables(folder, top)
     rid = run_id(folder, root)
-    kind = run_kind(rid, summary)
+    if what == "summary":
+        kind, shown = run_kind(rid, record), summary_with_units(record)
+    else:  # a pipeline run: its provenance (metrics already name their units)
+        kind, shown = "pipeline", record
     if as_json:
+        files = sorted(p.name for p in folder.iterdir() if p.is_file())
         _out(
             {
                 "id": rid,
                 "path": str(folder),
                 "kind": kind,
-                "summary": summary_with_units(summary),
+                what: shown,
                 "tables": tables,
+                "files": files,
             }
         )
         return
     con = Console()
     head = Table(title=f"{rid} ({kind})", show_header=False)
-    flat = summary_with_units(summary)
-    for k, v in flat.items():
-        if k in ("config", "by_strategy", "feed"):
+    for k, v in shown.items():
+        if k in ("config", "by_strategy", "feed", "parameters"):
             continue
         if isinstance(v, dict):
             for kk, vv in v.items():
-                head.add_row(f"{k}.{kk}", str(vv))
+                if kk != "cells":  # a pipeline's per-cell timings: in --json
+                    head.add_row(f"{k}.{kk}", str(vv))
         else:
             head.add_row(k, str(v))
     con.print(head)

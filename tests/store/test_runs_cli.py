@@ -42,7 +42,44 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     time.sleep(0.002)
     run_backtest(rec, load_config(env=BASE), out_dir=runs / "pipelines" / "p1" / "backtest")
     (runs / "pipelines" / "p1" / "notes.txt").write_text("not a run")
+    _pipeline_folder(runs / "pipelines" / PIPELINE)
     return runs
+
+
+PIPELINE = "20261128T101500Z-sweep"
+
+
+def _pipeline_folder(folder: Path) -> None:
+    """A sweep pipeline's run folder as ``polylab pipeline run`` leaves it: the executed
+    notebook, ``provenance.json`` (started an hour before now) and the sweep's Parquet."""
+    folder.mkdir(parents=True)
+    (folder / "10-sweep.ipynb").write_text('{"cells": []}')
+    started = time.time_ns() - 3_600 * 10**9
+    prov = {
+        "pipeline": "sweep",
+        "run_id": "pr-1",
+        "status": "ok",
+        "folder": str(folder),
+        "notebook": "pipelines/10-sweep.ipynb",
+        "executed": "10-sweep.ipynb",
+        "git_sha": "0123456789abcdef0123456789abcdef01234567",
+        "parameters": {"seed": 7},
+        "config_ids": ["c" * 64, "d" * 64],
+        "data_hashes": {"recs/a.jsonl.zst": "e" * 64},
+        "metrics": {"best_pnl_micros": 1_250_000, "configs": 2},
+        "artifacts": {"sweep": "sweep.parquet"},
+        "timings": {
+            "started_ns": started,
+            "finished_ns": started + 4 * 10**9,
+            "duration_s": 4.0,
+            "cells": [{"index": 0, "status": "completed", "duration_s": 0.1, "source": "x"}],
+        },
+        "versions": {"polylab": "0.1.0", "python": "3.11", "papermill": "2.7.0"},
+    }
+    (folder / "provenance.json").write_text(json.dumps(prov))
+    pl.DataFrame({"config_id": ["c" * 64, "d" * 64], "pnl_micros": [1_250_000, -5]}).write_parquet(
+        folder / "sweep.parquet"
+    )
 
 
 def _cli(*args: str) -> Any:
@@ -86,8 +123,8 @@ def test_a_backtest_writes_the_same_schema_with_or_without_rows(root: Path) -> N
 def test_list_gives_every_run_newest_first_with_full_ids_and_micros(root: Path) -> None:
     got = _json("list", str(root))
     ids = [r["id"] for r in got["runs"]]
-    assert ids == ["pipelines/p1/backtest", "backtest-b", "backtest-a"]
-    for r in got["runs"]:
+    assert ids == ["pipelines/p1/backtest", "backtest-b", "backtest-a", f"pipelines/{PIPELINE}"]
+    for r in got["runs"][:3]:
         s = _summary(root / r["id"])
         assert r["config_id"] == s["config_id"] and len(r["config_id"]) == 64
         assert r["data_hash"] == s["provenance"]["data_hash"] and len(r["data_hash"]) == 64
@@ -135,9 +172,28 @@ def test_show_gives_summary_and_every_table_with_counts_units_and_top_rows(root:
 def test_show_finds_a_run_by_path_by_nested_id_and_by_unique_prefix(root: Path) -> None:
     by_path = _json("show", str(root / "pipelines" / "p1" / "backtest"), "--root", str(root))
     by_id = _json("show", "pipelines/p1/backtest", "--root", str(root))
-    by_prefix = _json("show", "pipelines/", "--root", str(root))
+    by_prefix = _json("show", "pipelines/p", "--root", str(root))
     assert by_path["summary"] == by_id["summary"] == by_prefix["summary"]
     assert by_prefix["id"] == "pipelines/p1/backtest"
+
+
+def test_pipeline_run_folders_are_listed_and_shown_with_their_provenance(root: Path) -> None:
+    prov = json.loads((root / "pipelines" / PIPELINE / "provenance.json").read_text())
+    (entry,) = [r for r in _json("list", str(root))["runs"] if r["kind"] == "pipeline"]
+    assert entry["id"] == f"pipelines/{PIPELINE}" and entry["status"] == "ok"
+    assert entry["config_ids"] == prov["config_ids"] and entry["config_id"] == "c" * 64
+    assert entry["started_ns"] == prov["timings"]["started_ns"]
+    assert entry["code_version"] == prov["git_sha"] and entry["seconds"] == 4.0
+    got = _json("show", PIPELINE[:12], "--root", str(root / "pipelines"))
+    assert got["kind"] == "pipeline" and got["provenance"] == prov
+    assert got["files"] == ["10-sweep.ipynb", "provenance.json", "sweep.parquet"]
+    sweep = got["tables"]["sweep"]
+    assert sweep["rows"] == 2 and sweep["columns"] == {"config_id": "String", "pnl_micros": "Int64"}
+    assert sweep["top"][0] == {"config_id": "c" * 64, "pnl_micros": 1_250_000}
+    text = _cli("show", f"pipelines/{PIPELINE}", "--root", str(root))
+    assert text.exit_code == 0 and "metrics.best_pnl_micros" in text.stdout
+    res = _cli("compare", f"pipelines/{PIPELINE}", "backtest-a", "--root", str(root))
+    assert res.exit_code == 2 and "no summary.json" in res.stderr
 
 
 def test_bad_runs_end_with_one_line_and_exit_2(root: Path, tmp_path: Path) -> None:
