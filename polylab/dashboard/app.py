@@ -4,7 +4,9 @@ the controls.
 Every route but the login form needs a valid session cookie: HTML routes answer with the login
 page (401), the API and the stream with a JSON 401. Controls also need a fresh login (the code
 redeemed ≤ ``fresh_s`` ago), a JSON body (a cross-site form cannot send one) with
-``"confirm": true``, and go out on ``poly:control`` naming who pressed them.
+``"confirm": true``, and go out on ``poly:control`` naming who pressed them. A config
+rollback (``rollback_config``) goes through ``pipeline.promote.rollback``: the ledger restores
+the previously promoted config (who, why) and the runner is told on ``poly:control``.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ COOKIE = "polylab_session"
 STATIC = Path(__file__).parent / "static"
 _MAX_FORM = 4096
 _SHORT = {"poly:signals": "signals", "poly:trades": "trades", "poly:errors": "errors"}
-_ACTIONS = ("kill_switch", "resume")
+_ACTIONS = ("kill_switch", "resume", "rollback_config")
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'; "
@@ -283,11 +285,41 @@ def create_app(
             )
         who = f"{session.sub}@{_client(request)} session {session.jti[:8]}"
         reason = str(data.get("reason", "dashboard"))[:200]
+        if action == "rollback_config":
+            return await rollback_config(who, reason)
         msg = ControlMessage(ts_ns=time.time_ns(), action=action, by=who, reason=reason)
         if not bus.publish(CONTROL, msg):
             return JSONResponse({"error": "the bus refused the message"}, status_code=503)
         log.warning("dashboard control %s by %s", action, who)
         return JSONResponse({"ok": True, "action": action, "by": who})
+
+    async def rollback_config(who: str, reason: str) -> Response:
+        """Restore the previously promoted config in the ledger and tell the runner on this
+        dashboard's bus; 409 naming why when there is nothing to roll back to."""
+        if ledger is None:
+            return JSONResponse({"error": "no ledger configured"}, status_code=404)
+        from polylab.pipeline.promote import PromotionError, rollback
+
+        def run() -> Any:
+            return rollback(ledger, by=who, reason=reason, bus=bus)
+
+        try:
+            rec = await run_in_threadpool(run)
+        except PromotionError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=409)
+        except Exception as exc:  # the database is away: nothing changed
+            log.warning("dashboard rollback failed: %s", type(exc).__name__)
+            return JSONResponse({"error": "the ledger cannot be written now"}, status_code=503)
+        log.warning("dashboard control rollback_config by %s → %s", who, rec.config_id)
+        return JSONResponse(
+            {
+                "ok": True,
+                "action": "rollback_config",
+                "by": who,
+                "config_id": rec.config_id,
+                "previous_id": rec.previous_id,
+            }
+        )
 
     async def events(request: Request, session: Session) -> Response:
         # EventSource resends Last-Event-ID on its own reconnects; a new one (the page

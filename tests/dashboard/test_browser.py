@@ -121,7 +121,7 @@ def ledger(tmp_path: Path) -> Iterator[Any]:
     from polylab.store.ledger_rows import PnlSnapshotRow
 
     led = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
-    fill_desk(led)  # configs, promotions, a rollback and two controls (the desk panels)
+    fill_desk(led, rolled_back=False)  # two configs promoted in turn, two controls
     rid = led.start_run(mode="paper", venue="sim", config_id="cfg-3f2a", code_version="test")
     now = time.time_ns()
     led.write(
@@ -143,7 +143,8 @@ def ledger(tmp_path: Path) -> Iterator[Any]:
 
 
 @pytest.fixture
-def dash(make_dash: Any, ledger: Any) -> Dash:
+def dash(make_dash: Any, ledger: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Dash:
+    monkeypatch.chdir(tmp_path)  # a rollback's promotion JSON goes under runs/ here
     dash: Dash = make_dash(ledger=ledger)
     return dash
 
@@ -294,7 +295,16 @@ def test_operator_session_in_a_real_browser(
 def _see_desk_panels(page: Any, ledger: Any) -> None:
     """The Configuration panel shows the promoted config (id in full, thresholds, gates,
     metrics, data hashes, the promotion history newest first) and the running one; the
-    Controls history panel shows who pressed what. Screenshots of the panel, both widths."""
+    Controls history panel shows who pressed what; "Rollback config" (confirmed) restores
+    the previous config, and the panel shows it with the operator in its history.
+    Screenshots of the panel, both widths."""
+    newer = ledger.promoted_config()
+    wait_for(lambda: page.inner_text("#cfg-id") == newer.id, "the promoted config")
+    assert "0.006" in page.inner_text("#cfg-thresholds")
+    assert page.locator("#promotions tbody tr").count() == 2
+    page.click("#rollback")
+    page.click("#confirm-yes")
+    wait_for(lambda: ledger.promoted_config().id != newer.id, "the rollback in the ledger")
     active = ledger.promoted_config()
     wait_for(lambda: page.inner_text("#cfg-id") == active.id, "the promoted config")
     latest = ledger.latest_run()
@@ -309,9 +319,9 @@ def _see_desk_panels(page: Any, ledger: Any) -> None:
     for name, digest in active.data_hashes.items():
         assert name in page.inner_text("#cfg-data") and digest in page.inner_text("#cfg-data")
     history = page.locator("#promotions tbody tr")
-    assert history.count() == 3
+    wait_for(lambda: history.count() == 3, "the rollback in the promotion history")
     first = history.nth(0).inner_text()
-    assert "rollback" in first and "carol" in first and active.id[:12] in first
+    assert "rollback" in first and "operator@127.0.0.1" in first and active.id[:12] in first
     controls = page.locator("#controls tbody tr")
     wait_for(lambda: controls.count() == 2, "the controls history")
     assert "resume" in controls.nth(0).inner_text() and "operator@" in controls.nth(1).inner_text()

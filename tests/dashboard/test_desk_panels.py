@@ -4,16 +4,19 @@ and ``/api/controls`` (kill switch / resume presses with who and when), from a r
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 from dashboard.desk_data import SHA_A, fill_desk
-from dashboard.helpers import Dash
+from dashboard.helpers import Dash, wait_for
 from store.ledger_data import PG_BASE, pg_admin, pg_url
 
+from polylab.dashboard.app import COOKIE
 from polylab.dashboard.history import parse_control, read_config, read_controls
 from polylab.store.ledger import Ledger
 
@@ -135,3 +138,55 @@ def test_without_a_ledger_the_panels_get_a_clear_404(dash: Dash) -> None:
         for path in ("/api/config", "/api/controls"):
             r = c.get(path)
             assert r.status_code == 404 and r.json() == {"error": "no ledger configured"}
+
+
+def test_rollback_control_restores_the_previous_config_and_tells_the_runner(
+    make_dash: Callable[..., Dash], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same rules as the kill switch (fresh login, JSON, confirmation); the ledger records
+    who rolled back, the runner hears ``reload_config`` on this dashboard's bus; a second
+    rollback has nothing left to restore and says so."""
+    monkeypatch.chdir(tmp_path)  # the promotion JSON goes under runs/ here
+    led = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
+    try:
+        desk = fill_desk(led, rolled_back=False)
+        dash = make_dash(ledger=led)
+        now = int(time.time())
+        claims = {"sub": "operator", "iat": now, "exp": now + 900, "jti": "y" * 32}
+        stale = jwt.encode(claims | {"auth_time": now - 301}, dash.settings.secret, "HS256")
+        body = {"action": "rollback_config", "confirm": True, "reason": "fills too thin"}
+        with dash.client() as c:
+            c.cookies.set(COOKIE, stale)
+            assert c.post("/api/control", json=body).status_code == 403
+        with dash.client() as c:
+            dash.login(c)
+            no = c.post("/api/control", json={"action": "rollback_config"})
+            assert no.status_code == 400
+            assert led.promoted_config().id == desk.new  # type: ignore[union-attr]
+            r = c.post("/api/control", json=body)
+            assert r.status_code == 200, r.text
+            got = r.json()
+            assert got["config_id"] == desk.old and got["previous_id"] == desk.new
+            assert led.promoted_config().id == desk.old  # type: ignore[union-attr]
+            last = led.promotion_history(1)[0]
+            assert last.action == "rollback" and last.by.startswith("operator@127.0.0.1")
+            assert last.reason == "fills too thin"
+            heard = wait_for(dash.runner.controls, "reload_config on poly:control")
+            assert [(m.action, m.by) for m in heard] == [  # type: ignore[union-attr]
+                ("reload_config", got["by"])
+            ]
+            cfg = c.get("/api/config").json()
+            assert cfg["active"]["id"] == desk.old and cfg["history"][0]["action"] == "rollback"
+            again = c.post("/api/control", json=body)
+            assert again.status_code == 409 and "nothing to roll back" in again.json()["error"]
+            assert led.promoted_config().id == desk.old  # type: ignore[union-attr]
+    finally:
+        led.close()
+
+
+def test_rollback_without_a_ledger_is_a_clear_404(dash: Dash) -> None:
+    with dash.client() as c:
+        dash.login(c)
+        r = c.post("/api/control", json={"action": "rollback_config", "confirm": True})
+        assert r.status_code == 404 and r.json() == {"error": "no ledger configured"}
+        assert dash.runner.controls() == []

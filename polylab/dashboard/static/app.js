@@ -141,7 +141,7 @@ function freshLeft() {
 }
 function showFresh() {
   const left = freshLeft();
-  $("kill").disabled = $("resume").disabled = left <= 0;
+  $("kill").disabled = $("resume").disabled = $("rollback").disabled = left <= 0;
   $("fresh").textContent = left > 0 ? `controls open ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}` : "controls need a fresh login";
 }
 
@@ -244,6 +244,7 @@ async function refresh() {
 document.addEventListener("DOMContentLoaded", async () => {
   $("kill").addEventListener("click", () => control("kill_switch", "Halt all new intents now?"));
   $("resume").addEventListener("click", () => control("resume", "Resume trading?"));
+  $("rollback").addEventListener("click", () => control("rollback_config", "Roll back to the previously promoted configuration? The runner reloads it."));
   await checkSession();
   loadHistory();
   loadConfig();
