@@ -30,6 +30,7 @@ from polylab.bus import (
     SIGNALS,
     STATE,
     TRADES,
+    ConfigMessage,
     ControlMessage,
     ErrorMessage,
     FeedHealth,
@@ -43,6 +44,7 @@ from polylab.bus import (
 CHROMIUM = os.environ.get("POLYLAB_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "runs" / "artifacts"
 POLYLAB = str(Path(sys.executable).parent / "polylab")
+SIGNAL_ROWS = '#signals tbody tr:not([data-key^="config-"])'  # intents (not config swaps)
 INSTALL = "apt-get install -y chromium (Debian's package; `make browser` does it as root)"
 
 
@@ -65,12 +67,16 @@ def _need_browser() -> Any:
 
 class FakeRunner:
     """Publishes a 10 Hz ``poly:state`` on ``runner``'s bus; a kill switch on ``poly:control``
-    sets ``kill_switch`` in the next state (as the runner confirms a halt)."""
+    sets ``kill_switch`` in the next state (as the runner confirms a halt); a
+    ``reload_config`` swaps to the ledger's promoted config as the runner's hot reload does
+    (a ``ConfigMessage`` on ``poly:signals``, the new ``config_id`` in ``poly:state``)."""
 
-    def __init__(self, runner: Runner) -> None:
+    def __init__(self, runner: Runner, ledger: Any) -> None:
         self.runner = runner
+        self.ledger = ledger
         self.published = 0
         self.halted_by = ""
+        self.config_id = ""
         self.task = asyncio.run_coroutine_threadsafe(self._run(), runner.lt.loop)
 
     async def _run(self) -> None:
@@ -94,6 +100,18 @@ class FakeRunner:
             while (m := sub.get_nowait()) is not None:
                 if isinstance(m, ControlMessage) and m.action == "kill_switch":
                     self.halted_by = m.by
+                if isinstance(m, ControlMessage) and m.action == "reload_config":
+                    new = self.ledger.promoted_config().id
+                    swap = ConfigMessage(
+                        ts_ns=time.time_ns(),
+                        old_id=self.config_id,
+                        new_id=new,
+                        by=m.by,
+                        reason=m.reason,
+                        origin="promoted",
+                    )
+                    self.runner.bus.publish(SIGNALS, swap)
+                    self.config_id = new
             self.published += 1
             n = self.published
             msg = state(
@@ -106,6 +124,7 @@ class FakeRunner:
                 unrealized_pnl_micros=250_000,
                 loss_headroom_micros=200_000_000,
                 open_orders_headroom=19,
+                config_id=self.config_id,
             )
             self.runner.bus.publish(STATE, msg)
             await asyncio.sleep(0.1)
@@ -150,8 +169,8 @@ def dash(make_dash: Any, ledger: Any, tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 @pytest.fixture
-def fake_runner(dash: Dash) -> Iterator[FakeRunner]:
-    fr = FakeRunner(dash.runner)
+def fake_runner(dash: Dash, ledger: Any) -> Iterator[FakeRunner]:
+    fr = FakeRunner(dash.runner, ledger)
     yield fr
     fr.stop()
 
@@ -248,7 +267,7 @@ def test_operator_session_in_a_real_browser(
             dash.runner.publish(TRADES, _fill(7, "sum_to_100", 30_000))
             page.wait_for_selector('#fills tr[data-key="fill-sum_to_100-7"]', timeout=10_000)
             print(f"fill visible {1000 * (time.monotonic() - t0):.0f} ms after publish")
-            assert page.locator("#signals tbody tr").count() == 3
+            assert page.locator(SIGNAL_ROWS).count() == 3
             assert "sequence gap" in page.inner_text("#errors")
             page.wait_for_selector("#pnl-chart >> text=clipper realized", timeout=10_000)
             page.screenshot(path=str(ARTIFACTS / "dashboard-1280x800.png"))
@@ -266,7 +285,7 @@ def test_operator_session_in_a_real_browser(
             page.wait_for_selector('#fills tr[data-key="fill-sum_to_100-8"]', timeout=10_000)
             assert page.locator("#fills tbody tr").count() == rows + 1
             assert page.locator("#errors tbody tr").count() == 1
-            assert page.locator("#signals tbody tr").count() == 3
+            assert page.locator(SIGNAL_ROWS).count() == 3
 
             # 4. the kill switch: confirm, the runner halts and says so in poly:state
             assert page.is_hidden("#halted")
@@ -302,14 +321,19 @@ def _see_desk_panels(page: Any, ledger: Any) -> None:
     wait_for(lambda: page.inner_text("#cfg-id") == newer.id, "the promoted config")
     assert "0.006" in page.inner_text("#cfg-thresholds")
     assert page.locator("#promotions tbody tr").count() == 2
+    # the runner has not named its config: the latest run's, which the ledger does not know
+    running = page.inner_text("#cfg-running")
+    assert "cfg-3f2a" in running and "not in the ledger" in running, running
     page.click("#rollback")
     page.click("#confirm-yes")
     wait_for(lambda: ledger.promoted_config().id != newer.id, "the rollback in the ledger")
     active = ledger.promoted_config()
     wait_for(lambda: page.inner_text("#cfg-id") == active.id, "the promoted config")
-    latest = ledger.latest_run()
-    running = page.inner_text("#cfg-running")
-    assert "cfg-3f2a" in running and "not in the ledger" in running, (latest, running)
+    # the runner reloads (poly:control) and names the config it now runs in poly:state
+    swap = '#signals tr[data-key^="config-"]'
+    page.wait_for_selector(swap, timeout=10_000)
+    assert active.id[:6] in page.inner_text(swap)
+    wait_for(lambda: page.inner_text("#cfg-running") == "the promoted config", "the reload")
     thresholds = page.inner_text("#cfg-thresholds")
     assert "sum_to_100.min_edge" in thresholds and "0.004" in thresholds
     assert page.locator("#cfg-gates td.pass").count() == len(active.gates) > 0
