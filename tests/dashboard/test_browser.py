@@ -440,7 +440,7 @@ def _run_session(make_dash: Any, runner: Any, ledger: Any) -> None:
             from polylab.dashboard.history import read_history
 
             cid = read_history(ledger)["run"]["config_id"]
-            wait_for(lambda: cid in page.inner_text("#cfg-running"), "the running config id")
+            wait_for(lambda: cid in page.inner_text("#cfg-running"), "the running config", 30)
             assert page.inner_text("#cfg-id") == "none promoted"
 
             # ≥ 5 states a second, counted on the page, timed by the runner's own ts_ns
@@ -477,7 +477,7 @@ def _run_session(make_dash: Any, runner: Any, ledger: Any) -> None:
             assert page.request.get(dash.url + "/api/state").json()["kill_switch"] is True
             # the runner recorded it in the ledger: the Controls history shows who and when
             wait_for(
-                lambda: "kill_switch" in page.inner_text("#controls"), "the recorded control", 20
+                lambda: "kill_switch" in page.inner_text("#controls"), "the recorded control", 30
             )
             pressed = page.locator("#controls tbody tr").nth(0).inner_text()
             assert "kill_switch" in pressed and "operator@127.0.0.1" in pressed
