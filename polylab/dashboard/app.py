@@ -299,17 +299,19 @@ def create_app(
         if ledger is None:
             return JSONResponse({"error": "no ledger configured"}, status_code=404)
         from polylab.pipeline.promote import PromotionError, rollback
+        from polylab.store.ledger_configs import PromotionRow
 
-        def run() -> Any:
+        def run() -> PromotionRow:
             return rollback(ledger, by=who, reason=reason, bus=bus)
 
         try:
             rec = await run_in_threadpool(run)
         except PromotionError as exc:
             return JSONResponse({"error": str(exc)}, status_code=409)
-        except Exception as exc:  # the database is away: nothing changed
+        except Exception as exc:  # the database or the promotion JSON's folder is away
             log.warning("dashboard rollback failed: %s", type(exc).__name__)
-            return JSONResponse({"error": "the ledger cannot be written now"}, status_code=503)
+            what = f"rollback failed ({type(exc).__name__}): see `polylab configs list`"
+            return JSONResponse({"error": what}, status_code=503)
         log.warning("dashboard control rollback_config by %s → %s", who, rec.config_id)
         return JSONResponse(
             {
