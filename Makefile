@@ -48,4 +48,15 @@ bench: setup $(VENV)/.polylab-bench ## benchmarks: replay, VWAP, signing, feed; 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache runs
 
-.PHONY: help setup browser demo test check bench clean
+$(VENV)/.polylab-lab: $(STAMP)
+	@$(UV) pip install -q --python $(PY) -e '.[dev,lab]'
+	@touch $@
+
+LAB_ARGS ?=
+lab: setup $(VENV)/.polylab-lab ## JupyterLab (the pinned `lab` extra) with the project kernel; as root it adds --allow-root
+	@if [ "$$(id -u)" = 0 ]; then root=--allow-root; echo "note: running as root, so" \
+	  "JupyterLab gets --allow-root (kernels run as root too; a normal user is safer)"; fi; \
+	exec $(VENV)/bin/jupyter lab --MappingKernelManager.default_kernel_name=python3 \
+	  --ServerApp.root_dir=. $$root $(LAB_ARGS)
+
+.PHONY: help setup browser demo test check bench clean lab

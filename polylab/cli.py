@@ -91,6 +91,7 @@ def _register_subapps() -> None:
         ("polylab.research.sweep_cli", "sweep"),
         ("polylab.dashboard.cli", "dashboard"),
         ("polylab.pipeline.configs_cli", "configs"),
+        ("polylab.store.runs_cli", "runs"),
     ):
         if name in have:
             continue

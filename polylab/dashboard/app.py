@@ -4,7 +4,9 @@ the controls.
 Every route but the login form needs a valid session cookie: HTML routes answer with the login
 page (401), the API and the stream with a JSON 401. Controls also need a fresh login (the code
 redeemed ≤ ``fresh_s`` ago), a JSON body (a cross-site form cannot send one) with
-``"confirm": true``, and go out on ``poly:control`` naming who pressed them.
+``"confirm": true``, and go out on ``poly:control`` naming who pressed them. A config
+rollback (``rollback_config``) goes through ``pipeline.promote.rollback``: the ledger restores
+the previously promoted config (who, why) and the runner is told on ``poly:control``.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from polylab.bus import CONTROL, Bus, ControlMessage
 from polylab.dashboard.auth import AuthFailed, AuthStore, LockedOut, Session
-from polylab.dashboard.history import read_history
+from polylab.dashboard.history import read_config, read_controls, read_history
 from polylab.dashboard.hub import LOSSLESS, Hub, format_cursor, parse_cursor
 from polylab.store.ledger import Ledger
 
@@ -51,7 +53,7 @@ COOKIE = "polylab_session"
 STATIC = Path(__file__).parent / "static"
 _MAX_FORM = 4096
 _SHORT = {"poly:signals": "signals", "poly:trades": "trades", "poly:errors": "errors"}
-_ACTIONS = ("kill_switch", "resume")
+_ACTIONS = ("kill_switch", "resume", "rollback_config")
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'; "
@@ -134,7 +136,8 @@ def create_app(
     the app stops); ``start_bus``: the app starts and closes the bus (False when the runner
     owns an in-process bus it shares); ``keep``: entries of each lossless channel held in
     memory for pages (older ones are read from the bus); ``ledger``: where ``/api/history``
-    reads the run and its PnL history (None: no history)."""
+    reads the run and its PnL history, ``/api/config`` the active configuration and its
+    promotion history, ``/api/controls`` the controls applied (None: none of them)."""
     hub = Hub(bus, keep=keep)
     settings = store.settings
     ended: dict[str, int] = {}  # jti → exp of sessions ended here: their streams stop at once
@@ -231,15 +234,37 @@ def create_app(
             return JSONResponse({"error": "no poly:state received yet"}, status_code=404)
         return Response(hub.state, media_type="application/json")
 
-    async def history(request: Request, session: Session) -> Response:
+    async def from_ledger(read: Callable[[Ledger], Any]) -> Response:
+        """``read(ledger)`` in a worker thread as JSON; 404 without a ledger, 503 when the
+        database is away (the live page goes on without it)."""
         if ledger is None:
             return JSONResponse({"error": "no ledger configured"}, status_code=404)
         try:
-            data = await run_in_threadpool(read_history, ledger)
-        except Exception as exc:  # the database is away: the live page goes on without it
+            data = await run_in_threadpool(read, ledger)
+        except Exception as exc:
             log.warning("dashboard could not read the ledger: %s", type(exc).__name__)
             return JSONResponse({"error": "the ledger cannot be read now"}, status_code=503)
         return JSONResponse(data)
+
+    def running_config_id() -> str | None:
+        """The config id the runner says it runs in ``poly:state`` (None if it says none)."""
+        if hub.state is None:
+            return None
+        try:
+            cid = json.loads(hub.state).get("config_id")
+        except (ValueError, AttributeError):
+            return None
+        return cid if isinstance(cid, str) and cid else None
+
+    async def history(request: Request, session: Session) -> Response:
+        return await from_ledger(read_history)
+
+    async def config(request: Request, session: Session) -> Response:
+        rid = running_config_id()
+        return await from_ledger(lambda led: read_config(led, rid))
+
+    async def controls(request: Request, session: Session) -> Response:
+        return await from_ledger(read_controls)
 
     async def control(request: Request, session: Session) -> Response:
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
@@ -260,11 +285,43 @@ def create_app(
             )
         who = f"{session.sub}@{_client(request)} session {session.jti[:8]}"
         reason = str(data.get("reason", "dashboard"))[:200]
+        if action == "rollback_config":
+            return await rollback_config(who, reason)
         msg = ControlMessage(ts_ns=time.time_ns(), action=action, by=who, reason=reason)
         if not bus.publish(CONTROL, msg):
             return JSONResponse({"error": "the bus refused the message"}, status_code=503)
         log.warning("dashboard control %s by %s", action, who)
         return JSONResponse({"ok": True, "action": action, "by": who})
+
+    async def rollback_config(who: str, reason: str) -> Response:
+        """Restore the previously promoted config in the ledger and tell the runner on this
+        dashboard's bus; 409 naming why when there is nothing to roll back to."""
+        if ledger is None:
+            return JSONResponse({"error": "no ledger configured"}, status_code=404)
+        from polylab.pipeline.promote import PromotionError, rollback
+        from polylab.store.ledger_configs import PromotionRow
+
+        def run() -> PromotionRow:
+            return rollback(ledger, by=who, reason=reason, bus=bus)
+
+        try:
+            rec = await run_in_threadpool(run)
+        except PromotionError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=409)
+        except Exception as exc:  # the database or the promotion JSON's folder is away
+            log.warning("dashboard rollback failed: %s", type(exc).__name__)
+            what = f"rollback failed ({type(exc).__name__}): see `polylab configs list`"
+            return JSONResponse({"error": what}, status_code=503)
+        log.warning("dashboard control rollback_config by %s → %s", who, rec.config_id)
+        return JSONResponse(
+            {
+                "ok": True,
+                "action": "rollback_config",
+                "by": who,
+                "config_id": rec.config_id,
+                "previous_id": rec.previous_id,
+            }
+        )
 
     async def events(request: Request, session: Session) -> Response:
         # EventSource resends Last-Event-ID on its own reconnects; a new one (the page
@@ -347,6 +404,8 @@ def create_app(
             Route("/api/session", api(whoami)),
             Route("/api/state", api(state)),
             Route("/api/history", api(history)),
+            Route("/api/config", api(config)),
+            Route("/api/controls", api(controls)),
             Route("/api/control", api(control), methods=["POST"]),
             Route("/events", api(events)),
             Route("/static/{name}", api(static)),

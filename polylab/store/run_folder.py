@@ -4,7 +4,8 @@
 (appending to a list never blocks the event path), and ``write`` turns them into
 ``<kind>.parquet`` tables plus ``summary.json`` with provenance (config id, code version, data
 hash). Money columns stay integer micros; ``*_usd`` companions in the summary are exact decimal
-strings.
+strings. Every table's schema comes from its row struct (``run_tables``), so a kind with no
+rows is still written with its columns and dtypes.
 """
 
 from __future__ import annotations
@@ -20,21 +21,12 @@ import msgspec
 import polars as pl
 
 import polylab
+from polylab.store.run_tables import ROW_TYPES, table_schema
 
 __all__ = ["Provenance", "RunRecorder", "code_version", "file_sha256"]
 
-TABLES = (
-    "opportunities",
-    "depth_opportunities",
-    "intents",
-    "rejections",
-    "orders",
-    "fills",
-    "merges",
-    "settlements",
-    "positions",
-    "errors",
-)
+TABLES = tuple(ROW_TYPES)
+"""The tables every run folder has (empty ones keep their schema)."""
 
 
 class Provenance(msgspec.Struct, frozen=True, kw_only=True):
@@ -94,12 +86,14 @@ class RunRecorder:
         self.rows[kind].append(row)
 
     def frame(self, kind: str) -> pl.DataFrame:
-        """One kind's rows as a polars frame (nested fields flattened to JSON text)."""
+        """One kind's rows as a polars frame (nested fields flattened to JSON text), with the
+        schema of the kind's row struct, rows or not."""
         rows = self.rows.get(kind, [])
-        if not rows:
-            return pl.DataFrame()
+        schema = table_schema(kind, rows)
         recs = [_flat(msgspec.structs.asdict(r)) for r in rows]
-        return pl.DataFrame(recs, infer_schema_length=None)
+        if schema is None:  # rows that are not structs: as the rows say
+            return pl.DataFrame(recs, infer_schema_length=None)
+        return pl.DataFrame(recs, schema=schema, orient="row")
 
     def write(self, folder: str | Path, summary: dict[str, Any]) -> Path:
         """Write ``<kind>.parquet`` for every table and ``summary.json``; returns the folder."""

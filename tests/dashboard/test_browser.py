@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dashboard.desk_data import fill_desk
 from dashboard.helpers import Dash, Runner, state, wait_for
 
 from polylab.bus import (
@@ -29,6 +30,7 @@ from polylab.bus import (
     SIGNALS,
     STATE,
     TRADES,
+    ConfigMessage,
     ControlMessage,
     ErrorMessage,
     FeedHealth,
@@ -42,6 +44,7 @@ from polylab.bus import (
 CHROMIUM = os.environ.get("POLYLAB_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "runs" / "artifacts"
 POLYLAB = str(Path(sys.executable).parent / "polylab")
+SIGNAL_ROWS = '#signals tbody tr:not([data-key^="config-"])'  # intents (not config swaps)
 INSTALL = "apt-get install -y chromium (Debian's package; `make browser` does it as root)"
 
 
@@ -64,12 +67,16 @@ def _need_browser() -> Any:
 
 class FakeRunner:
     """Publishes a 10 Hz ``poly:state`` on ``runner``'s bus; a kill switch on ``poly:control``
-    sets ``kill_switch`` in the next state (as the runner confirms a halt)."""
+    sets ``kill_switch`` in the next state (as the runner confirms a halt); a
+    ``reload_config`` swaps to the ledger's promoted config as the runner's hot reload does
+    (a ``ConfigMessage`` on ``poly:signals``, the new ``config_id`` in ``poly:state``)."""
 
-    def __init__(self, runner: Runner) -> None:
+    def __init__(self, runner: Runner, ledger: Any) -> None:
         self.runner = runner
+        self.ledger = ledger
         self.published = 0
         self.halted_by = ""
+        self.config_id = ""
         self.task = asyncio.run_coroutine_threadsafe(self._run(), runner.lt.loop)
 
     async def _run(self) -> None:
@@ -93,6 +100,18 @@ class FakeRunner:
             while (m := sub.get_nowait()) is not None:
                 if isinstance(m, ControlMessage) and m.action == "kill_switch":
                     self.halted_by = m.by
+                if isinstance(m, ControlMessage) and m.action == "reload_config":
+                    new = self.ledger.promoted_config().id
+                    swap = ConfigMessage(
+                        ts_ns=time.time_ns(),
+                        old_id=self.config_id,
+                        new_id=new,
+                        by=m.by,
+                        reason=m.reason,
+                        origin="promoted",
+                    )
+                    self.runner.bus.publish(SIGNALS, swap)
+                    self.config_id = new
             self.published += 1
             n = self.published
             msg = state(
@@ -105,6 +124,7 @@ class FakeRunner:
                 unrealized_pnl_micros=250_000,
                 loss_headroom_micros=200_000_000,
                 open_orders_headroom=19,
+                config_id=self.config_id,
             )
             self.runner.bus.publish(STATE, msg)
             await asyncio.sleep(0.1)
@@ -120,6 +140,7 @@ def ledger(tmp_path: Path) -> Iterator[Any]:
     from polylab.store.ledger_rows import PnlSnapshotRow
 
     led = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
+    fill_desk(led, rolled_back=False)  # two configs promoted in turn, two controls
     rid = led.start_run(mode="paper", venue="sim", config_id="cfg-3f2a", code_version="test")
     now = time.time_ns()
     led.write(
@@ -141,14 +162,15 @@ def ledger(tmp_path: Path) -> Iterator[Any]:
 
 
 @pytest.fixture
-def dash(make_dash: Any, ledger: Any) -> Dash:
+def dash(make_dash: Any, ledger: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Dash:
+    monkeypatch.chdir(tmp_path)  # a rollback's promotion JSON goes under runs/ here
     dash: Dash = make_dash(ledger=ledger)
     return dash
 
 
 @pytest.fixture
-def fake_runner(dash: Dash) -> Iterator[FakeRunner]:
-    fr = FakeRunner(dash.runner)
+def fake_runner(dash: Dash, ledger: Any) -> Iterator[FakeRunner]:
+    fr = FakeRunner(dash.runner, ledger)
     yield fr
     fr.stop()
 
@@ -189,7 +211,9 @@ def _signal(n: int, decision: str) -> SignalMessage:
     )
 
 
-def test_operator_session_in_a_real_browser(dash: Dash, fake_runner: FakeRunner) -> None:
+def test_operator_session_in_a_real_browser(
+    dash: Dash, fake_runner: FakeRunner, ledger: Any
+) -> None:
     sync_playwright = _need_browser()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     env = os.environ | {
@@ -229,6 +253,7 @@ def test_operator_session_in_a_real_browser(dash: Dash, fake_runner: FakeRunner)
             assert s1 - s0 >= (p1 - p0) // 2, (p0, p1, s0, s1)
             assert page.inner_text("#mode") == "paper"
             wait_for(lambda: "cfg-3f2a" in page.inner_text("#run"), "the run from the ledger")
+            _see_desk_panels(page, ledger)
 
             # 3. a fill appears (publish → visible, measured and printed)
             for n, decision in enumerate(["approved", "rejected", "approved"]):
@@ -242,7 +267,7 @@ def test_operator_session_in_a_real_browser(dash: Dash, fake_runner: FakeRunner)
             dash.runner.publish(TRADES, _fill(7, "sum_to_100", 30_000))
             page.wait_for_selector('#fills tr[data-key="fill-sum_to_100-7"]', timeout=10_000)
             print(f"fill visible {1000 * (time.monotonic() - t0):.0f} ms after publish")
-            assert page.locator("#signals tbody tr").count() == 3
+            assert page.locator(SIGNAL_ROWS).count() == 3
             assert "sequence gap" in page.inner_text("#errors")
             page.wait_for_selector("#pnl-chart >> text=clipper realized", timeout=10_000)
             page.screenshot(path=str(ARTIFACTS / "dashboard-1280x800.png"))
@@ -260,7 +285,7 @@ def test_operator_session_in_a_real_browser(dash: Dash, fake_runner: FakeRunner)
             page.wait_for_selector('#fills tr[data-key="fill-sum_to_100-8"]', timeout=10_000)
             assert page.locator("#fills tbody tr").count() == rows + 1
             assert page.locator("#errors tbody tr").count() == 1
-            assert page.locator("#signals tbody tr").count() == 3
+            assert page.locator(SIGNAL_ROWS).count() == 3
 
             # 4. the kill switch: confirm, the runner halts and says so in poly:state
             assert page.is_hidden("#halted")
@@ -284,6 +309,54 @@ def test_operator_session_in_a_real_browser(dash: Dash, fake_runner: FakeRunner)
             assert errors == []
         finally:
             browser.close()
+
+
+def _see_desk_panels(page: Any, ledger: Any) -> None:
+    """The Configuration panel shows the promoted config (id in full, thresholds, gates,
+    metrics, data hashes, the promotion history newest first) and the running one; the
+    Controls history panel shows who pressed what; "Rollback config" (confirmed) restores
+    the previous config, and the panel shows it with the operator in its history.
+    Screenshots of the panel, both widths."""
+    newer = ledger.promoted_config()
+    wait_for(lambda: page.inner_text("#cfg-id") == newer.id, "the promoted config")
+    assert "0.006" in page.inner_text("#cfg-thresholds")
+    assert page.locator("#promotions tbody tr").count() == 2
+    # the runner has not named its config: the latest run's, which the ledger does not know
+    running = page.inner_text("#cfg-running")
+    assert "cfg-3f2a" in running and "not in the ledger" in running, running
+    page.click("#rollback")
+    page.click("#confirm-yes")
+    wait_for(lambda: ledger.promoted_config().id != newer.id, "the rollback in the ledger")
+    active = ledger.promoted_config()
+    wait_for(lambda: page.inner_text("#cfg-id") == active.id, "the promoted config")
+    # the runner reloads (poly:control) and names the config it now runs in poly:state
+    swap = '#signals tr[data-key^="config-"]'
+    page.wait_for_selector(swap, timeout=10_000)
+    assert active.id[:6] in page.inner_text(swap)
+    wait_for(lambda: page.inner_text("#cfg-running") == "the promoted config", "the reload")
+    thresholds = page.inner_text("#cfg-thresholds")
+    assert "sum_to_100.min_edge" in thresholds and "0.004" in thresholds
+    assert page.locator("#cfg-gates td.pass").count() == len(active.gates) > 0
+    metrics = page.inner_text("#cfg-metrics")
+    assert "out_of_sample.pnl_micros" in metrics and "$1.75" in metrics  # 1_750_000 micros
+    assert active.git_sha in page.inner_text("#cfg-git")
+    for name, digest in active.data_hashes.items():
+        assert name in page.inner_text("#cfg-data") and digest in page.inner_text("#cfg-data")
+    history = page.locator("#promotions tbody tr")
+    wait_for(lambda: history.count() == 3, "the rollback in the promotion history")
+    first = history.nth(0).inner_text()
+    assert "rollback" in first and "operator@127.0.0.1" in first and active.id[:12] in first
+    controls = page.locator("#controls tbody tr")
+    wait_for(lambda: controls.count() == 2, "the controls history")
+    assert "resume" in controls.nth(0).inner_text() and "operator@" in controls.nth(1).inner_text()
+    panel = page.locator("#config-panel")
+    static = "header { position: static !important; }"  # the sticky bar would cover the panel
+    panel.screenshot(path=str(ARTIFACTS / "dashboard-config-1280x800.png"), style=static)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(300)
+    panel.screenshot(path=str(ARTIFACTS / "dashboard-config-phone-390x844.png"), style=static)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.evaluate("window.scrollTo(0, 0)")
 
 
 def test_the_dashboard_on_a_real_polylab_run(
@@ -363,6 +436,12 @@ def _run_session(make_dash: Any, runner: Any, ledger: Any) -> None:
             assert page.inner_text("#mode") == "paper"
             run_id = ledger.latest_run()
             wait_for(lambda: run_id in page.inner_text("#run"), "the run from the ledger")
+            # the Configuration panel names the config the runner runs (none promoted here)
+            from polylab.dashboard.history import read_history
+
+            cid = read_history(ledger)["run"]["config_id"]
+            wait_for(lambda: cid in page.inner_text("#cfg-running"), "the running config", 30)
+            assert page.inner_text("#cfg-id") == "none promoted"
 
             # ≥ 5 states a second, counted on the page, timed by the runner's own ts_ns
             def mark() -> tuple[int, int]:
@@ -396,6 +475,13 @@ def _run_session(make_dash: Any, runner: Any, ledger: Any) -> None:
             page.click("#confirm-yes")
             page.wait_for_selector("#halted", state="visible", timeout=10_000)
             assert page.request.get(dash.url + "/api/state").json()["kill_switch"] is True
+            # the runner recorded it in the ledger: the Controls history shows who and when
+            wait_for(
+                lambda: "kill_switch" in page.inner_text("#controls"), "the recorded control", 30
+            )
+            pressed = page.locator("#controls tbody tr").nth(0).inner_text()
+            assert "kill_switch" in pressed and "operator@127.0.0.1" in pressed
+            assert run_id in pressed
             page.set_viewport_size({"width": 390, "height": 844})
             page.wait_for_timeout(500)
             page.screenshot(path=str(ARTIFACTS / "dashboard-run-halted-phone-390x844.png"))

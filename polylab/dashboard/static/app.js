@@ -46,6 +46,7 @@ function prependRow(tableId, cells, key) {
 
 function onState(s) {
   states += 1;
+  if (s.config_id && s.config_id !== runningId) { runningId = s.config_id; loadConfig(); }
   $("states").textContent = String(states);
   $("last-state").textContent = clock(s.ts_ns);
   $("mode").textContent = s.mode;
@@ -74,6 +75,7 @@ function onState(s) {
 function onSignal(m) {
   if (m.type === "config") { // a hot reload: the row says which config trades from here on
     prependRow("signals", [clock(m.ts_ns), "config", "swap", "", ["→ " + short(m.new_id), ""], m.by || ""], "config-" + m.ts_ns);
+    loadConfig(); // and the Configuration panel shows it
     return;
   }
   prependRow("signals", [clock(m.ts_ns), m.strategy, m.kind, usd(m.edge_micros), [m.decision, m.decision], m.rule || ""], m.intent_id);
@@ -139,7 +141,7 @@ function freshLeft() {
 }
 function showFresh() {
   const left = freshLeft();
-  $("kill").disabled = $("resume").disabled = left <= 0;
+  $("kill").disabled = $("resume").disabled = $("rollback").disabled = left <= 0;
   $("fresh").textContent = left > 0 ? `controls open ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}` : "controls need a fresh login";
 }
 
@@ -159,6 +161,8 @@ async function control(action, text) {
   });
   const body = await r.json().catch(() => ({}));
   $("fresh").textContent = r.ok ? `${action} sent` : `refused: ${body.error || r.status}`;
+  setTimeout(loadControls, 500); // the runner records it in the ledger as it applies it
+  setTimeout(loadConfig, 500);
 }
 
 async function loadHistory() { // the run and its PnL so far, from the ledger (if any)
@@ -174,6 +178,63 @@ async function loadHistory() { // the run and its PnL so far, from the ledger (i
   pnl.dirty = true;
 }
 
+// -- configuration (ledger: promoted config, provenance, promotion history) and controls ----
+const when = (ns) => (ns ? new Date(ns / 1e6).toISOString().replace("T", " ").slice(0, 19) : "–");
+let runningId = null; // the config id poly:state names (null: not told)
+
+function metricText(key, v) {
+  if (typeof v === "number" && key.endsWith("_micros")) return "$" + usd(v);
+  if (typeof v === "number" && !Number.isInteger(v)) return v.toFixed(4);
+  return String(v);
+}
+function flatMetrics(obj, prefix, out) { // nested metric blocks → dotted rows (lists summarized)
+  for (const [k, v] of Object.entries(obj || {})) {
+    const key = prefix ? prefix + "." + k : k;
+    if (Array.isArray(v)) out.push([key, `${v.length} entries`]);
+    else if (v && typeof v === "object") flatMetrics(v, key, out);
+    else if (v !== null && v !== undefined) out.push([key, metricText(k, v)]);
+  }
+  return out;
+}
+function gateRows(gates) { // {name: {metric, op, limit, value, passed, reason}} (pipeline.gates)
+  return Object.entries(gates || {}).map(([name, g]) => {
+    if (g && typeof g === "object") {
+      const ok = g.passed === true;
+      const detail = "value" in g ? `${g.value ?? "missing"} ${g.op || ""} ${g.limit ?? ""}` : JSON.stringify(g);
+      return [name, [ok ? "pass" : "FAIL", ok ? "pass" : "fail"], detail + (g.reason ? ` (${g.reason})` : "")];
+    }
+    return [name, [g === true ? "pass" : "FAIL", g === true ? "pass" : "fail"], String(g)];
+  });
+}
+function showConfig(c) {
+  const a = c.active;
+  $("cfg-id").textContent = a ? a.id : "none promoted";
+  $("cfg-id").className = "mono";
+  const r = c.running;
+  const rid = runningId || (r && r.id);
+  $("cfg-running").textContent = !rid ? "–" : (a && rid === a.id ? "the promoted config" : rid + (r && !r.known ? " (not in the ledger)" : ""));
+  $("cfg-running").className = rid && a && rid !== a.id ? "mono warn" : "mono";
+  const shown = a || (r && r.config); // what the panel details: the promoted, else the running one
+  $("cfg-when").textContent = a ? when(a.promoted_ns) : "–";
+  $("cfg-strategies").textContent = shown ? shown.strategies.join(", ") : "–";
+  $("cfg-git").textContent = shown ? shown.git_sha : "–";
+  setRows("cfg-thresholds", shown ? shown.thresholds.map((t) => [t.name, t.value, t.unit]) : []);
+  setRows("cfg-gates", shown ? gateRows(shown.gates) : []);
+  setRows("cfg-metrics", shown ? flatMetrics(shown.metrics, "", []).slice(0, 40) : []);
+  setRows("cfg-data", shown ? Object.entries(shown.data_hashes).map(([f, h]) => [f, [h, "mono"]]) : []);
+  setRows("promotions", c.history.map((p) => [when(p.ts_ns), [p.action, p.action === "rollback" ? "fail" : "pass"],
+    `${p.previous_id ? p.previous_id.slice(0, 12) : "–"} → ${p.config_id.slice(0, 12)}`, p.by, p.reason]));
+}
+async function loadConfig() {
+  const r = await fetch("/api/config", { cache: "no-store" });
+  if (r.ok) showConfig(await r.json());
+}
+async function loadControls() { // kill switch / resume presses the runner recorded (ledger)
+  const r = await fetch("/api/controls", { cache: "no-store" });
+  if (!r.ok) return;
+  setRows("controls", (await r.json()).map((c) => [when(c.ts_ns), c.action, c.by, c.reason, c.run_id]));
+}
+
 async function refresh() {
   const r = await fetch("/refresh", { method: "POST" });
   if (r.status === 401) window.location.assign("/");
@@ -183,8 +244,13 @@ async function refresh() {
 document.addEventListener("DOMContentLoaded", async () => {
   $("kill").addEventListener("click", () => control("kill_switch", "Halt all new intents now?"));
   $("resume").addEventListener("click", () => control("resume", "Resume trading?"));
+  $("rollback").addEventListener("click", () => control("rollback_config", "Roll back to the previously promoted configuration? The runner reloads it."));
   await checkSession();
   loadHistory();
+  loadConfig();
+  loadControls();
+  setInterval(loadConfig, 10000);
+  setInterval(loadControls, 5000);
   showFresh();
   setInterval(showFresh, 1000);
   setInterval(drawChart, 1000);
