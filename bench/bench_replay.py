@@ -28,7 +28,7 @@ from verdict import Verdicts
 
 from polylab.analysis.replay import replay
 from polylab.book.synthetic import SyntheticConfig, generate
-from polylab.feed.recording import Record
+from polylab.feed.recording import Record, RecordingReader
 from polylab.money import parse_micros
 
 ROUNDS = 5
@@ -44,8 +44,7 @@ def make_stream() -> tuple[list[str], int]:
 
 
 def run_polylab(lines: list[str]) -> int:
-    dec = msgspec.json.Decoder(Record)
-    res, *_ = replay((dec.decode(x) for x in lines), verify=False, monitor=True)
+    res, *_ = replay(RecordingReader.from_lines(lines), verify=False, monitor=True)
     return res.level_updates
 
 

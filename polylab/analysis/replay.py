@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -80,7 +81,7 @@ def iter_market_events(
 
 
 def replay(
-    path: str | Path | Iterable[Record],
+    path: str | Path | RecordingReader | Iterable[Record],
     *,
     verify: bool = True,
     monitor: bool = True,
@@ -89,12 +90,23 @@ def replay(
 ) -> tuple[ReplayResult, BookRegistry, list[Window], SumMonitor | None]:
     """Rebuild every book of the recording at ``path``.
 
-    ``path`` may also be an iterable of ``Record`` (in-memory streams, benchmarks).
+    ``path`` may also be a ``RecordingReader`` (``RecordingReader.from_lines`` for in-memory
+    lines) or an iterable of ``Record`` (streams already decoded).
     Returns the result counters, the registry (final books and catalog), the sum windows found
     (best first) and the monitor (its ``series`` when ``keep_series``). ``progress`` is called
     with bytes read, every few thousand records.
+
+    The hot events (a single ``price_change`` or ``book`` object in the venue's layout, tag
+    last) are decoded straight into their Struct and applied without the generic dispatch;
+    without ``verify`` a ``best_bid_ask`` frame is counted, not decoded (nothing reads hints);
+    anything else takes the guarded path of ``FrameDecoder``.
     """
-    reader = RecordingReader(path) if isinstance(path, str | Path) else None
+    if isinstance(path, RecordingReader):
+        reader: RecordingReader | None = path
+    elif isinstance(path, str | Path):
+        reader = RecordingReader(path)
+    else:
+        reader = None
     records: Iterable[Record] = reader if reader is not None else path  # type: ignore[assignment]
     bad_lines = 0
     bad_log = RateLimitedLog(log)
@@ -104,6 +116,8 @@ def replay(
     handlers = reg.handlers
     skip_hints = not verify
     fast = dec._fast
+    (pc_tail, pc_type, pc_decode), (book_tail, book_type, book_decode) = dec.direct
+    on_pc, on_book = handlers[pc_type], handlers[book_type]
     st = reg.stats
     on_market = mon.on_market if mon is not None else None
     watched = frozenset((LeanPriceChange, PriceChange, Book) if on_market is not None else ())
@@ -115,12 +129,39 @@ def replay(
     for rec in records:
         n += 1
         last_ns = rec.recv_ns
-        ch = rec.channel
-        if ch == "market":
+        if rec.channel == "market":
             n_market += 1
             payload = rec.payload
-            if skip_hints and payload.endswith(_HINT_TAIL):
+            if progress is not None and not n & 4095:
+                progress(reader.bytes_read if reader is not None else n)
+            # the hot events: straight into their Struct, their handler, the monitor
+            apply: Callable[[Any, int], None] | None
+            if payload.endswith(pc_tail):
+                apply = on_pc
+                try:
+                    ev = pc_decode(payload)
+                except Exception:  # anything odd: the guarded path below
+                    apply = None
+            elif payload.endswith(book_tail):
+                apply = on_book
+                try:
+                    ev = book_decode(payload)
+                except Exception:
+                    apply = None
+            elif skip_hints and payload.endswith(_HINT_TAIL):
                 n_events += 1
+                continue
+            else:
+                apply = None
+            if apply is not None:
+                n_events += 1
+                try:
+                    apply(ev, last_ns)
+                    if on_market is not None:
+                        on_market(ev.market, last_ns)
+                except Exception as exc:  # a value that breaks an invariant costs its frame
+                    bad_lines += 1
+                    bad_log.warning("frame at %d not applied (%r): %.300s", last_ns, exc, payload)
                 continue
             try:
                 ev = fast(payload)
@@ -142,9 +183,7 @@ def replay(
             except Exception as exc:  # a value that breaks an invariant costs its frame only
                 bad_lines += 1
                 bad_log.warning("frame at %d not applied (%r): %.300s", last_ns, exc, payload)
-            if progress is not None and not n & 4095:
-                progress(reader.bytes_read if reader is not None else n)
-        elif ch == "meta":
+        elif rec.channel == "meta":
             try:
                 for m in decode_meta(rec.payload):
                     reg.catalog.add(m)

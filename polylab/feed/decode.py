@@ -108,9 +108,12 @@ class FrameDecoder(Generic[E]):
         max_frame_bytes: int = MAX_FRAME_BYTES,
     ) -> None:
         self._union: msgspec.json.Decoder[Any] = msgspec.json.Decoder(list[event_type] | event_type)
-        self._direct: tuple[tuple[str, Callable[[str], Any]], ...] = tuple(
-            (f'"{tag}"}}', msgspec.json.Decoder(t).decode) for tag, t in direct
+        self.direct: tuple[tuple[str, type, Callable[[str], Any]], ...] = tuple(
+            (f'"{tag}"}}', t, msgspec.json.Decoder(t).decode) for tag, t in direct
         )
+        """``(tail, type, decode)`` of the hot events decoded straight into their Struct when a
+        single-object frame ends with ``tail`` (see ``fast_decode``), for loops that dispatch
+        themselves (``analysis.replay``)."""
         self._event_type = event_type
         self._known = known_tags
         self.channel = channel
@@ -132,9 +135,9 @@ class FrameDecoder(Generic[E]):
 
     def _make_fast(self) -> Any:
         union = self._union.decode
-        if len(self._direct) != 2:
+        if len(self.direct) != 2:
             return union
-        (t1, d1), (t2, d2) = self._direct
+        (t1, _, d1), (t2, _, d2) = self.direct
 
         def fast(frame: str | bytes) -> Any:
             if type(frame) is str:

@@ -10,10 +10,12 @@ fees and sports mappings), and ``sports`` (scoreboard snapshots for the Sniper).
 
 from __future__ import annotations
 
+import contextlib
 import io
+import itertools
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -136,14 +138,32 @@ class RecordingReader:
         self._dec = msgspec.json.Decoder(Record)
         self._log = RateLimitedLog(log)
         self._bad = 0
-        self._held: list[tuple[Exception, bytes]] = []
+        self._held: list[tuple[Exception, str | bytes]] = []
         self._tail: bytes | None = None
+        self._lines: Iterable[str | bytes] | None = None
+
+    @classmethod
+    def from_lines(cls, lines: Iterable[str | bytes], *, name: str = "<lines>") -> RecordingReader:
+        """A reader of in-memory recording lines (text or bytes, without their newline) that
+        decodes and counts them as it would a file's (benchmarks, tests, streams already in
+        memory); ``name`` stands for the path in messages; ``bytes_read`` stays 0."""
+        r = cls(name)
+        r._lines = lines
+        return r
 
     def __iter__(self) -> Iterator[Record]:
+        return self._records()
+
+    def _records(self) -> Iterator[Record]:
+        """The records (one generator: it is on every replay's hot path)."""
         dec = self._dec
         held = self._held
-        with open(self.path, "rb") as f:
-            for batch in self._batches(f):
+        with contextlib.ExitStack() as stack:
+            if self._lines is not None:
+                batches = self._line_batches(self._lines)
+            else:
+                batches = self._batches(stack.enter_context(open(self.path, "rb")))
+            for batch in batches:
                 for line in batch:
                     try:
                         rec = dec.decode(line)
@@ -163,7 +183,16 @@ class RecordingReader:
                 why = "the file is empty"
             raise RecordingError(f"{self.path} is not a recording: {why}")
 
-    def _bad_line(self, line: bytes, exc: Exception) -> None:
+    @staticmethod
+    def _line_batches(lines: Iterable[str | bytes]) -> Iterator[Sequence[str | bytes]]:
+        if isinstance(lines, list | tuple):
+            yield lines
+            return
+        it = iter(lines)
+        while batch := list(itertools.islice(it, 4096)):
+            yield batch
+
+    def _bad_line(self, line: str | bytes, exc: Exception) -> None:
         """Count a line that is not a record; raise when the file is clearly no recording."""
         if not line.strip():
             return
@@ -184,7 +213,7 @@ class RecordingReader:
                 f"record ({exc})"
             )
 
-    def _warn_line(self, exc: Exception, line: bytes) -> None:
+    def _warn_line(self, exc: Exception, line: str | bytes) -> None:
         self._log.warning("%s: bad recording line (%s): %.200r", self.path, exc, line)
 
     def _release(self) -> None:
