@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +30,13 @@ from polylab.analysis.windows import SumMonitor
 from polylab.book.registry import BookRegistry
 from polylab.clock import ReplayClock
 from polylab.config import PolylabConfig, build_strategies, config_id
+from polylab.domain import Game
 from polylab.engine import Engine
 from polylab.execution.base import Executor
 from polylab.execution.paper import PaperTrader
 from polylab.feed.decode import market_decoder
 from polylab.feed.recording import RecordingReader, decode_meta
-from polylab.feed.sports import ScoreboardError
+from polylab.feed.sports import ScoreboardError, TeamDirectory
 from polylab.feed.sports_reconcile import Reconciler
 from polylab.feed.sports_sources import sports_payload_games
 from polylab.market import MarketCatalog
@@ -48,12 +50,14 @@ __all__ = [
     "FEED_CHANNEL",
     "BacktestResult",
     "FeedNote",
+    "RecordLoop",
     "RunParts",
     "StrategyStats",
     "depth_tracker",
     "load_meta_file",
     "locked_value",
     "run_backtest",
+    "sniper_teams",
     "summarize",
 ]
 
@@ -236,6 +240,152 @@ def load_meta_file(path: str | Path, catalog: MarketCatalog) -> int:
     return len(markets)
 
 
+class RecordLoop:
+    """One pass over a recording for the engines of a run; ``run_backtest`` drives one engine
+    with it, ``research.sweep.replay_many`` a fleet of engines (one per config), so a sweep's
+    config sees exactly what its own backtest sees.
+
+    Time is the replay clock (each record's ``recv_ns``, never going back). ``market`` frames
+    are decoded once and each event goes to ``on_event`` (which applies it to the registry);
+    a frame whose event breaks an invariant costs that frame only (counted, the first ones
+    logged). ``meta`` records extend the catalog, ``feed`` notes flag books awaiting a snapshot,
+    ``sports`` records are parsed once per team directory of ``teams`` (the Sniper's, or None),
+    reconciled across sources per directory as the paper runner does, and handed to
+    ``on_games`` with the directory's index. Subclasses say what events and games do; the other
+    hooks are no-ops by default. ``malformed`` adds up what could not be used: recording lines,
+    frames, levels and records.
+    """
+
+    def __init__(
+        self, registry: BookRegistry, teams: Sequence[TeamDirectory | None] = (None,)
+    ) -> None:
+        self.registry = registry
+        self.teams = list(teams)
+        self.clock = ReplayClock()
+        self.decoder = market_decoder()
+        self.reader: RecordingReader | None = None
+        self.bad_frames = 0
+        self._sports = [Reconciler() for _ in self.teams]
+
+    def on_event(self, ev: Any, now_ns: int) -> None:
+        """Apply one market event received at ``now_ns`` (ns) and react to it."""
+        raise NotImplementedError
+
+    def on_games(self, key: int, games: list[Game], now_ns: int) -> None:
+        """Reconciled games of one scoreboard, parsed with ``teams[key]``."""
+
+    def on_catalog(self) -> None:
+        """A ``meta`` record is about to extend the catalog."""
+
+    def before_games(self) -> None:
+        """A ``sports`` record is about to be parsed and handed out."""
+
+    def after_games(self) -> None:
+        """A ``sports`` record was handed out (or could not be read)."""
+
+    def after_record(self, now_ns: int) -> None:
+        """Every record was applied up to ``now_ns`` (ns)."""
+
+    def run(self, recording: str | Path) -> int:
+        """Read ``recording`` through; returns the replay clock at its end (ns)."""
+        reg = self.registry
+        dec = self.decoder
+        clock = self.clock
+        on_event = self.on_event
+        after = self.after_record
+        reader = self.reader = RecordingReader(recording)
+        for rec in reader:
+            last = clock.advance(rec.recv_ns)
+            ch = rec.channel
+            if ch == "market":
+                try:
+                    for ev in dec.decode(rec.payload):
+                        on_event(ev, last)
+                except Exception as exc:  # a value that breaks an invariant costs its frame
+                    self.bad_frames += 1
+                    if self.bad_frames <= 20:
+                        log.warning("frame at %d not applied (%r): %.300s", last, exc, rec.payload)
+            elif ch == "meta":
+                self.on_catalog()
+                try:
+                    for m in decode_meta(rec.payload):
+                        reg.catalog.add(m)
+                except (msgspec.DecodeError, ValueError):
+                    reg.stats.malformed += 1
+            elif ch == FEED_CHANNEL:
+                try:
+                    note = msgspec.json.decode(rec.payload, type=FeedNote)
+                except msgspec.DecodeError:
+                    reg.stats.malformed += 1
+                else:
+                    book = reg.books.get(note.asset_id)
+                    if book is not None and note.needs_snapshot:
+                        book.needs_snapshot = True
+            elif ch == "sports":
+                self.before_games()
+                self._games(rec.payload, rec.recv_ns, last)
+                self.after_games()
+            after(last)
+        return clock.now_ns()
+
+    def _games(self, payload: str, recv_ns: int, now_ns: int) -> None:
+        """Parse once per team directory; a payload that one cannot read counts once."""
+        bad = False
+        for key, (teams, sports) in enumerate(zip(self.teams, self._sports, strict=True)):
+            try:
+                label, games = sports_payload_games(payload, teams=teams)
+            except ScoreboardError:
+                bad = True
+                continue
+            out = sports.feed(label, recv_ns, games)
+            if out or not games:
+                self.on_games(key, out, now_ns)
+        if bad:
+            self.registry.stats.malformed += 1
+
+    @property
+    def malformed(self) -> int:
+        """Recording lines, frames, levels and records that could not be used."""
+        r = self.reader
+        return (
+            (r.malformed if r is not None else 0)
+            + self.decoder.stats.malformed
+            + self.registry.stats.malformed
+            + self.bad_frames
+        )
+
+    def finish_result(self, result: BacktestResult) -> None:
+        """Copy what the recording's reading found into ``result``."""
+        r = self.reader
+        result.malformed = self.malformed
+        if r is not None:
+            result.truncated = r.truncated
+            result.bytes_read = r.bytes_read
+            result.stop_reason = r.stop_reason
+
+
+def sniper_teams(engine: Engine) -> TeamDirectory | None:
+    """The team directory of ``engine``'s Sniper (None without one): scoreboards are parsed
+    with it."""
+    return next(
+        (getattr(st, "teams", None) for st in engine.strategies if st.name == "sniper"), None
+    )
+
+
+class _BacktestLoop(RecordLoop):
+    """One engine: it applies each event itself (``Engine.on_event``)."""
+
+    def __init__(self, registry: BookRegistry, engine: Engine) -> None:
+        super().__init__(registry, [sniper_teams(engine)])
+        self._engine = engine
+
+    def on_event(self, ev: Any, now_ns: int) -> None:
+        self._engine.on_event(ev, now_ns)
+
+    def on_games(self, key: int, games: list[Game], now_ns: int) -> None:
+        self._engine.on_games(games, now_ns)
+
+
 def run_backtest(
     recording: str | Path,
     config: PolylabConfig | None = None,
@@ -250,56 +400,12 @@ def run_backtest(
     if meta is not None:
         load_meta_file(meta, reg.catalog)
     parts = RunParts(cfg, reg, PaperTrader(cfg.paper, reg.catalog), starting_cash_micros)
-    engine = parts.engine
-    teams = next(
-        (getattr(st, "teams", None) for st in engine.strategies if st.name == "sniper"), None
-    )
-    dec = market_decoder()
-    clock = ReplayClock()
+    loop = _BacktestLoop(reg, parts.engine)
     t0 = time.perf_counter()
     started = time.time_ns()
-    reader = RecordingReader(recording)
-    bad = 0
-    sports = Reconciler()  # ESPN and the venue's channel, as the paper runner reconciles them
-    for rec in reader:
-        last = clock.advance(rec.recv_ns)
-        if rec.channel == "market":
-            try:
-                for ev in dec.decode(rec.payload):
-                    engine.on_event(ev, last)
-            except Exception as exc:  # a value that breaks an invariant costs its frame only
-                bad += 1
-                if bad <= 20:
-                    log.warning("frame at %d not applied (%r): %.300s", last, exc, rec.payload)
-        elif rec.channel == "meta":
-            try:
-                for m in decode_meta(rec.payload):
-                    reg.catalog.add(m)
-            except (msgspec.DecodeError, ValueError):
-                reg.stats.malformed += 1
-        elif rec.channel == FEED_CHANNEL:
-            try:
-                note = msgspec.json.decode(rec.payload, type=FeedNote)
-            except msgspec.DecodeError:
-                reg.stats.malformed += 1
-                continue
-            book = reg.books.get(note.asset_id)
-            if book is not None and note.needs_snapshot:
-                book.needs_snapshot = True
-        elif rec.channel == "sports":
-            try:
-                label, games = sports_payload_games(rec.payload, teams=teams)
-            except ScoreboardError:
-                reg.stats.malformed += 1
-                continue
-            out = sports.feed(label, rec.recv_ns, games)
-            if out or not games:
-                engine.on_games(out, last)
-    result = parts.finish(clock.now_ns(), time.perf_counter() - t0)
-    result.malformed = reader.malformed + dec.stats.malformed + reg.stats.malformed + bad
-    result.truncated = reader.truncated
-    result.bytes_read = reader.bytes_read
-    result.stop_reason = reader.stop_reason
+    end_ns = loop.run(recording)
+    result = parts.finish(end_ns, time.perf_counter() - t0)
+    loop.finish_result(result)
     if out_dir is not None:
         parts.write(
             result,
@@ -308,8 +414,7 @@ def run_backtest(
             data_path=str(recording),
             started_ns=started,
         )
-    recorder = parts.recorder
-    return result, recorder, engine
+    return result, parts.recorder, parts.engine
 
 
 def locked_value(engine: Engine, snap: Any, catalog: MarketCatalog) -> int:

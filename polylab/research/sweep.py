@@ -28,16 +28,13 @@ from typing import Any
 
 import msgspec
 
-from polylab.backtest import FEED_CHANNEL, FeedNote, load_meta_file, locked_value
+from polylab.backtest import RecordLoop, load_meta_file, locked_value, sniper_teams
 from polylab.book.registry import BookRegistry
-from polylab.clock import ReplayClock
 from polylab.config import PolylabConfig, build_strategies
 from polylab.domain import Game
 from polylab.engine import Engine
 from polylab.execution.paper import PaperTrader
-from polylab.feed.decode import market_decoder
-from polylab.feed.recording import RecordingReader, decode_meta
-from polylab.feed.sports import ScoreboardError, parse_scoreboard
+from polylab.feed.sports import TeamDirectory
 from polylab.money import MICROS, cost_micros
 from polylab.research.sweep_gate import Fleet, TopOfBookGate
 from polylab.risk.manager import RiskManager
@@ -172,6 +169,73 @@ class ConfigRun:
         return st
 
 
+class _SweepLoop(RecordLoop):
+    """The shared record loop (``backtest.RecordLoop``) driving every config's engine: before
+    each event the engines fill the orders due, then the event is applied once, then they
+    react (through the gate's ``Fleet``, which lets idle engines sleep); money moves and the
+    replay clock mark equity."""
+
+    def __init__(
+        self, registry: BookRegistry, runs: list[ConfigRun], dirty: list[ConfigRun], mark_ms: int
+    ) -> None:
+        engines = [r.engine for r in runs]
+        teams = [sniper_teams(e) for e in engines]
+        keys: dict[int, int] = {}  # id(team directory) → index in the loop's distinct list
+        distinct: list[TeamDirectory | None] = []
+        for t in teams:
+            if id(t) not in keys:
+                keys[id(t)] = len(distinct)
+                distinct.append(t)
+        super().__init__(registry, distinct)
+        self._by_key: list[list[Engine]] = [[] for _ in distinct]
+        for e, t in zip(engines, teams, strict=True):
+            self._by_key[keys[id(t)]].append(e)
+        self.runs = runs
+        self._dirty = dirty
+        self._handlers = registry.handlers
+        gate = self.gate = TopOfBookGate(registry.catalog, registry.books, engines)
+        for e, edge in zip(engines, gate.edges, strict=True):
+            e.strategies = [gate.gated(s, edge) for s in e.strategies]
+        order = sorted(range(len(engines)), key=gate.edges.__getitem__)
+        self.fleet = Fleet([engines[i] for i in order], [gate.edges[i] for i in order], gate.on)
+        self._mark_ns = mark_ms * 1_000_000
+        self._next_mark = 0
+
+    def on_event(self, ev: Any, now_ns: int) -> None:
+        fleet, gate = self.fleet, self.gate
+        fleet.before(now_ns)
+        self._handlers[type(ev)](ev, now_ns)
+        gate.version += 1
+        fleet.after(ev, now_ns, gate.need(ev))
+
+    def on_catalog(self) -> None:
+        self.gate.version += 1
+
+    def before_games(self) -> None:
+        self.gate.version += 1
+        self.fleet.wake_all(self.fleet.n)
+
+    def on_games(self, key: int, games: list[Game], now_ns: int) -> None:
+        for e in self._by_key[key]:
+            e.on_games(games, now_ns)
+
+    def after_games(self) -> None:
+        self.fleet.settle()
+
+    def after_record(self, now_ns: int) -> None:
+        dirty = self._dirty
+        if dirty:
+            for r in dirty:
+                r.mark()
+            dirty.clear()
+        if now_ns >= self._next_mark:
+            if self._next_mark:
+                for r in self.runs:
+                    if r.traded and r.holds():
+                        r.mark()
+            self._next_mark = now_ns + self._mark_ns
+
+
 def replay_many(
     recording: str | Path,
     configs: Sequence[PolylabConfig],
@@ -180,106 +244,23 @@ def replay_many(
     starting_cash_micros: int = STARTING_CASH_MICROS,
     mark_ms: int = 1_000,
 ) -> list[RunStats]:
-    """Run every config over ``recording`` on one shared replay; one ``RunStats`` per config,
-    in order. ``meta``: a metadata file for a recording that has no ``meta`` records."""
+    """Run every config over ``recording`` on one shared replay (``_SweepLoop``); one
+    ``RunStats`` per config, in order. ``meta``: a metadata file for a recording that has no
+    ``meta`` records."""
     reg = BookRegistry()
     if meta is not None:
         load_meta_file(meta, reg.catalog)
     dirty: list[ConfigRun] = []
     runs = [ConfigRun(c, reg, starting_cash_micros, dirty) for c in configs]
-    engines = [r.engine for r in runs]
-    teams = [
-        next((getattr(st, "teams", None) for st in e.strategies if st.name == "sniper"), None)
-        for e in engines
-    ]
-    handlers = reg.handlers
-    books = reg.books
-    gate = TopOfBookGate(reg.catalog, books, engines)
-    for e, edge in zip(engines, gate.edges, strict=True):
-        e.strategies = [gate.gated(s, edge) for s in e.strategies]
-    order = sorted(range(len(engines)), key=gate.edges.__getitem__)
-    fleet = Fleet([engines[i] for i in order], [gate.edges[i] for i in order], gate.on)
-    dec = market_decoder()
-    clock = ReplayClock()
-    mark_ns = mark_ms * 1_000_000
-    next_mark = 0
-    last = 0
-    reader = RecordingReader(recording)
-    bad = 0
-    for rec in reader:
-        last = clock.advance(rec.recv_ns)
-        ch = rec.channel
-        if ch == "market":
-            try:
-                for ev in dec.decode(rec.payload):
-                    fleet.before(last)
-                    handlers[type(ev)](ev, last)
-                    gate.version += 1
-                    fleet.after(ev, last, gate.need(ev))
-            except Exception as exc:  # as in a backtest: a bad value costs its frame only
-                bad += 1
-                if bad <= 20:
-                    log.warning("frame at %d not applied (%r): %.300s", last, exc, rec.payload)
-        elif ch == "meta":
-            gate.version += 1
-            try:
-                for m in decode_meta(rec.payload):
-                    reg.catalog.add(m)
-            except (msgspec.DecodeError, ValueError):
-                reg.stats.malformed += 1
-        elif ch == FEED_CHANNEL:
-            try:
-                note = msgspec.json.decode(rec.payload, type=FeedNote)
-            except msgspec.DecodeError:
-                reg.stats.malformed += 1
-                continue
-            book = books.get(note.asset_id)
-            if book is not None and note.needs_snapshot:
-                book.needs_snapshot = True
-        elif ch == "sports":
-            gate.version += 1
-            fleet.wake_all(fleet.n)
-            _games(rec.payload, engines, teams, last, reg)
-            fleet.settle()
-        if dirty:
-            for r in dirty:
-                r.mark()
-            dirty.clear()
-        if last >= next_mark:
-            if next_mark:
-                for r in runs:
-                    if r.traded and r.holds():
-                        r.mark()
-            next_mark = last + mark_ns
-    fleet.wake_all(fleet.n)
-    out = [r.finish(clock.now_ns()) for r in runs]
+    loop = _SweepLoop(reg, runs, dirty, mark_ms)
+    end_ns = loop.run(recording)
+    loop.fleet.wake_all(loop.fleet.n)
+    out = [r.finish(end_ns) for r in runs]
+    reader = loop.reader
     for st in out:
-        st.malformed = reader.malformed + dec.stats.malformed + reg.stats.malformed + bad
-        st.truncated = reader.truncated
+        st.malformed = loop.malformed
+        st.truncated = reader.truncated if reader is not None else False
     return out
-
-
-def _games(
-    payload: str, engines: Sequence[Engine], teams: Sequence[Any], now: int, reg: BookRegistry
-) -> None:
-    """A scoreboard to every engine, parsed with its Sniper's team directory (as a backtest
-    does; parsed once for the engines without one). An engine whose parse fails skips it,
-    as its own backtest would; the registry counts one malformed record."""
-    parsed: dict[int, list[Game] | None] = {}
-    bad = False
-    for e, t in zip(engines, teams, strict=True):
-        key = id(t) if t is not None else 0
-        if key not in parsed:
-            try:
-                parsed[key] = parse_scoreboard(payload, teams=t)
-            except ScoreboardError:
-                parsed[key] = None
-                bad = True
-        games = parsed[key]
-        if games is not None:
-            e.on_games(games, now)
-    if bad:
-        reg.stats.malformed += 1
 
 
 def max_drawdown(equity: Sequence[int]) -> int:
