@@ -146,7 +146,8 @@ class RecordingReader:
     def from_lines(cls, lines: Iterable[str | bytes], *, name: str = "<lines>") -> RecordingReader:
         """A reader of in-memory recording lines (text or bytes, without their newline) that
         decodes and counts them as it would a file's (benchmarks, tests, streams already in
-        memory); ``name`` stands for the path in messages; ``bytes_read`` stays 0."""
+        memory); ``name`` stands for the path in messages; ``bytes_read`` stays 0 and
+        ``max_line_bytes`` does not apply (the lines are already in memory)."""
         r = cls(name)
         r._lines = lines
         return r
