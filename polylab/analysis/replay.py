@@ -142,15 +142,15 @@ def replay(
                     ev = pc_decode(payload)
                 except Exception:  # anything odd: the guarded path below
                     apply = None
+            elif skip_hints and payload.endswith(_HINT_TAIL):  # the next most frequent
+                n_events += 1
+                continue
             elif payload.endswith(book_tail):
                 apply = on_book
                 try:
                     ev = book_decode(payload)
                 except Exception:
                     apply = None
-            elif skip_hints and payload.endswith(_HINT_TAIL):
-                n_events += 1
-                continue
             else:
                 apply = None
             if apply is not None:
