@@ -182,7 +182,6 @@ class RunnerService:
             self.bus, STATE, self.state, period_ns=self.options.state_period_ms * 1_000_000
         )
         self._publisher = pub
-        self._tasks.append(asyncio.create_task(pub.run()))
         inner = run.feed.on_event
         if inner is not None:  # a due state goes out between two events of a long busy step
 
@@ -191,7 +190,7 @@ class RunnerService:
                 pub.poll()
 
             run.feed.on_event = on_event
-        self._tasks.append(asyncio.create_task(self._control()))
+        self._tasks.append(asyncio.create_task(self._control(pub)))
         self.reloader = ConfigReloader(
             eng,
             self.config,
@@ -338,8 +337,11 @@ class RunnerService:
         log.warning("ledger %s%s", "back" if up else "down", f": {reason}" if reason else "")
 
     # -- what comes in ---------------------------------------------------------------------------
-    async def _control(self) -> None:
+    async def _control(self, pub: PeriodicPublisher) -> None:
+        # States start once poly:control is subscribed: a client that sees the first state may
+        # send a command at once, and pub/sub would drop it if nobody listened yet.
         sub = await self.bus.subscribe(CONTROL)
+        self._tasks.append(asyncio.create_task(pub.run()))
         async for msg in sub:
             if isinstance(msg, ControlMessage):
                 if msg.action == "reload_config" and self.reloader is not None:

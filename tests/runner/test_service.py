@@ -205,6 +205,7 @@ def test_kill_switch_over_the_bus_halts_and_sigterm_stops_cleanly(
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.communicate(timeout=30)
         sub.close()
     assert proc.returncode == 0, stderr[-2000:]
     summary = json.loads(stdout)
