@@ -36,10 +36,12 @@ __all__ = [
 ]
 
 PROVENANCE_FILE = "provenance.json"
+_ERROR_TAG = "papermill-error-cell-tag"
 
 
 class CellTiming(msgspec.Struct, frozen=True, kw_only=True):
-    """One code cell of the executed notebook: its index among all cells, papermill's
+    """One code cell of the executed notebook: its index among all cells (papermill's own
+    injected-parameters cell counted, its error markers not), papermill's
     ``status`` (completed, failed, pending) and ``duration_s`` (None when it never ran), and
     the first line of its source, to tell cells apart."""
 
@@ -117,7 +119,12 @@ def cell_timings(executed: Path) -> list[CellTiming]:
     except (OSError, msgspec.DecodeError):
         return []
     out: list[CellTiming] = []
-    for i, cell in enumerate(nb.get("cells", [])):
+    # papermill marks a failure with markdown cells of its own; indexes skip them, as the
+    # cell index of papermill's error does
+    cells = [
+        c for c in nb.get("cells", []) if _ERROR_TAG not in c.get("metadata", {}).get("tags", [])
+    ]
+    for i, cell in enumerate(cells):
         if cell.get("cell_type") != "code":
             continue
         meta = cell.get("metadata", {}).get("papermill", {})
