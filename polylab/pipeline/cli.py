@@ -250,7 +250,9 @@ def serve_cmd(
     stop = threading.Event()
 
     def report(line: str) -> None:
-        console.print(f"{time.strftime('%H:%M:%S')} {line}", markup=False, highlight=False)
+        console.print(
+            f"{time.strftime('%H:%M:%S')} {line}", markup=False, highlight=False, soft_wrap=True
+        )
         sch.log.info("%s", line)
 
     def run_one(e: sch.ScheduleEntry) -> bool:
@@ -282,7 +284,8 @@ def serve_cmd(
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        sch.serve(entries, run_one, stop=stop, report=report)
+        with _quiet_root_log():  # each event is reported once, by `report`
+            sch.serve(entries, run_one, stop=stop, report=report)
     finally:
         for s, h in old.items():
             signal.signal(s, h)

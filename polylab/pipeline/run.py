@@ -66,6 +66,7 @@ __all__ = [
     "PipelineFailed",
     "PipelineResult",
     "available_pipelines",
+    "declared_parameters",
     "find_pipelines",
     "load_params",
     "parse_overrides",
@@ -151,6 +152,38 @@ def pipeline_notebook(pipelines_dir: Path, name: str) -> Path:
             f"no pipeline {name!r} in {str(pipelines_dir)!r} (pipelines: {sorted(found)})"
         )
     return found[name]
+
+
+def declared_parameters(notebook: Path) -> list[str]:
+    """The names assigned in the notebook's cell tagged ``parameters`` (papermill's), in
+    order; ``PipelineError`` when there is no such cell or it is not Python."""
+    import ast
+
+    try:
+        nb = msgspec.json.decode(notebook.read_bytes())
+    except (OSError, msgspec.DecodeError) as exc:
+        raise PipelineError(f"cannot read notebook {str(notebook)!r}: {exc}") from None
+    for cell in nb.get("cells", []):
+        if "parameters" not in cell.get("metadata", {}).get("tags", []):
+            continue
+        src = cell.get("source", "")
+        text = "".join(src) if isinstance(src, list) else str(src)
+        try:
+            tree = ast.parse(text)
+        except SyntaxError as exc:
+            raise PipelineError(f"{notebook.name}: parameters cell is not Python: {exc}") from None
+        names: list[str] = []
+        for node in tree.body:
+            targets = (
+                node.targets
+                if isinstance(node, ast.Assign)
+                else [node.target]
+                if isinstance(node, ast.AnnAssign)
+                else []
+            )
+            names += [t.id for t in targets if isinstance(t, ast.Name) and t.id not in names]
+        return names
+    raise PipelineError(f"{notebook.name}: no cell tagged 'parameters'")
 
 
 def load_params(path: str | Path) -> dict[str, Any]:
@@ -395,7 +428,7 @@ def _run_locked(
     failure: RunFailure | None = None
     interrupted: BaseException | None = None
     try:
-        declared = pm.inspect_notebook(str(src))
+        declared = declared_parameters(src)
         missing = [k for k in RUNNER_PARAMS if k not in declared]
         unknown = sorted(k for k in params if k not in declared)
         if missing:
@@ -410,6 +443,7 @@ def _run_locked(
             str(executed),
             parameters=nb_params,
             kernel_name=KERNEL,
+            language="python",
             cwd=str(Path.cwd()),
             progress_bar=False,
             execution_timeout=cell_timeout_s,
