@@ -71,7 +71,9 @@ __all__ = [
     "load_params",
     "parse_overrides",
     "pipeline_notebook",
+    "read_yaml_file",
     "run_pipeline",
+    "send_alert",
 ]
 
 DEFAULT_ROOT = Path("runs") / "pipelines"
@@ -186,21 +188,28 @@ def declared_parameters(notebook: Path) -> list[str]:
     raise PipelineError(f"{notebook.name}: no cell tagged 'parameters'")
 
 
-def load_params(path: str | Path) -> dict[str, Any]:
-    """A params YAML file: a mapping of parameter name → value (an empty file is ``{}``;
-    numbers as YAML 1.2 reads them, ``pipeline.yaml_text``)."""
+def read_yaml_file(path: str | Path, what: str) -> Any:
+    """A YAML file's content (numbers as YAML 1.2 reads them, ``pipeline.yaml_text``);
+    ``PipelineError`` naming ``what`` (e.g. "params file") and the path when it is missing,
+    unreadable or not YAML."""
     import yaml
 
     p = Path(path)
     try:
-        data = load_yaml(p.read_text(encoding="utf-8"))
+        return load_yaml(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise PipelineError(f"no params file at {str(p)!r}") from None
+        raise PipelineError(f"no {what} at {str(p)!r}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise PipelineError(f"cannot read params file {str(p)!r}: {exc}") from None
+        raise PipelineError(f"cannot read {what} {str(p)!r}: {exc}") from None
     except yaml.YAMLError as exc:
         first = " ".join(str(exc).split())
-        raise PipelineError(f"params file {str(p)!r} is not valid YAML: {first}") from None
+        raise PipelineError(f"{what} {str(p)!r} is not valid YAML: {first}") from None
+
+
+def load_params(path: str | Path) -> dict[str, Any]:
+    """A params YAML file: a mapping of parameter name → value (an empty file is ``{}``)."""
+    p = Path(path)
+    data = read_yaml_file(p, "params file")
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -36,8 +36,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from polylab.pipeline.run import PipelineError
-from polylab.pipeline.yaml_text import load_yaml
+from polylab.pipeline.run import PipelineError, read_yaml_file
 
 __all__ = [
     "MAX_COUNTED",
@@ -121,18 +120,8 @@ def load_schedule(path: str | Path, pipelines: set[str] | None = None) -> list[S
     """Read a schedule file (see the module docstring); each cron expression is checked and,
     given ``pipelines`` (the names that exist), each pipeline name too. ``PipelineError``
     names what is wrong."""
-    import yaml
-
     p = Path(path)
-    try:
-        data = load_yaml(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PipelineError(f"no schedule file at {str(p)!r}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PipelineError(f"cannot read schedule file {str(p)!r}: {exc}") from None
-    except yaml.YAMLError as exc:
-        first = " ".join(str(exc).split())
-        raise PipelineError(f"schedule {str(p)!r} is not valid YAML: {first}") from None
+    data = read_yaml_file(p, "schedule file")
     body = data.get("pipelines") if isinstance(data, dict) else None
     if not isinstance(body, dict) or not body:
         raise PipelineError(f"schedule {str(p)!r}: expected a non-empty 'pipelines:' mapping")
