@@ -500,19 +500,28 @@ def _run_locked(
         error=failure,
     )
     write_provenance(folder, prov)
-    ledger.finish_pipeline_run(
-        run_id,
-        status=status,
-        metrics=outputs.metrics,
-        config_ids=list(outputs.config_ids),
-        error=line,
-        finished_ns=finished,
-    )
-    if failure is not None:
+    if failure is not None:  # alerted first: a ledger that is down must not swallow it
         # the folder's name, not its path: the alert sanitizer would take a long path with
         # capitals and digits for a secret and redact it
         text = f"pipeline {name} failed{what} (run {folder.name}, id {run_id})"
         send_alert(alerts, f"pipeline:{name}:{run_id}", text)
+    try:
+        ledger.finish_pipeline_run(
+            run_id,
+            status=status,
+            metrics=outputs.metrics,
+            config_ids=list(outputs.config_ids),
+            error=line,
+            finished_ns=finished,
+        )
+    except Exception as exc:  # the run is in its folder; the ledger row stays `running`
+        send_alert(
+            alerts,
+            f"pipeline-ledger:{name}:{run_id}",
+            f"pipeline {name} {status} but not recorded in the ledger "
+            f"(run {folder.name}, id {run_id}): {type(exc).__name__}",
+        )
+        raise
     if interrupted is not None:
         raise interrupted
     return PipelineResult(
