@@ -2,8 +2,9 @@
 
 ``sweep_recordings`` runs the research sweep API (``research.sweep_run``: a grid or a seeded
 Optuna search on Dask) over the pipeline's recordings **minus the held-out ones**, which the
-sweep never opens (``SweepOutcome.recordings`` lists what it read, ``held_out`` what it left
-alone). ``grid`` is the params file's mapping ``field → range`` written in the spec's units
+sweep never replays (``SweepOutcome.recordings`` lists what it read, ``held_out`` what it left
+alone; only their SHA-256 is taken, to refuse a copy of one among the inputs, as the validate
+pipeline does). ``grid`` is the params file's mapping ``field → range`` written in the spec's units
 (``"0.001:0.01:0.001"``, a list of values, one value, or empty for the field's declared range).
 
 ``sweep_outputs`` turns the outcome into the pipeline's ``outputs.json``: the best configs' ids
@@ -22,6 +23,7 @@ import polars as pl
 
 from polylab.pipeline.outputs import PipelineOutputs, data_hashes
 from polylab.research.sweep_space import SweepError, tunables
+from polylab.research.walkforward import check_held_out
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -76,9 +78,10 @@ def grid_specs(grid: Mapping[str, Any] | None) -> list[str]:
 def split_held_out(
     recordings: Sequence[str | Path], held_out: Sequence[str | Path]
 ) -> tuple[list[str], list[str]]:
-    """(recordings to sweep, held-out recordings): a recording is held out when it is the same
-    file as one named in ``held_out`` (paths compared resolved). Every recording must exist,
-    and at least one must be left to sweep."""
+    """(recordings to sweep, held-out recordings): a recording named in ``held_out`` (paths
+    compared resolved) is left out; one with the same content as a held-out file under
+    another name is refused (``walkforward.check_held_out``: ``HeldOutError``, an input
+    error). Every recording must exist, and at least one must be left to sweep."""
     if isinstance(recordings, str | Path) or isinstance(held_out, str | Path):
         raise SweepError("recordings and held_out must be lists of paths")
     if not recordings:
@@ -91,6 +94,7 @@ def split_held_out(
     kept = [str(h) for h in held_out]
     if not used:
         raise SweepError(f"every recording is held out ({kept}): nothing left to sweep")
+    check_held_out(used, kept)  # a copy of a held-out file under another name: refused
     return used, kept
 
 

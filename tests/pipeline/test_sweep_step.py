@@ -20,6 +20,7 @@ from polylab.pipeline.sweep_step import (
     sweep_recordings,
 )
 from polylab.research.sweep_space import SweepError, grid_points
+from polylab.research.walkforward import HeldOutError
 
 
 def test_grid_params_become_sweep_specs() -> None:
@@ -38,6 +39,10 @@ def test_held_out_recordings_are_split_off_by_file(project: Project, tmp_path: P
     other_name = str(r3.parent / ".." / "data" / r3.name)
     used, held = split_held_out([str(r1), str(r2), str(r3)], [other_name])
     assert used == [str(r1), str(r2)] and held == [other_name]
+    copy = tmp_path / "copy-of-rec-3.jsonl.zst"
+    copy.write_bytes(r3.read_bytes())
+    with pytest.raises(HeldOutError, match="same content"):
+        split_held_out([str(r1), str(copy)], [str(r3)])
     with pytest.raises(SweepError, match="every recording is held out"):
         split_held_out([str(r3)], [str(r3)])
     with pytest.raises(SweepError, match="no such recording"):
@@ -47,7 +52,7 @@ def test_held_out_recordings_are_split_off_by_file(project: Project, tmp_path: P
 
 
 @pytest.mark.slow
-def test_the_sweep_never_opens_a_held_out_recording(project: Project, tmp_path: Path) -> None:
+def test_the_sweep_never_replays_a_held_out_recording(project: Project, tmp_path: Path) -> None:
     """A held-out "recording" that is not a recording at all: swept, it fails the sweep;
     held out, the sweep runs without ever reading it."""
     r1, r2, _ = project.recordings
