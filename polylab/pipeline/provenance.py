@@ -30,6 +30,7 @@ __all__ = [
     "Timings",
     "Versions",
     "cell_timings",
+    "first_statement",
     "read_provenance",
     "versions",
     "write_provenance",
@@ -43,7 +44,7 @@ class CellTiming(msgspec.Struct, frozen=True, kw_only=True):
     """One code cell of the executed notebook: its index among all cells (papermill's own
     injected-parameters cell counted, its error markers not), papermill's
     ``status`` (completed, failed, pending) and ``duration_s`` (None when it never ran), and
-    the first line of its source, to tell cells apart."""
+    the first line of its first statement that is not an import, to tell cells apart."""
 
     index: int
     status: str
@@ -130,17 +131,31 @@ def cell_timings(executed: Path) -> list[CellTiming]:
         meta = cell.get("metadata", {}).get("papermill", {})
         src = cell.get("source", "")
         text = "".join(src) if isinstance(src, list) else str(src)
-        lines = [ln for ln in text.splitlines() if ln.strip()]
         dur = meta.get("duration")
         out.append(
             CellTiming(
                 index=i,
                 status=str(meta.get("status", "pending")),
                 duration_s=float(dur) if isinstance(dur, int | float) else None,
-                source=lines[0][:120] if lines else "",
+                source=first_statement(text),
             )
         )
     return out
+
+
+def first_statement(source: str) -> str:
+    """The first line of a cell's first statement that is not an import (to name the cell)."""
+    import ast
+
+    lines = source.splitlines()
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        body = []
+    for node in body:
+        if not isinstance(node, ast.Import | ast.ImportFrom):
+            return lines[node.lineno - 1].strip()[:80]
+    return next((ln.strip()[:80] for ln in lines if ln.strip()), "")
 
 
 def write_provenance(folder: Path, prov: Provenance) -> Path:

@@ -50,6 +50,7 @@ from polylab.pipeline.provenance import (
     RunFailure,
     Timings,
     cell_timings,
+    first_statement,
     versions,
     write_provenance,
 )
@@ -323,26 +324,11 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def _first_statement(source: str) -> str:
-    """The first line of a cell's first statement that is not an import (to name the cell)."""
-    import ast
-
-    lines = source.splitlines()
-    try:
-        body = ast.parse(source).body
-    except SyntaxError:
-        body = []
-    for node in body:
-        if not isinstance(node, ast.Import | ast.ImportFrom):
-            return lines[node.lineno - 1].strip()[:80]
-    return next((ln.strip()[:80] for ln in lines if ln.strip()), "")
-
-
 def _failure_from(exc: BaseException) -> RunFailure:
     from papermill.exceptions import PapermillExecutionError
 
     if isinstance(exc, PapermillExecutionError):
-        first = _first_statement(str(exc.source))
+        first = first_statement(str(exc.source))
         where = f"cell {exc.cell_index}" + (f" ({first})" if first else "")
         return RunFailure(
             cell=int(exc.cell_index),
