@@ -15,6 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import nbformat
+
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINES = ROOT / "pipelines"
 POLYLAB = Path(sys.executable).parent / "polylab"
@@ -91,3 +93,25 @@ def webhook_receiver() -> Iterator[Webhook]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def nap_pipeline(folder: Path, seconds: float = 2.5) -> None:
+    """A small real pipeline in ``folder`` (``90-nap.ipynb``): it sleeps ``seconds`` (its
+    params file) and writes its outputs; scheduled every second."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Nap\nSleeps `seconds`, then writes outputs.json."),
+        nbformat.v4.new_code_cell('seconds = 1.0\nout_dir = ""\ndatabase_url = ""'),
+        nbformat.v4.new_code_cell(
+            "import time\n\n"
+            "from polylab.pipeline.outputs import PipelineOutputs, write_outputs\n\n"
+            "time.sleep(seconds)\n"
+            'write_outputs(out_dir, PipelineOutputs(metrics={"slept_s": seconds}))'
+        ),
+    ]
+    nb.cells[1].metadata["tags"] = ["parameters"]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    (folder / "params").mkdir(parents=True)
+    nbformat.write(nb, folder / "90-nap.ipynb")
+    (folder / "params" / "nap.yaml").write_text(f"seconds: {seconds}\n")
+    (folder / "schedule.yaml").write_text("pipelines:\n  nap:\n    cron: '* * * * * *'\n")

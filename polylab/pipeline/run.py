@@ -81,8 +81,9 @@ DEFAULT_ROOT = Path("runs") / "pipelines"
 KERNEL = "python3"
 """The project's kernel: ``make setup`` registers this environment's Python under this name."""
 
-KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
-"""The kernel's own log: errors only (its start-up warnings would break the one-line output)."""
+KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
+"""The kernel's own log, off: its start-up warnings and its complaints when it is stopped
+(time limit, Ctrl-C) would break the one-line output; what failed is in the notebook."""
 
 RUNNER_PARAMS = ("out_dir", "database_url")
 """Parameters the runner sets itself (a params file or ``-p`` may not)."""
@@ -90,6 +91,7 @@ RUNNER_PARAMS = ("out_dir", "database_url")
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ALERT_TIMEOUT_S = 5.0
+_MAX_EVALUE = 160
 
 
 class PipelineError(InputError):
@@ -338,6 +340,8 @@ def _failure_from(exc: BaseException) -> RunFailure:
         )
     ename = type(exc).__name__
     evalue = _one_line(str(exc)) or ename
+    if len(evalue) > _MAX_EVALUE:  # nbclient's timeout quotes the whole cell
+        evalue = evalue[: _MAX_EVALUE - 1] + "…"
     return RunFailure(cell=None, ename=ename, evalue=evalue, line=f"{ename}: {evalue}")
 
 
@@ -458,7 +462,17 @@ def _run_locked(
     finished = time.time_ns()
     outputs = read_outputs(folder) if (folder / "outputs.json").is_file() else PipelineOutputs()
     status: Literal["ok", "failed"] = "failed" if failure is not None else "ok"
+    cells = cell_timings(executed)
     line = ""
+    if failure is not None and failure.cell is None and failure.ename != "PipelineError":
+        # a time limit or a dead kernel names no cell: it is the last one papermill started
+        begun = [c for c in cells if c.status != "pending"]
+        if begun:
+            c = begun[-1]
+            where = f"cell {c.index}" + (f" ({c.source})" if c.source else "")
+            failure = msgspec.structs.replace(
+                failure, cell=c.index, line=f"{where}: {failure.ename}: {failure.evalue}"
+            )
     if failure is not None:
         what = f" at {failure.line}" if failure.cell is not None else f": {failure.line}"
         line = f"pipeline {name} failed{what} (run folder {folder})"
@@ -480,7 +494,7 @@ def _run_locked(
             started_ns=started,
             finished_ns=finished,
             duration_s=round(time.perf_counter() - t0, 3),
-            cells=cell_timings(executed),
+            cells=cells,
         ),
         versions=versions(),
         error=failure,

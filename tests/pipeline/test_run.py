@@ -10,7 +10,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from pipeline_helpers import PIPELINES, Project, Webhook
+from pipeline_helpers import PIPELINES, Project, Webhook, nap_pipeline
 from store.ledger_data import pg_url
 
 from polylab.pipeline.provenance import read_provenance
@@ -254,3 +254,34 @@ def test_overrides_and_params_read_numbers_as_yaml_1_2(tmp_path: Path) -> None:
     p.write_text("a: [1,\n")
     with pytest.raises(PipelineError, match="not valid YAML"):
         load_params(p)
+
+
+@pytest.mark.slow
+def test_a_cell_over_its_time_limit_fails_the_run(tmp_path: Path, webhook: Webhook) -> None:
+    pipes = tmp_path / "pipelines"
+    nap_pipeline(pipes, seconds=60.0)
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    from polylab.ops.alerts import AlertConfig
+
+    res = run_pipeline(
+        "nap",
+        pipelines=pipes,
+        root=tmp_path / "runs",
+        database_url=url,
+        cell_timeout_s=3.0,
+        alerts=AlertConfig(webhook_url=webhook.url),
+    )
+    assert res.status == "failed"
+    assert res.provenance.error is not None
+    assert "CellTimeoutError" in res.error and "timed out" in res.error
+    # the cell that was running is named
+    assert res.provenance.error.cell is not None and "(time.sleep(seconds))" in res.error
+    (stuck,) = [c for c in res.provenance.timings.cells if c.index == res.provenance.error.cell]
+    assert stuck.source == "time.sleep(seconds)"
+    assert len(webhook.texts) == 1 and "pipeline nap failed" in webhook.texts[0]
+    led = Ledger.open(url)
+    try:
+        (row,) = led.pipeline_runs()
+    finally:
+        led.close()
+    assert row.status == "failed" and row.error == res.error

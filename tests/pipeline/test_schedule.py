@@ -13,9 +13,8 @@ from calendar import timegm
 from collections.abc import Callable
 from pathlib import Path
 
-import nbformat
 import pytest
-from pipeline_helpers import POLYLAB
+from pipeline_helpers import POLYLAB, nap_pipeline
 from sqlalchemy.exc import SQLAlchemyError
 
 from polylab.pipeline.run import PipelineError
@@ -104,27 +103,6 @@ def test_schedule_files_are_checked(tmp_path: Path) -> None:
         load_schedule(tmp_path / "missing.yaml")
 
 
-def _nap_pipeline(folder: Path) -> None:
-    """A small real pipeline: it sleeps ``seconds`` and writes its outputs."""
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        nbformat.v4.new_markdown_cell("# Nap\nSleeps `seconds`, then writes outputs.json."),
-        nbformat.v4.new_code_cell('seconds = 1.0\nout_dir = ""\ndatabase_url = ""'),
-        nbformat.v4.new_code_cell(
-            "import time\n\n"
-            "from polylab.pipeline.outputs import PipelineOutputs, write_outputs\n\n"
-            "time.sleep(seconds)\n"
-            'write_outputs(out_dir, PipelineOutputs(metrics={"slept_s": seconds}))'
-        ),
-    ]
-    nb.cells[1].metadata["tags"] = ["parameters"]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
-    (folder / "params").mkdir(parents=True)
-    nbformat.write(nb, folder / "90-nap.ipynb")
-    (folder / "params" / "nap.yaml").write_text("seconds: 2.5\n")
-    (folder / "schedule.yaml").write_text("pipelines:\n  nap:\n    cron: '* * * * * *'\n")
-
-
 def _wait(what: str, cond: Callable[[], bool], timeout_s: float, log: Path) -> None:
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
@@ -141,7 +119,7 @@ def test_serve_runs_on_schedule_without_overlap_and_stops_cleanly_on_sigterm(
     tmp_path: Path,
 ) -> None:
     pipes = tmp_path / "pipelines"
-    _nap_pipeline(pipes)
+    nap_pipeline(pipes)
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     env = {k: v for k, v in os.environ.items() if k != "SLACK_WEBHOOK_URL"}
     env["DATABASE_URL"] = url
@@ -194,3 +172,21 @@ def test_serve_runs_on_schedule_without_overlap_and_stops_cleanly_on_sigterm(
     assert f"stopped: {len(final)} started, {len(final)} ok, 0 failed" in log
     for d in (tmp_path / "runs" / "pipelines").glob("*-nap"):
         assert (d / "provenance.json").is_file() and (d / "nap.ipynb").is_file()
+
+
+def test_serve_with_a_bad_schedule_is_one_line(tmp_path: Path) -> None:
+    pipes = tmp_path / "pipelines"
+    nap_pipeline(pipes)
+    (pipes / "schedule.yaml").write_text("pipelines:\n  nap: {cron: 'every second'}\n")
+    res = subprocess.run(
+        [str(POLYLAB), "pipeline", "serve", "--pipelines", str(pipes)],
+        cwd=tmp_path,
+        env={**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'l.db'}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert res.returncode == 2
+    (line,) = res.stderr.strip().splitlines()
+    assert "nap.cron 'every second' is not a cron expression" in line
