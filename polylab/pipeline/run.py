@@ -375,8 +375,14 @@ def run_pipeline(
         params = {}
     params.update(overrides or {})
     for k in RUNNER_PARAMS:
-        if k in params:
-            raise PipelineError(f"parameter {k!r} is set by the pipeline runner, not by params")
+        if params.get(k) in ("", None):  # a params file may list them empty: the runner's win
+            params.pop(k, None)
+        elif k in params:
+            how = "--database-url" if k == "database_url" else "--root"
+            raise PipelineError(
+                f"parameter {k!r} is set by the pipeline runner ({how}), not by params "
+                f"(got {params[k]!r})"
+            )
     root_p = Path(root).resolve()
     own_ledger = ledger is None
     led = Ledger.open(database_url) if ledger is None else ledger
