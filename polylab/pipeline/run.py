@@ -10,8 +10,9 @@ registered by ``make setup``) with the current directory as the notebook's, so r
 in parameters mean what they mean in the shell.
 
 The executed notebook lands in ``runs/pipelines/<UTC %Y%m%dT%H%M%SZ>-<name>/<name>.ipynb``
-next to what the notebook wrote (``outputs.json`` and its artifacts) and ``provenance.json``
-(``pipeline.provenance``). The run is a ``pipeline_runs`` row in the ledger, ``running`` while
+next to what the notebook wrote (``outputs.json`` and its artifacts), ``provenance.json``
+(``pipeline.provenance``) and ``kernel.log`` (the kernel process's own output,
+``pipeline.kernel``). The run is a ``pipeline_runs`` row in the ledger, ``running`` while
 it runs and then ``ok`` or ``failed``. A failure (a cell raises, a parameter the notebook does
 not take, a dead kernel, no ``outputs.json``) is recorded in both, alerted through the ops
 alerting (``SLACK_WEBHOOK_URL``), and ``PipelineResult.error`` is one line naming the failing
@@ -44,6 +45,7 @@ import msgspec
 
 from polylab.errors import InputError, PolylabError
 from polylab.ops.alerts import AlertConfig, AlertSender
+from polylab.pipeline.kernel import KERNEL_LOG, logging_kernel_manager
 from polylab.pipeline.outputs import PipelineOutputs, git_sha, read_outputs
 from polylab.pipeline.provenance import (
     Provenance,
@@ -80,10 +82,6 @@ __all__ = [
 DEFAULT_ROOT = Path("runs") / "pipelines"
 KERNEL = "python3"
 """The project's kernel: ``make setup`` registers this environment's Python under this name."""
-
-KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
-"""The kernel's own log, off: its start-up warnings and its complaints when it is stopped
-(time limit, Ctrl-C) would break the one-line output; what failed is in the notebook."""
 
 RUNNER_PARAMS = ("out_dir", "database_url")
 """Parameters the runner sets itself (a params file or ``-p`` may not)."""
@@ -452,7 +450,7 @@ def _run_locked(
             cwd=str(Path.cwd()),
             progress_bar=False,
             execution_timeout=cell_timeout_s,
-            extra_arguments=KERNEL_ARGS,
+            kernel_manager_class=logging_kernel_manager(folder / KERNEL_LOG),
         )
         if not (folder / "outputs.json").is_file():
             raise PipelineError(

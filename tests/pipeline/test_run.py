@@ -143,6 +143,7 @@ def test_a_failing_cell_is_recorded_alerted_and_one_line(
     failed = [c for c in prov.timings.cells if c.status == "failed"]
     assert [c.index for c in failed] == [prov.error.cell]
     assert (Path(row.folder) / "sweep.ipynb").is_file()  # the executed notebook, error shown
+    assert (Path(row.folder) / "kernel.log").is_file()  # the kernel's own output, kept aside
 
     # the alert went out (sent before the command returned)
     assert len(webhook.texts) == 1
