@@ -286,3 +286,35 @@ def test_a_cell_over_its_time_limit_fails_the_run(tmp_path: Path, webhook: Webho
     finally:
         led.close()
     assert row.status == "failed" and row.error == res.error
+
+
+@pytest.mark.slow
+def test_a_database_password_never_reaches_the_notebook_or_the_run_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """The machine's PostgreSQL trusts local connections, so a URL carrying a password still
+    connects: the run works, and the password is nowhere in the folder or the ledger row."""
+    base = request.getfixturevalue("pg_base")
+    schema = request.getfixturevalue("pg_schema")
+    secret = "s3cret-Passw0rd"
+    url = pg_url(base.replace("postgres@", f"postgres:{secret}@"), schema)
+    pipes = tmp_path / "pipelines"
+    nap_pipeline(pipes, seconds=0.0)
+    # given only as an argument, not through DATABASE_URL: refused before anything runs
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    with pytest.raises(PipelineError, match="only through DATABASE_URL"):
+        run_pipeline("nap", pipelines=pipes, root=tmp_path / "runs", database_url=url)
+    monkeypatch.setenv("DATABASE_URL", url)
+    res = run_pipeline("nap", pipelines=pipes, root=tmp_path / "runs")
+    assert res.ok, res.error
+    assert res.provenance.parameters["database_url"].startswith(
+        "postgresql+psycopg://postgres:***@"
+    )
+    for f in res.folder.iterdir():
+        assert secret not in f.read_text(errors="replace"), f.name
+    led = Ledger.open(url)
+    try:
+        (row,) = led.pipeline_runs()
+    finally:
+        led.close()
+    assert row.status == "ok" and secret not in json.dumps(row.params)
