@@ -199,9 +199,11 @@ def list_cmd(
         t.add_row(n, p.name, str(params) if params.is_file() else "-")
     console.print(t)
     r = Table(title="latest runs" if runs else "no pipeline runs in the ledger yet")
-    for c in ("started", "name", "status", "duration", "config ids", "folder"):
-        r.add_column(c, no_wrap=c != "config ids")
-    r.add_column("error", overflow="ellipsis", max_width=60, no_wrap=True)
+    widths = {"started": 20, "name": 8, "status": 6, "duration": 8, "config ids": 12}
+    for c, w in widths.items():
+        r.add_column(c, no_wrap=True, min_width=w)
+    r.add_column("folder", no_wrap=True, overflow="ellipsis")
+    r.add_column("error", overflow="ellipsis", max_width=48, no_wrap=True)
     for row in runs:
         dur = (
             f"{(row.finished_ns - row.started_ns) / 1e9:.1f} s"
