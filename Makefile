@@ -34,7 +34,7 @@ test: setup browser check ## lint, type-check and run the whole test suite
 	@$(PY) -m pytest -q
 
 check: setup ## ruff (lint + format diff) and mypy --strict on polylab/
-	@$(VENV)/bin/ruff check polylab tests bench notebooks
+	@$(VENV)/bin/ruff check polylab tests bench notebooks pipelines
 	@$(VENV)/bin/ruff format --check polylab tests bench
 	@$(VENV)/bin/mypy
 

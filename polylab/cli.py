@@ -92,6 +92,7 @@ def _register_subapps() -> None:
         ("polylab.dashboard.cli", "dashboard"),
         ("polylab.pipeline.configs_cli", "configs"),
         ("polylab.store.runs_cli", "runs"),
+        ("polylab.pipeline.cli", "pipeline"),
     ):
         if name in have:
             continue
