@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import polars as pl
@@ -192,14 +192,32 @@ def test_kill_switch_over_the_bus_halts_and_sigterm_stops_cleanly(
                 assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
             raise AssertionError("no poly:state from the runner")
 
+        def signals() -> list[SignalMessage]:
+            rows = redis_client.xrange(prefix + STREAMS["poly:signals"])
+            got = [decode_message(f[b"m"]) for _, f in rows]
+            return [g for g in got if isinstance(g, SignalMessage)]
+
+        def wait_signal(ok: Callable[[SignalMessage], bool], what: str) -> None:
+            end = time.monotonic() + 60
+            while not any(ok(g) for g in signals()):
+                assert time.monotonic() < end, f"no {what} on the signals stream"
+                assert next_state().uptime_ms > 0  # keeps the state subscription drained
+            while sub.get_message(timeout=0.01) is not None:  # states up to now: seen
+                pass
+
         assert next_state().kill_switch is False
+        wait_signal(lambda g: g.decision == "approved", "approved intent")  # it is trading
         cmd = ControlMessage(ts_ns=time.time_ns(), action="kill_switch", by="tester", reason="t")
         redis_client.publish(prefix + CONTROL, encode_message(cmd))
-        for _ in range(100):
-            if next_state().kill_switch:
+        for _ in range(600):
+            if (halted := next_state()).kill_switch:
                 break
         else:
             raise AssertionError("the runner never confirmed the kill switch")
+        # The session goes on, halted, for a while before it is stopped.
+        end = time.monotonic() + 3.0
+        while time.monotonic() < end:
+            assert next_state().kill_switch
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=90)
     finally:
@@ -212,6 +230,12 @@ def test_kill_switch_over_the_bus_halts_and_sigterm_stops_cleanly(
     assert _ledger_rows(db, "SELECT status FROM runs") == [("stopped",)]
     errors = [e for (e,) in _ledger_rows(db, "SELECT error FROM errors")]
     assert any(e.startswith("kill_switch by tester") for e in errors), errors
+    # It traded before the switch; from the confirming state on, no intent was approved (the
+    # strategies see no budget left; any intent still made is refused by rule kill_switch).
+    seen = signals()
+    assert any(g.decision == "approved" and g.created_ns < halted.ts_ns for g in seen)
+    after = [g for g in seen if g.created_ns > halted.ts_ns]
+    assert all(g.decision == "rejected" and g.rule == "kill_switch" for g in after), after
     assert Path(summary["out_dir"]).is_absolute() or (tmp_path / summary["out_dir"]).is_dir()
     redis_client.delete(*[prefix + s for s in STREAMS.values()])
 
