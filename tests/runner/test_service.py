@@ -334,3 +334,55 @@ def test_ledger_connections_killed_mid_session_lose_no_fill(tmp_path: Path, pg_s
     folder = pl.read_parquet(tmp_path / summary["out_dir"] / "fills.parquet")
     assert len(keys) == len(set(keys)) == folder.height == summary["fills_published"] > 0
     assert _ledger_rows(url, "SELECT status FROM runs") == [("stopped",)]
+
+
+def test_sigint_stops_the_runner_with_a_final_state_and_everything_flushed(
+    tmp_path: Path, redis_client: redis.Redis
+) -> None:
+    """Ctrl-C (SIGINT) as SIGTERM: exit 0, the run marked ``stopped``, a last ``poly:state``
+    made after the signal whose fill count is the summary's, and every fill of the ledger in
+    the trades stream (the bus flushed after the ledger)."""
+    prefix = f"test-int-{uuid.uuid4().hex[:8]}:"
+    sub = redis_client.pubsub()
+    sub.subscribe(prefix + STATE)
+    proc = subprocess.Popen(
+        [*POLYLAB, "run", "--json", "--bus-prefix", prefix],
+        cwd=tmp_path,
+        env=_env(REDIS_URL=REDIS_URL),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    states: list[StateMessage] = []
+    try:
+        deadline = time.monotonic() + 90
+        while not any(s.counters.get("fills", 0) > 0 for s in states):  # it trades
+            assert proc.poll() is None and time.monotonic() < deadline, "no fill in 90 s"
+            m = sub.get_message(timeout=1.0)
+            if m is not None and m["type"] == "message":
+                s = decode_message(m["data"])
+                assert isinstance(s, StateMessage)
+                states.append(s)
+        sent_ns = time.time_ns()
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=90)
+        while (m := sub.get_message(timeout=1.0)) is not None:
+            if m["type"] == "message":
+                s = decode_message(m["data"])
+                assert isinstance(s, StateMessage)
+                states.append(s)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sub.close()
+    assert proc.returncode == 0, stderr[-2000:]
+    summary = json.loads(stdout)
+    final = states[-1]
+    assert final.ts_ns > sent_ns
+    assert final.counters["fills"] == summary["fills_published"] > 0
+    db = f"sqlite:///{tmp_path / 'runs' / 'polylab.db'}"
+    assert _ledger_rows(db, "SELECT status FROM runs") == [("stopped",)]
+    keys = [k for (k,) in _ledger_rows(db, "SELECT fill_key FROM fills")]
+    trades = [decode_message(f[b"m"]) for _, f in redis_client.xrange(prefix + STREAMS[TRADES])]
+    assert len([t for t in trades if isinstance(t, FillMessage)]) == len(keys) == len(set(keys))
+    redis_client.delete(*[prefix + s for s in STREAMS.values()])
