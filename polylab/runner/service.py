@@ -59,6 +59,7 @@ from polylab.execution.live import Credentials
 from polylab.risk.manager import Approved, Decision
 from polylab.risk.records import Fill
 from polylab.runner import recovery
+from polylab.runner.ledger_halt import LedgerHalt
 from polylab.runner.paper import PaperRun
 from polylab.runner.reload import ConfigReloader
 from polylab.store.ledger import Ledger, RecoveredState
@@ -147,7 +148,7 @@ class RunnerService:
         self.started_ns = time.time_ns()
         self.signals = 0
         self.fills_published = 0
-        self.halted_by_ledger = False
+        self.ledger_halt: LedgerHalt | None = None  # the ledger-down policy, once attached
         self._tasks: list[asyncio.Task[None]] = []
         self._publisher: PeriodicPublisher | None = None
         self._last_snapshot = 0.0
@@ -176,6 +177,7 @@ class RunnerService:
         eng = run.engine
         eng.sinks.extend([self.ledger_sink, _TradesWithoutFills(self.bus)])
         eng.decision_hooks.append(self._signal)
+        self.ledger_halt = LedgerHalt(eng.risk)
         if self.recovered is not None:
             self._restore(run, self.recovered)
         pub = PeriodicPublisher(
@@ -327,12 +329,12 @@ class RunnerService:
             return
         self._last_snapshot = now
         self.ledger_sink.snapshot(run.portfolio.snapshot(run.engine.registry.books), time.time_ns())
-        if self.writer.halt and not self.halted_by_ledger:  # documented policy: halt, not lose
-            self.halted_by_ledger = True
-            run.engine.risk.kill("ledger unreachable: rows queued past the halt depth")
-        elif self.halted_by_ledger and not self.writer.halt:
-            self.halted_by_ledger = False
-            run.engine.risk.resume()
+        self._follow_ledger_halt()
+
+    def _follow_ledger_halt(self) -> None:
+        """The documented policy (``runner.ledger_halt``): halt, not lose; lift only our halt."""
+        if self.ledger_halt is not None and (did := self.ledger_halt.update(self.writer.halt)):
+            log.warning("ledger halt: new intents %s", did)
 
     def _ledger_status(self, up: bool, reason: str) -> None:
         log.warning("ledger %s%s", "back" if up else "down", f": {reason}" if reason else "")
@@ -358,6 +360,7 @@ class RunnerService:
             risk.kill(f"kill switch by {who}: {msg.reason}".rstrip(": "))
         elif msg.action == "resume":
             risk.resume()
+            self._follow_ledger_halt()  # the ledger still past its halt depth: still halted
         else:
             log.warning("control %s is not handled by this runner yet", msg.action)
             return
