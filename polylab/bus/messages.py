@@ -93,7 +93,9 @@ class BusMessage(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc
 
 
 class FeedHealth(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """One market-feed shard. ``last_msg_age_ms``: since its last frame (ms)."""
+    """One market-feed shard (connection), e.g. "market-1". ``last_msg_age_ms``: since its
+    last frame (ms; -1: none yet); ``reconnects``: of this connection; ``stale_books``: its
+    books waiting for a snapshot."""
 
     shard: str
     connected: bool

@@ -45,7 +45,6 @@ from polylab.bus.messages import (
     STATE,
     TRADES,
     ControlMessage,
-    FeedHealth,
     PositionView,
     StateMessage,
     signal_message,
@@ -62,6 +61,7 @@ from polylab.runner import recovery
 from polylab.runner.ledger_halt import LedgerHalt
 from polylab.runner.paper import PaperRun
 from polylab.runner.reload import ConfigReloader
+from polylab.runner.state_view import feed_health
 from polylab.store.ledger import Ledger, RecoveredState
 from polylab.store.ledger_db import LedgerError
 from polylab.store.ledger_sink import LedgerSink
@@ -247,15 +247,7 @@ class RunnerService:
             ts_ns=now,
             mode=self.mode,
             uptime_ms=(now - self.started_ns) // 1_000_000,
-            feeds=(
-                FeedHealth(
-                    shard="market",
-                    connected=c.connects > c.disconnects,
-                    last_msg_age_ms=0,
-                    reconnects=c.reconnects,
-                    stale_books=stale,
-                ),
-            ),
+            feeds=feed_health(feed.shards, eng.registry.books, now),
             stale_books=stale,
             positions=tuple(
                 PositionView(

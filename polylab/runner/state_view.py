@@ -1,0 +1,39 @@
+"""Parts of the runner's ``poly:state`` read off live objects: the market feed's health, one
+entry per connection (shard), as the issue asks ("feed health per shard").
+
+Units: ages in ms, times in ns since the epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from polylab.book.feed_health import Shard
+from polylab.book.l2 import L2Book
+from polylab.bus.messages import FeedHealth
+
+__all__ = ["feed_health"]
+
+
+def feed_health(
+    shards: Iterable[Shard], books: Mapping[str, L2Book], now_ns: int
+) -> tuple[FeedHealth, ...]:
+    """One ``FeedHealth`` per shard, named ``market-<n>``: ``connected`` while its socket is
+    subscribed; ``last_msg_age_ms`` since its newest frame (-1: none yet); ``reconnects`` of
+    its link; ``stale_books``: its books waiting for a snapshot (not trusted)."""
+    out = []
+    for sh in shards:
+        link = sh.link
+        last = link.last_recv_ns if link is not None else 0
+        out.append(
+            FeedHealth(
+                shard=f"market-{sh.no}",
+                connected=sh.ws is not None,
+                last_msg_age_ms=max(0, now_ns - last) // 1_000_000 if last else -1,
+                reconnects=link.reconnects if link is not None else 0,
+                stale_books=sum(
+                    1 for t in sh.tokens if (b := books.get(t)) is not None and b.needs_snapshot
+                ),
+            )
+        )
+    return tuple(out)
