@@ -116,7 +116,9 @@ class PositionView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 
 class OpenOrder(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """An order resting or in flight: limit in price micros, sizes in share micros."""
+    """An order resting or in flight: limit in price micros, sizes in share micros. The
+    runner lists the legs of its intents in flight; their ``order_id`` is ``<intent_id>/<leg>``
+    (the venue's id comes with the result)."""
 
     order_id: str
     intent_id: str

@@ -61,7 +61,7 @@ from polylab.runner import recovery
 from polylab.runner.ledger_halt import LedgerHalt
 from polylab.runner.paper import PaperRun
 from polylab.runner.reload import ConfigReloader
-from polylab.runner.state_view import feed_health
+from polylab.runner.state_view import feed_health, open_orders
 from polylab.store.ledger import Ledger, RecoveredState
 from polylab.store.ledger_db import LedgerError
 from polylab.store.ledger_sink import LedgerSink
@@ -267,6 +267,7 @@ class RunnerService:
                 0, risk.config.max_daily_loss_micros + snap.realized + snap.unrealized
             ),
             open_orders_headroom=max(0, risk.config.max_open_orders - eng.executor.pending()),
+            open_orders=open_orders(eng.in_flight()),
             kill_switch=risk.killed,
             tick_to_order_p50_us=p50,
             tick_to_order_p99_us=p99,

@@ -1,5 +1,6 @@
 """Parts of the runner's ``poly:state`` read off live objects: the market feed's health, one
-entry per connection (shard), as the issue asks ("feed health per shard").
+entry per connection (shard), as the issue asks ("feed health per shard"), and the orders in
+flight (the legs of the engine's approved intents whose result has not come back).
 
 Units: ages in ms, times in ns since the epoch.
 """
@@ -10,9 +11,10 @@ from collections.abc import Iterable, Mapping
 
 from polylab.book.feed_health import Shard
 from polylab.book.l2 import L2Book
-from polylab.bus.messages import FeedHealth
+from polylab.bus.messages import FeedHealth, OpenOrder
+from polylab.domain import Intent
 
-__all__ = ["feed_health"]
+__all__ = ["feed_health", "open_orders"]
 
 
 def feed_health(
@@ -37,3 +39,21 @@ def feed_health(
             )
         )
     return tuple(out)
+
+
+def open_orders(in_flight: Iterable[tuple[str, Intent]]) -> tuple[OpenOrder, ...]:
+    """One ``OpenOrder`` per leg of each intent in flight (``Engine.in_flight``). The venue's
+    order id is not known before its answer, so ``order_id`` is ``<intent_id>/<leg>``; limit
+    in price micros, size in share micros, ``filled_micros`` 0 (fills come with the result)."""
+    return tuple(
+        OpenOrder(
+            order_id=f"{iid}/{i}",
+            intent_id=iid,
+            token_id=leg.token_id,
+            side=str(leg.side),
+            price_micros=leg.price,
+            size_micros=leg.size,
+        )
+        for iid, intent in in_flight
+        for i, leg in enumerate(intent.legs)
+    )

@@ -56,3 +56,59 @@ async def test_feed_health_has_one_entry_per_shard_and_follows_the_venue() -> No
     finally:
         if sim_open:
             await sim_cm.__aexit__(None, None, None)
+
+
+def test_open_orders_are_the_legs_of_intents_in_flight_until_their_result() -> None:
+    """A real engine and paper trader (50 ms latency on the engine's clock): an approved
+    intent's legs are listed until the result comes back; a refused one never is."""
+    from polylab.book.l2 import L2Book
+    from polylab.book.registry import BookRegistry
+    from polylab.domain import Intent, Leg
+    from polylab.engine import Engine
+    from polylab.execution.paper import PaperConfig, PaperTrader
+    from polylab.market import Market, MarketCatalog
+    from polylab.money import tick_size
+    from polylab.risk.manager import RiskConfig, RiskManager
+    from polylab.risk.portfolio import Portfolio
+    from polylab.runner.state_view import open_orders
+
+    m = 1_000_000
+    cat = MarketCatalog([Market(condition_id="m1", token_ids=("1", "2"), min_order_size="5")])
+    reg = BookRegistry(cat)
+    for tok, ask in (("1", 30), ("2", 60)):
+        b = reg.books[tok] = L2Book(tok, tick_size("0.01"), "m1")
+        b.load([], [(ask, 1_000 * m)])
+    pf = Portfolio(1_000 * m)
+    risk = RiskManager(RiskConfig(), pf)
+    engine = Engine(
+        registry=reg,
+        strategies=[],
+        risk=risk,
+        executor=PaperTrader(PaperConfig(latency_ms=50), cat),
+        portfolio=pf,
+    )
+    legs = (
+        Leg(token_id="1", side="BUY", price=300_000, size=10 * m),
+        Leg(token_id="2", side="BUY", price=600_000, size=10 * m),
+    )
+    iid = engine.submit(
+        Intent(strategy="s", group_id="m1", kind="set", legs=legs, edge=0, created_ns=0)
+    )
+    assert iid is not None
+    got = open_orders(engine.in_flight())
+    assert [(o.order_id, o.intent_id, o.token_id, o.side) for o in got] == [
+        (f"{iid}/0", iid, "1", "BUY"),
+        (f"{iid}/1", iid, "2", "BUY"),
+    ]
+    assert [(o.price_micros, o.size_micros, o.filled_micros) for o in got] == [
+        (300_000, 10 * m, 0),
+        (600_000, 10 * m, 0),
+    ]
+    risk.kill("test")
+    refused = Intent(strategy="t", group_id="m1", kind="set", legs=legs, edge=0, created_ns=0)
+    assert engine.submit(refused) is None
+    assert len(open_orders(engine.in_flight())) == 2  # the refused intent is not in flight
+    engine.on_time(10 * 1_000_000)  # 10 ms: still on its way
+    assert len(open_orders(engine.in_flight())) == 2
+    engine.on_time(100 * 1_000_000)  # past the latency: filled, the result is back
+    assert engine.stats.results == 1 and open_orders(engine.in_flight()) == ()
