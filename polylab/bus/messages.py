@@ -134,9 +134,10 @@ class StateMessage(BusMessage, frozen=True, kw_only=True, tag="state", gc=False)
 
     ``mode``: "paper" | "live" | "dry_run" | "backtest"; ``uptime_ms``: since start;
     ``feeds``: one entry per market-feed shard; ``stale_books``: books without a fresh update;
-    ``cash_micros``: collateral held; ``realized_pnl_micros`` / ``unrealized_pnl_micros`` /
-    ``daily_pnl_micros``: PnL (signed, fees included); ``loss_headroom_micros``: daily loss
-    still allowed before the limit stops trading; ``open_orders_headroom``: orders still
+    ``cash_micros``: collateral held; ``realized_pnl_micros`` / ``unrealized_pnl_micros``: PnL
+    (signed, fees included); ``daily_pnl_micros``: realized during the UTC day plus unrealized;
+    ``loss_headroom_micros``: daily loss still allowed before the risk gate's daily-loss rule
+    stops trading (in-flight worst cases counted); ``open_orders_headroom``: orders still
     allowed; ``kill_switch``: trading halted; ``tick_to_order_p50_us`` / ``_p99_us``:
     latency percentiles (µs); ``counters``: named counts (frames, intents, fills, bus drops…);
     ``config_id``: the configuration trading now (changes on a hot reload; "" = not told).

@@ -61,7 +61,7 @@ from polylab.runner import recovery
 from polylab.runner.ledger_halt import LedgerHalt
 from polylab.runner.paper import PaperRun
 from polylab.runner.reload import ConfigReloader
-from polylab.runner.state_view import feed_health, open_orders
+from polylab.runner.state_view import day_figures, feed_health, open_orders
 from polylab.store.ledger import Ledger, RecoveredState
 from polylab.store.ledger_db import LedgerError
 from polylab.store.ledger_sink import LedgerSink
@@ -243,6 +243,7 @@ class RunnerService:
         st = eng.stats
         samples = eng.reaction_ns
         p50, p99 = samples.quantile(0.5) // 1_000, samples.quantile(0.99) // 1_000
+        daily, headroom = day_figures(run.portfolio, risk, snap.unrealized, now)
         return StateMessage(
             ts_ns=now,
             mode=self.mode,
@@ -262,10 +263,8 @@ class RunnerService:
             cash_micros=snap.cash,
             realized_pnl_micros=snap.realized,
             unrealized_pnl_micros=snap.unrealized,
-            daily_pnl_micros=snap.realized + snap.unrealized,
-            loss_headroom_micros=max(
-                0, risk.config.max_daily_loss_micros + snap.realized + snap.unrealized
-            ),
+            daily_pnl_micros=daily,
+            loss_headroom_micros=headroom,
             open_orders_headroom=max(0, risk.config.max_open_orders - eng.executor.pending()),
             open_orders=open_orders(eng.in_flight()),
             kill_switch=risk.killed,

@@ -13,8 +13,10 @@ from polylab.book.feed_health import Shard
 from polylab.book.l2 import L2Book
 from polylab.bus.messages import FeedHealth, OpenOrder
 from polylab.domain import Intent
+from polylab.risk.manager import RiskManager
+from polylab.risk.portfolio import Portfolio
 
-__all__ = ["feed_health", "open_orders"]
+__all__ = ["day_figures", "feed_health", "open_orders"]
 
 
 def feed_health(
@@ -57,3 +59,15 @@ def open_orders(in_flight: Iterable[tuple[str, Intent]]) -> tuple[OpenOrder, ...
         for iid, intent in in_flight
         for i, leg in enumerate(intent.legs)
     )
+
+
+def day_figures(
+    portfolio: Portfolio, risk: RiskManager, unrealized_micros: int, now_ns: int
+) -> tuple[int, int]:
+    """(``daily_pnl_micros``, ``loss_headroom_micros``) of the UTC day of ``now_ns``: PnL
+    realized today plus ``unrealized_micros`` (the marks now), and what the risk gate's
+    daily-loss rule still allows (its worst case of the day, in-flight intents included, kept
+    above −``max_daily_loss_micros``; 0 once reached). Earlier days' PnL counts in neither."""
+    daily = portfolio.realized_on_day(now_ns) + unrealized_micros
+    headroom = max(0, risk.config.max_daily_loss_micros + risk.day_at_risk(now_ns))
+    return daily, headroom

@@ -112,3 +112,41 @@ def test_open_orders_are_the_legs_of_intents_in_flight_until_their_result() -> N
     assert len(open_orders(engine.in_flight())) == 2
     engine.on_time(100 * 1_000_000)  # past the latency: filled, the result is back
     assert engine.stats.results == 1 and open_orders(engine.in_flight()) == ()
+
+
+def test_daily_pnl_and_loss_headroom_count_today_only_and_match_the_gate() -> None:
+    """A restored loss of $50 realized today: the day's PnL and the daily-loss room count it
+    today and not tomorrow; the room is what the gate enforces (an intent whose worst case is
+    over it is refused by ``daily_loss``, one within it is approved); reaching the limit gives 0."""
+    from polylab.book.l2 import L2Book
+    from polylab.domain import Intent, Leg
+    from polylab.market import Market, MarketCatalog
+    from polylab.money import tick_size
+    from polylab.risk.manager import Approved, RiskConfig, RiskManager
+    from polylab.risk.portfolio import Portfolio
+    from polylab.runner.state_view import day_figures
+
+    m = 1_000_000
+    day = 20_000 * 86_400 * 10**9  # a UTC midnight, ns
+    now = day + 3_600 * 10**9
+    cat = MarketCatalog([Market(condition_id="m1", token_ids=("1", "2"), min_order_size="5")])
+    book = L2Book("1", tick_size("0.01"), "m1")
+    book.load([(49, 1_000 * m)], [(50, 1_000 * m)])
+    pf = Portfolio(1_000 * m)
+    pf.restore(cash_micros=1_000 * m, positions={}, realized_today_micros=-50 * m, now_ns=now)
+    risk = RiskManager(RiskConfig(max_daily_loss_micros=200 * m), pf, cat, {"1": book})
+    assert day_figures(pf, risk, 7 * m, now) == (-43 * m, 150 * m)
+    assert day_figures(pf, risk, 0, now + 86_400 * 10**9) == (0, 200 * m)  # the next day
+
+    def buy(cost: int, n: int) -> Intent:  # a BUY at 0.50 whose worst case is its cost
+        leg = Leg(token_id="1", side="BUY", price=500_000, size=2 * cost)
+        return Intent(strategy="s", group_id="m1", kind="single", legs=(leg,), edge=0, created_ns=n)
+
+    over = risk.check("over", buy(151 * m, now), now)
+    assert not isinstance(over, Approved) and over.rule == "daily_loss"
+    assert isinstance(risk.check("within", buy(100 * m, now), now), Approved)
+    _, room = day_figures(pf, risk, 0, now)
+    assert 0 < room < 50 * m  # the approved intent's worst case (cost and fees) is in flight
+    risk.release("within")
+    pf.restore(cash_micros=1_000 * m, positions={}, realized_today_micros=-250 * m, now_ns=now)
+    assert day_figures(pf, risk, 0, now) == (-250 * m, 0)
