@@ -25,16 +25,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import redis
-from load_probes import SetupError, pct, stream_messages
+from load_probes import SetupError, pct, stream_messages, with_owned_redis
 from verdict import Verdicts
 
 from polylab.bus.messages import (
@@ -57,17 +55,7 @@ TARGET_MS = 100.0
 
 
 def run(args: argparse.Namespace) -> int:
-    exe = shutil.which("redis-server")
-    if exe is None:
-        raise SetupError("redis-server is not installed (apt-get install redis-server)")
-    with tempfile.TemporaryDirectory(prefix="bench-kill-") as tmp_s:
-        tmp = Path(tmp_s)
-        server = OwnedRedis(exe, tmp)
-        server.start()
-        try:
-            return _session(args, server, tmp)
-        finally:
-            server.kill()
+    return with_owned_redis("bench-kill", lambda server, tmp: _session(args, server, tmp))
 
 
 def _next_state(sub: redis.client.PubSub, proc: subprocess.Popen[str]) -> tuple[int, StateMessage]:

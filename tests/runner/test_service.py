@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -95,6 +96,24 @@ def _started(url: str) -> bool:
         return False
 
 
+def _runner_on_redis(
+    cwd: Path, redis_client: redis.Redis, prefix: str
+) -> tuple[subprocess.Popen[str], Any]:
+    """``polylab run --json`` on the machine's Redis under ``prefix`` (until stopped), and a
+    subscription to its ``poly:state`` made before it starts."""
+    sub = redis_client.pubsub()
+    sub.subscribe(prefix + STATE)
+    proc = subprocess.Popen(
+        [*POLYLAB, "run", "--json", "--bus-prefix", prefix],
+        cwd=cwd,
+        env=_env(REDIS_URL=REDIS_URL),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return proc, sub
+
+
 def test_run_on_embedded_defaults_stores_every_fill_once_then_publishes_it(
     tmp_path: Path,
 ) -> None:
@@ -168,16 +187,7 @@ def test_kill_switch_over_the_bus_halts_and_sigterm_stops_cleanly(
     tmp_path: Path, redis_client: redis.Redis
 ) -> None:
     prefix = f"test-kill-{uuid.uuid4().hex[:8]}:"
-    sub = redis_client.pubsub()
-    sub.subscribe(prefix + STATE)
-    proc = subprocess.Popen(
-        [*POLYLAB, "run", "--json", "--bus-prefix", prefix],
-        cwd=tmp_path,
-        env=_env(REDIS_URL=REDIS_URL),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc, sub = _runner_on_redis(tmp_path, redis_client, prefix)
     try:
 
         def next_state(deadline_s: float = 60.0) -> StateMessage:
@@ -343,16 +353,7 @@ def test_sigint_stops_the_runner_with_a_final_state_and_everything_flushed(
     made after the signal whose fill count is the summary's, and every fill of the ledger in
     the trades stream (the bus flushed after the ledger)."""
     prefix = f"test-int-{uuid.uuid4().hex[:8]}:"
-    sub = redis_client.pubsub()
-    sub.subscribe(prefix + STATE)
-    proc = subprocess.Popen(
-        [*POLYLAB, "run", "--json", "--bus-prefix", prefix],
-        cwd=tmp_path,
-        env=_env(REDIS_URL=REDIS_URL),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc, sub = _runner_on_redis(tmp_path, redis_client, prefix)
     states: list[StateMessage] = []
     try:
         deadline = time.monotonic() + 90
