@@ -27,17 +27,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from load_probes import SetupError, stream_messages
+from load_probes import SetupError, stream_messages, with_owned_redis
 from verdict import Verdicts
 
 from polylab.bus.messages import SIGNALS, STATE, STREAMS, TRADES, FillMessage, SignalMessage
@@ -49,17 +47,7 @@ PY = sys.executable
 
 
 def run(args: argparse.Namespace) -> int:
-    exe = shutil.which("redis-server")
-    if exe is None:
-        raise SetupError("redis-server is not installed (apt-get install redis-server)")
-    with tempfile.TemporaryDirectory(prefix="bench-outage-") as tmp_s:
-        tmp = Path(tmp_s)
-        server = OwnedRedis(exe, tmp)
-        server.start()
-        try:
-            return _session(args, server, tmp)
-        finally:
-            server.kill()
+    return with_owned_redis("bench-outage", lambda server, tmp: _session(args, server, tmp))
 
 
 def _session(args: argparse.Namespace, server: OwnedRedis, tmp: Path) -> int:

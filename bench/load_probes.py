@@ -6,10 +6,14 @@ Units: ns for wall times, seconds for CPU and run-queue time, bytes for RSS."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
+import sys
+import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,25 @@ from polylab.bus.messages import StateMessage, decode_message
 
 class SetupError(Exception):
     """Something the bench needs is missing (one line, exit 2)."""
+
+
+def with_owned_redis(name: str, session: Callable[[Any, Path], int]) -> int:
+    """``session(server, tmp)`` on a ``redis-server`` of its own (``tests/owned_services``,
+    started, killed afterwards) in a temporary folder named after the bench ``name``."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise SetupError("redis-server is not installed (apt-get install redis-server)")
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from owned_services import OwnedRedis
+
+    with tempfile.TemporaryDirectory(prefix=f"{name}-") as tmp_s:
+        tmp = Path(tmp_s)
+        server = OwnedRedis(exe, tmp)
+        server.start()
+        try:
+            return session(server, tmp)
+        finally:
+            server.kill()
 
 
 @dataclass

@@ -302,6 +302,11 @@ class Engine:
         cl = self.claims
         return not self.executor.pending() and not (cl is not None and cl.active)
 
+    def in_flight(self) -> list[tuple[str, Intent]]:
+        """Approved intents whose result has not come back yet, as (intent id, intent), oldest
+        first: their legs are the orders in flight (the runner's ``poly:state`` lists them)."""
+        return list(self._open.items())
+
     def timer_due(self, now_ns: int) -> bool:
         """The strategies' timer fires on an event at ``now_ns``."""
         return now_ns >= self._next_timer

@@ -93,7 +93,9 @@ class BusMessage(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc
 
 
 class FeedHealth(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """One market-feed shard. ``last_msg_age_ms``: since its last frame (ms)."""
+    """One market-feed shard (connection), e.g. "market-1". ``last_msg_age_ms``: since its
+    last frame (ms; -1: none yet); ``reconnects``: of this connection; ``stale_books``: its
+    books waiting for a snapshot."""
 
     shard: str
     connected: bool
@@ -114,7 +116,9 @@ class PositionView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 
 class OpenOrder(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """An order resting or in flight: limit in price micros, sizes in share micros."""
+    """An order resting or in flight: limit in price micros, sizes in share micros. The
+    runner lists the legs of its intents in flight; their ``order_id`` is ``<intent_id>/<leg>``
+    (the venue's id comes with the result)."""
 
     order_id: str
     intent_id: str
@@ -130,9 +134,10 @@ class StateMessage(BusMessage, frozen=True, kw_only=True, tag="state", gc=False)
 
     ``mode``: "paper" | "live" | "dry_run" | "backtest"; ``uptime_ms``: since start;
     ``feeds``: one entry per market-feed shard; ``stale_books``: books without a fresh update;
-    ``cash_micros``: collateral held; ``realized_pnl_micros`` / ``unrealized_pnl_micros`` /
-    ``daily_pnl_micros``: PnL (signed, fees included); ``loss_headroom_micros``: daily loss
-    still allowed before the limit stops trading; ``open_orders_headroom``: orders still
+    ``cash_micros``: collateral held; ``realized_pnl_micros`` / ``unrealized_pnl_micros``: PnL
+    (signed, fees included); ``daily_pnl_micros``: realized during the UTC day plus unrealized;
+    ``loss_headroom_micros``: daily loss still allowed before the risk gate's daily-loss rule
+    stops trading (in-flight worst cases counted); ``open_orders_headroom``: orders still
     allowed; ``kill_switch``: trading halted; ``tick_to_order_p50_us`` / ``_p99_us``:
     latency percentiles (µs); ``counters``: named counts (frames, intents, fills, bus drops…);
     ``config_id``: the configuration trading now (changes on a hot reload; "" = not told).

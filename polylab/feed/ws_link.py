@@ -122,6 +122,8 @@ class WsLink:
         self.task: asyncio.Task[None] | None = None
         self.attempt = 0
         self.last_recv_ns = 0
+        self.reconnects = 0
+        """This link's reconnections (the feed-wide count is ``counters.reconnects``)."""
         self._bad_log = bad_log
         self._on_open = on_open
         self._on_frame = on_frame
@@ -203,6 +205,7 @@ class WsLink:
             if self._stopped or not self._keep_running():
                 break
             c.reconnects += 1
+            self.reconnects += 1
             delay = backoff_delay_s(
                 self.attempt,
                 cfg.backoff_min_ms,

@@ -45,7 +45,6 @@ from polylab.bus.messages import (
     STATE,
     TRADES,
     ControlMessage,
-    FeedHealth,
     PositionView,
     StateMessage,
     signal_message,
@@ -59,8 +58,10 @@ from polylab.execution.live import Credentials
 from polylab.risk.manager import Approved, Decision
 from polylab.risk.records import Fill
 from polylab.runner import recovery
+from polylab.runner.ledger_halt import LedgerHalt
 from polylab.runner.paper import PaperRun
 from polylab.runner.reload import ConfigReloader
+from polylab.runner.state_view import day_figures, feed_health, open_orders
 from polylab.store.ledger import Ledger, RecoveredState
 from polylab.store.ledger_db import LedgerError
 from polylab.store.ledger_sink import LedgerSink
@@ -147,7 +148,7 @@ class RunnerService:
         self.started_ns = time.time_ns()
         self.signals = 0
         self.fills_published = 0
-        self.halted_by_ledger = False
+        self.ledger_halt: LedgerHalt | None = None  # the ledger-down policy, once attached
         self._tasks: list[asyncio.Task[None]] = []
         self._publisher: PeriodicPublisher | None = None
         self._last_snapshot = 0.0
@@ -176,6 +177,7 @@ class RunnerService:
         eng = run.engine
         eng.sinks.extend([self.ledger_sink, _TradesWithoutFills(self.bus)])
         eng.decision_hooks.append(self._signal)
+        self.ledger_halt = LedgerHalt(eng.risk)
         if self.recovered is not None:
             self._restore(run, self.recovered)
         pub = PeriodicPublisher(
@@ -240,19 +242,12 @@ class RunnerService:
         st = eng.stats
         samples = eng.reaction_ns
         p50, p99 = samples.quantile(0.5) // 1_000, samples.quantile(0.99) // 1_000
+        daily, headroom = day_figures(run.portfolio, risk, snap.unrealized, now)
         return StateMessage(
             ts_ns=now,
             mode=self.mode,
             uptime_ms=(now - self.started_ns) // 1_000_000,
-            feeds=(
-                FeedHealth(
-                    shard="market",
-                    connected=c.connects > c.disconnects,
-                    last_msg_age_ms=0,
-                    reconnects=c.reconnects,
-                    stale_books=stale,
-                ),
-            ),
+            feeds=feed_health(feed.shards, eng.registry.books, now),
             stale_books=stale,
             positions=tuple(
                 PositionView(
@@ -267,11 +262,10 @@ class RunnerService:
             cash_micros=snap.cash,
             realized_pnl_micros=snap.realized,
             unrealized_pnl_micros=snap.unrealized,
-            daily_pnl_micros=snap.realized + snap.unrealized,
-            loss_headroom_micros=max(
-                0, risk.config.max_daily_loss_micros + snap.realized + snap.unrealized
-            ),
+            daily_pnl_micros=daily,
+            loss_headroom_micros=headroom,
             open_orders_headroom=max(0, risk.config.max_open_orders - eng.executor.pending()),
+            open_orders=open_orders(eng.in_flight()),
             kill_switch=risk.killed,
             tick_to_order_p50_us=p50,
             tick_to_order_p99_us=p99,
@@ -326,12 +320,12 @@ class RunnerService:
             return
         self._last_snapshot = now
         self.ledger_sink.snapshot(run.portfolio.snapshot(run.engine.registry.books), time.time_ns())
-        if self.writer.halt and not self.halted_by_ledger:  # documented policy: halt, not lose
-            self.halted_by_ledger = True
-            run.engine.risk.kill("ledger unreachable: rows queued past the halt depth")
-        elif self.halted_by_ledger and not self.writer.halt:
-            self.halted_by_ledger = False
-            run.engine.risk.resume()
+        self._follow_ledger_halt()
+
+    def _follow_ledger_halt(self) -> None:
+        """The documented policy (``runner.ledger_halt``): halt, not lose; lift only our halt."""
+        if self.ledger_halt is not None and (did := self.ledger_halt.update(self.writer.halt)):
+            log.warning("ledger halt: new intents %s", did)
 
     def _ledger_status(self, up: bool, reason: str) -> None:
         log.warning("ledger %s%s", "back" if up else "down", f": {reason}" if reason else "")
@@ -360,6 +354,7 @@ class RunnerService:
             risk.kill(f"kill switch by {who}: {msg.reason}".rstrip(": "))
         elif msg.action == "resume":
             risk.resume()
+            self._follow_ledger_halt()  # the ledger still past its halt depth: still halted
         else:
             log.warning("control %s is not handled by this runner yet", msg.action)
             return

@@ -129,3 +129,49 @@ def test_factory_picks_the_bus_from_redis_url() -> None:
     with pytest.raises(ConfigError, match="REDIS_URL must start with") as err:
         make_bus("http://u:hunter2@host:1")
     assert "hunter2" not in str(err.value)
+
+
+def _readme_bus_section() -> str:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    start = text.index("\n## The bus\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end > 0 else None]
+
+
+def _fields(kind: type) -> set[str]:
+    """The names of ``kind``'s fields and of the Structs nested in them (one level of tuples)."""
+    import typing
+
+    import msgspec
+
+    out: set[str] = set()
+    for f in msgspec.structs.fields(kind):
+        out.add(f.encode_name)
+        for arg in (f.type, *typing.get_args(f.type)):
+            if isinstance(arg, type) and issubclass(arg, msgspec.Struct):
+                out |= _fields(arg)
+    return out
+
+
+def test_readme_documents_every_message_kind_its_channel_and_every_field() -> None:
+    """The issue: "each message is JSON with a ``schema`` version; the schemas are documented
+    in the README": every kind a channel carries (the ``config`` hot-reload message too) is
+    in the channel table on its channel's row and has a bullet naming each of its fields."""
+    import msgspec
+
+    doc = _readme_bus_section()
+    rows = {line.split("|")[1].strip(" `"): line for line in doc.splitlines() if "| `poly:" in line}
+    assert set(rows) == set(CHANNELS)
+    for channel, kinds in CHANNEL_TYPES.items():
+        for kind in kinds:
+            tag = msgspec.inspect.type_info(kind).tag  # type: ignore[attr-defined]
+            assert f"`{tag}`" in rows[channel], (channel, tag)
+            bullet = next((b for b in doc.split("\n- ") if b.startswith(f"`{tag}`:")), None)
+            if bullet is None:  # `rejection` shares the `error` bullet
+                bullet = next(b for b in doc.split("\n- ") if f"; `{tag}`:" in b)
+                bullet = bullet[bullet.index(f"`{tag}`:") :]
+            missing = {f for f in _fields(kind) - {"ts_ns", "schema"} if f"`{f}`" not in bullet}
+            assert not missing, (tag, sorted(missing))
+    assert f"`schema` (version, now {SCHEMA_VERSION})" in doc and "`ts_ns`" in doc

@@ -283,3 +283,23 @@ def test_states_are_superseded_not_queued_while_redis_is_away() -> None:
     dropped = asyncio.run(main())
     assert dropped.get("superseded", 0) + dropped.get("redis_down", 0) == 1_000
     assert dropped.get("queue_full", 0) == 0
+
+
+def test_streams_are_capped_by_an_approximate_maxlen(redis_url: str, prefix: str) -> None:
+    """``XADD … MAXLEN ~ N``: far more messages than ``stream_maxlen`` leave the stream near N
+    (Redis trims whole nodes of at most 100 entries), never at the count published, and the
+    entries kept are the newest, in order."""
+    n, cap = 2_000, 150
+
+    async def main() -> None:
+        bus = RedisBus(redis_url, prefix=prefix, stream_maxlen=cap)
+        await bus.start()
+        for i in range(n):
+            assert bus.publish(TRADES, fill(i))
+        await wait_for(lambda: bus.health().stream_written == n, "the stream", 120)
+        await bus.close()
+
+    asyncio.run(main())
+    kept = [m.ts_ns for _, m in _stream(redis_url, prefix + STREAMS[TRADES])]
+    assert cap <= len(kept) <= cap + 100, len(kept)  # ~: at least N, at most a node more
+    assert kept == list(range(n - len(kept), n))

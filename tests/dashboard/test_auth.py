@@ -205,6 +205,32 @@ def test_controls_need_a_fresh_login_and_a_confirmation(dash: Dash) -> None:
     c.close()
 
 
+def test_resume_has_the_kill_switchs_rules_and_a_refresh_does_not_make_a_login_fresh(
+    dash: Dash,
+) -> None:
+    """Resume, like the kill switch: a stale login (code redeemed over 5 min ago) is refused
+    even after the session is refreshed (the new token keeps the old ``auth_time``), an
+    unconfirmed press is refused, and a fresh confirmed one reaches ``poly:control``."""
+    stale = jwt.encode(_claims(dash, auth_time=int(time.time()) - 301), dash.settings.secret)
+    with _with_token(dash, stale) as c:
+        r = c.post("/refresh")
+        assert r.status_code == 200
+        renewed = r.cookies[COOKIE]
+    assert renewed != stale
+    with _with_token(dash, renewed) as c:
+        assert c.get("/api/session").status_code == 200  # a valid session…
+        r = c.post("/api/control", json={"action": "resume", "confirm": True})
+        assert r.status_code == 403  # …still not fresh enough for a control
+    c = dash.login()
+    assert c.post("/api/control", json={"action": "resume", "confirm": False}).status_code == 400
+    assert dash.runner.controls() == []
+    assert c.post("/api/control", json={"action": "resume", "confirm": True}).status_code == 200
+    got = wait_for(dash.runner.controls, "the control on poly:control")
+    assert [m.action for m in got] == ["resume"]  # type: ignore[union-attr]
+    assert got[0].by.startswith("operator@127.0.0.1")  # type: ignore[union-attr]
+    c.close()
+
+
 def test_no_secret_reaches_redis_logs_or_pages(
     make_dash: Callable[..., Dash], redis_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:

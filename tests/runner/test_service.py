@@ -11,8 +11,9 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -95,6 +96,24 @@ def _started(url: str) -> bool:
         return False
 
 
+def _runner_on_redis(
+    cwd: Path, redis_client: redis.Redis, prefix: str
+) -> tuple[subprocess.Popen[str], Any]:
+    """``polylab run --json`` on the machine's Redis under ``prefix`` (until stopped), and a
+    subscription to its ``poly:state`` made before it starts."""
+    sub = redis_client.pubsub()
+    sub.subscribe(prefix + STATE)
+    proc = subprocess.Popen(
+        [*POLYLAB, "run", "--json", "--bus-prefix", prefix],
+        cwd=cwd,
+        env=_env(REDIS_URL=REDIS_URL),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return proc, sub
+
+
 def test_run_on_embedded_defaults_stores_every_fill_once_then_publishes_it(
     tmp_path: Path,
 ) -> None:
@@ -168,16 +187,7 @@ def test_kill_switch_over_the_bus_halts_and_sigterm_stops_cleanly(
     tmp_path: Path, redis_client: redis.Redis
 ) -> None:
     prefix = f"test-kill-{uuid.uuid4().hex[:8]}:"
-    sub = redis_client.pubsub()
-    sub.subscribe(prefix + STATE)
-    proc = subprocess.Popen(
-        [*POLYLAB, "run", "--json", "--bus-prefix", prefix],
-        cwd=tmp_path,
-        env=_env(REDIS_URL=REDIS_URL),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc, sub = _runner_on_redis(tmp_path, redis_client, prefix)
     try:
 
         def next_state(deadline_s: float = 60.0) -> StateMessage:
@@ -192,14 +202,32 @@ def test_kill_switch_over_the_bus_halts_and_sigterm_stops_cleanly(
                 assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
             raise AssertionError("no poly:state from the runner")
 
+        def signals() -> list[SignalMessage]:
+            rows = redis_client.xrange(prefix + STREAMS["poly:signals"])
+            got = [decode_message(f[b"m"]) for _, f in rows]
+            return [g for g in got if isinstance(g, SignalMessage)]
+
+        def wait_signal(ok: Callable[[SignalMessage], bool], what: str) -> None:
+            end = time.monotonic() + 60
+            while not any(ok(g) for g in signals()):
+                assert time.monotonic() < end, f"no {what} on the signals stream"
+                assert next_state().uptime_ms > 0  # keeps the state subscription drained
+            while sub.get_message(timeout=0.01) is not None:  # states up to now: seen
+                pass
+
         assert next_state().kill_switch is False
+        wait_signal(lambda g: g.decision == "approved", "approved intent")  # it is trading
         cmd = ControlMessage(ts_ns=time.time_ns(), action="kill_switch", by="tester", reason="t")
         redis_client.publish(prefix + CONTROL, encode_message(cmd))
-        for _ in range(100):
-            if next_state().kill_switch:
+        for _ in range(600):
+            if (halted := next_state()).kill_switch:
                 break
         else:
             raise AssertionError("the runner never confirmed the kill switch")
+        # The session goes on, halted, for a while before it is stopped.
+        end = time.monotonic() + 3.0
+        while time.monotonic() < end:
+            assert next_state().kill_switch
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=90)
     finally:
@@ -213,6 +241,12 @@ def test_kill_switch_over_the_bus_halts_and_sigterm_stops_cleanly(
     assert _ledger_rows(db, "SELECT status FROM runs") == [("stopped",)]
     errors = [e for (e,) in _ledger_rows(db, "SELECT error FROM errors")]
     assert any(e.startswith("kill_switch by tester") for e in errors), errors
+    # It traded before the switch; from the confirming state on, no intent was approved (the
+    # strategies see no budget left; any intent still made is refused by rule kill_switch).
+    seen = signals()
+    assert any(g.decision == "approved" and g.created_ns < halted.ts_ns for g in seen)
+    after = [g for g in seen if g.created_ns > halted.ts_ns]
+    assert all(g.decision == "rejected" and g.rule == "kill_switch" for g in after), after
     assert Path(summary["out_dir"]).is_absolute() or (tmp_path / summary["out_dir"]).is_dir()
     redis_client.delete(*[prefix + s for s in STREAMS.values()])
 
@@ -311,3 +345,46 @@ def test_ledger_connections_killed_mid_session_lose_no_fill(tmp_path: Path, pg_s
     folder = pl.read_parquet(tmp_path / summary["out_dir"] / "fills.parquet")
     assert len(keys) == len(set(keys)) == folder.height == summary["fills_published"] > 0
     assert _ledger_rows(url, "SELECT status FROM runs") == [("stopped",)]
+
+
+def test_sigint_stops_the_runner_with_a_final_state_and_everything_flushed(
+    tmp_path: Path, redis_client: redis.Redis
+) -> None:
+    """Ctrl-C (SIGINT) as SIGTERM: exit 0, the run marked ``stopped``, a last ``poly:state``
+    made after the signal whose fill count is the summary's, and every fill of the ledger in
+    the trades stream (the bus flushed after the ledger)."""
+    prefix = f"test-int-{uuid.uuid4().hex[:8]}:"
+    proc, sub = _runner_on_redis(tmp_path, redis_client, prefix)
+    states: list[StateMessage] = []
+    try:
+        deadline = time.monotonic() + 90
+        while not any(s.counters.get("fills", 0) > 0 for s in states):  # it trades
+            assert proc.poll() is None and time.monotonic() < deadline, "no fill in 90 s"
+            m = sub.get_message(timeout=1.0)
+            if m is not None and m["type"] == "message":
+                s = decode_message(m["data"])
+                assert isinstance(s, StateMessage)
+                states.append(s)
+        sent_ns = time.time_ns()
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=90)
+        while (m := sub.get_message(timeout=1.0)) is not None:
+            if m["type"] == "message":
+                s = decode_message(m["data"])
+                assert isinstance(s, StateMessage)
+                states.append(s)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sub.close()
+    assert proc.returncode == 0, stderr[-2000:]
+    summary = json.loads(stdout)
+    final = states[-1]
+    assert final.ts_ns > sent_ns
+    assert final.counters["fills"] == summary["fills_published"] > 0
+    db = f"sqlite:///{tmp_path / 'runs' / 'polylab.db'}"
+    assert _ledger_rows(db, "SELECT status FROM runs") == [("stopped",)]
+    keys = [k for (k,) in _ledger_rows(db, "SELECT fill_key FROM fills")]
+    trades = [decode_message(f[b"m"]) for _, f in redis_client.xrange(prefix + STREAMS[TRADES])]
+    assert len([t for t in trades if isinstance(t, FillMessage)]) == len(keys) == len(set(keys))
+    redis_client.delete(*[prefix + s for s in STREAMS.values()])
