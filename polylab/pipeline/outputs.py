@@ -16,15 +16,13 @@ dotted path, e.g. ``out_of_sample.pnl_micros``.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-import polylab
-from polylab.store.run_folder import file_sha256
+from polylab.store.run_folder import file_sha256, git_head
 
 __all__ = [
     "OUTPUTS_FILE",
@@ -74,24 +72,8 @@ def data_hashes(paths: Iterable[str | Path]) -> dict[str, str]:
 def git_sha() -> str:
     """The full git commit of polylab's source tree (``-dirty`` with local changes), or
     ``unknown`` when it is not a git checkout (an installed package)."""
-    here = Path(polylab.__file__).parent
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-            cwd=here,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-            cwd=here,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
+    head = git_head()
+    if head is None:
         return "unknown"
+    sha, dirty = head
     return f"{sha}-dirty" if dirty else sha

@@ -23,7 +23,7 @@ import polars as pl
 import polylab
 from polylab.store.run_tables import ROW_TYPES, table_schema
 
-__all__ = ["Provenance", "RunRecorder", "code_version", "file_sha256"]
+__all__ = ["Provenance", "RunRecorder", "code_version", "file_sha256", "git_head"]
 
 TABLES = tuple(ROW_TYPES)
 """The tables every run folder has (empty ones keep their schema)."""
@@ -49,29 +49,32 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def git_head(*, short: bool = False) -> tuple[str, bool] | None:
+    """The git commit of polylab's source tree (12 hex digits when ``short``) and whether
+    tracked files have local changes; ``None`` outside a git checkout (an installed package)."""
+    here = Path(polylab.__file__).parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], capture_output=True, text=True, timeout=5, check=True, cwd=here
+        ).stdout.strip()
+
+    try:
+        sha = git("rev-parse", *(["--short=12"] if short else []), "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return sha, dirty
+
+
 def code_version() -> str:
     """``polylab <version>`` plus the git commit of the source tree when there is one."""
     v = f"polylab {polylab.__version__}"
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-            cwd=Path(polylab.__file__).parent,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-            cwd=Path(polylab.__file__).parent,
-        ).stdout.strip()
-        return f"{v} ({sha}{'-dirty' if dirty else ''})"
-    except (OSError, subprocess.SubprocessError):
+    head = git_head(short=True)
+    if head is None:
         return v
+    sha, dirty = head
+    return f"{v} ({sha}{'-dirty' if dirty else ''})"
 
 
 class RunRecorder:
