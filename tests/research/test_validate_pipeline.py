@@ -34,6 +34,7 @@ def test_validate_pipeline_runs_and_registers_the_candidate(tmp_path: Path) -> N
         recordings=[str(rec)],
         held_out=[str(held)],
         grid={"min_edge": "0.001,0.02", "min_liquidity": "10,200"},
+        folds=2,
         paper_seconds=3.0,
         workers=1,
     )
