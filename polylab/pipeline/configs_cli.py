@@ -53,7 +53,8 @@ JsonDirOpt = Annotated[Path, typer.Option(help="where <config_id>.json is writte
 
 _METRIC_COLS = (
     ("out_of_sample.trades", "OOS trades"),
-    ("out_of_sample.pnl_micros", "OOS PnL $"),
+    ("out_of_sample.pnl_at_payout_micros", "OOS PnL at payout $"),
+    ("out_of_sample.pnl_micros", "OOS PnL marked $"),
     ("out_of_sample.max_drawdown_micros", "OOS max DD $"),
 )
 

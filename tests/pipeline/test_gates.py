@@ -42,7 +42,7 @@ def test_a_missing_or_non_numeric_metric_fails_its_gate() -> None:
     m = metrics()
     del m["paper"]
     m["out_of_sample"]["trades"] = None
-    m["out_of_sample"]["pnl_micros"] = "12"
+    m["out_of_sample"]["pnl_at_payout_micros"] = "12"
     res = evaluate(gates, m)
     assert res["paper_vs_backtest"].reason == "missing" and res["paper_vs_backtest"].value is None
     assert res["oos_trades"].reason == "missing"

@@ -43,7 +43,7 @@ def test_register_stores_the_config_with_its_provenance(ledger: Ledger) -> None:
     stored = ledger.get_config(row.id)
     assert stored is not None and stored.body["sum_to_100"]["min_edge_micros"] == 2_000
     assert stored.data_hashes == HASHES and stored.git_sha == "c0ffee"
-    assert stored.metrics["out_of_sample"]["pnl_micros"] == 4_500_000
+    assert stored.metrics["out_of_sample"]["pnl_at_payout_micros"] == 4_500_000
 
 
 def test_a_failing_gate_blocks_promotion_with_its_message(ledger: Ledger, tmp_path: Path) -> None:
@@ -53,19 +53,19 @@ def test_a_failing_gate_blocks_promotion_with_its_message(ledger: Ledger, tmp_pa
     row = evaluate_candidate(ledger, cid[:10], GATES)
     assert row.status == "candidate"
     assert row.gates["oos_pnl"] == {
-        "metric": "out_of_sample.pnl_micros",
+        "metric": "out_of_sample.pnl_at_payout_micros",
         "op": ">=",
         "limit": 0,
         "value": -250_000,
         "passed": False,
-        "reason": "out_of_sample.pnl_micros = -250000 is not >= 0",
+        "reason": "out_of_sample.pnl_at_payout_micros = -250000 is not >= 0",
     }
     assert row.gates["oos_trades"]["passed"] is True
     with pytest.raises(PromotionError) as exc:
         promote(ledger, cid, by="t", reason="r", json_dir=tmp_path / "configs")
     assert str(exc.value) == (
-        f"config {cid[:12]} failed its gates: oos_pnl: out_of_sample.pnl_micros = -250000 "
-        "is not >= 0"
+        f"config {cid[:12]} failed its gates: oos_pnl: "
+        "out_of_sample.pnl_at_payout_micros = -250000 is not >= 0"
     )
     assert ledger.promoted_config() is None and ledger.promotion_history() == []
     assert not (tmp_path / "configs").exists()
