@@ -12,7 +12,7 @@ from typing import Any
 
 import papermill as pm
 
-CELL_TIMEOUT_S = 300
+CELL_TIMEOUT_S = 150
 
 
 def run_notebook(src: Path, out: Path, parameters: dict[str, Any], cwd: Path) -> None:
