@@ -18,7 +18,13 @@ $(STAMP): pyproject.toml
 	@if git rev-parse --git-dir >/dev/null 2>&1; then $(VENV)/bin/nbstripout --install || true; fi
 	@touch $(STAMP)
 
-setup: $(STAMP) ## create .venv/ with polylab and its pinned tools (idempotent)
+# the replay hot path compiled with mypyc (polylab/native.py): rebuilt when missing or stale,
+# skipped with a note when there is no C compiler (the same sources then run as Python)
+native: $(STAMP) ## compile the hot path with mypyc now (make setup does it when stale)
+	@$(PY) -m polylab.native_build build
+
+setup: $(STAMP) ## create .venv/ with polylab and its pinned tools, compile the hot path (idempotent)
+	@$(PY) -m polylab.native_build ensure
 
 demo: setup ## the main job on embedded defaults: local exchange + paper-trade SumTo100, Clipper, Sniper (~35 s)
 	@$(VENV)/bin/polylab demo
@@ -45,7 +51,8 @@ $(VENV)/.polylab-bench: $(STAMP)
 bench: setup $(VENV)/.polylab-bench ## benchmarks: replay, VWAP, signing, feed; a PASS/FAIL verdict per target, fails if one is missed
 	@rc=0; for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || rc=1; done; exit $$rc
 
-clean: ## remove the virtualenv and caches
+clean: ## remove the virtualenv, caches and the compiled hot path
+	-@test -x $(PY) && $(PY) -m polylab.native_build clean >/dev/null
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache runs
 
 $(VENV)/.polylab-lab: $(STAMP)
@@ -59,4 +66,4 @@ lab: setup $(VENV)/.polylab-lab ## JupyterLab (the pinned `lab` extra) with the 
 	exec $(VENV)/bin/jupyter lab --MappingKernelManager.default_kernel_name=python3 \
 	  --ServerApp.root_dir=. $$root $(LAB_ARGS)
 
-.PHONY: help setup browser demo test check bench clean lab
+.PHONY: help setup native browser demo test check bench clean lab

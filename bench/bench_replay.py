@@ -26,6 +26,7 @@ from typing import Any
 import msgspec
 from verdict import Verdicts
 
+from polylab import native
 from polylab.analysis.replay import replay
 from polylab.book.synthetic import SyntheticConfig, generate
 from polylab.feed.recording import Record, RecordingReader
@@ -230,6 +231,7 @@ def main() -> int:
             assert n == expected, (name, n, expected)
     rate = {k: expected / statistics.median(v) for k, v in times.items()}
     print(f"stream: {len(lines):,} frames, {expected:,} level updates; median of {ROUNDS} rounds")
+    print(f"polylab hot path: {native.status().line()}")
     for k, r in rate.items():
         print(f"  {k:<26} {r:>12,.0f} level updates/s")
     print(

@@ -14,6 +14,13 @@ from owned_services import REDIS_URL, unavailable
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 
 
+def pytest_report_header() -> str:
+    """Which build of the hot path the session tests (compiled, or Python and why)."""
+    from polylab import native
+
+    return f"polylab hot path: {native.status().line()}"
+
+
 @pytest.fixture(scope="session")
 def shared_fixtures() -> Path:
     """``../shared/fixtures`` beside the clone; skips with a reason when absent, fails in CI

@@ -141,6 +141,7 @@ def test_make_lab_passes_allow_root_only_as_root(tmp_path: Path, uid: int) -> No
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
     _script(venv / "bin" / "jupyter", 'echo "jupyter $*"')
+    _script(venv / "bin" / "python", 'echo "python $*"')  # setup's compile step (native_build)
     fake = tmp_path / "fakebin"
     fake.mkdir()
     _script(fake / "id", f"echo {uid}")
@@ -150,6 +151,7 @@ def test_make_lab_passes_allow_root_only_as_root(tmp_path: Path, uid: int) -> No
         os.utime(venv / stamp, (t, t))
     env = os.environ | {"PATH": f"{fake}:{os.environ['PATH']}"}
     out = _make("lab", f"VENV={venv}", "LAB_ARGS=--no-browser", env=env)
+    assert "python -m polylab.native_build ensure" in out  # setup compiles when stale
     launched = [ln for ln in out.splitlines() if ln.startswith("jupyter lab")]
     assert len(launched) == 1, out
     args = launched[0].split()

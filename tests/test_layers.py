@@ -45,7 +45,9 @@ LAYERS: dict[str, int] = {
     "cli": 9,
     "sim": 9,
     "dashboard": 9,  # a face: the operator's page on the bus
-    "__init__": 0,  # the package itself holds only __version__
+    "__init__": 0,  # the package itself: __version__ and the guard of the compiled hot path
+    "native": 0,  # which build of the hot path loads (stdlib only)
+    "native_build": 9,  # compiles the hot path (mypyc, setuptools): make setup
     "__main__": 9,
 }
 TRADING_PATH_MAX = 8  # layers up to store/bus never import the simulator

@@ -10,10 +10,9 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
+from polylab.analysis.replay_result import ReplayResult
 from polylab.analysis.windows import SumMonitor, Window
-from polylab.book.registry import BookRegistry, Mismatch
+from polylab.book.registry import BookRegistry
 from polylab.feed.decode import RateLimitedLog, market_decoder
 from polylab.feed.recording import Record, RecordingReader, decode_meta
 from polylab.feed.wire import Book, LeanPriceChange, MarketEvent, PriceChange
@@ -27,36 +26,6 @@ _HINT_TAIL = '"best_bid_ask"}'
 """How a ``best_bid_ask`` frame ends on the wire (``event_type`` last).
 Hints only matter when verifying, so without ``verify`` such frames are counted, not decoded;
 any other layout still decodes normally."""
-
-
-class ReplayResult(msgspec.Struct, kw_only=True):
-    """What a replay saw. ``malformed`` counts bad recording lines, undecodable frames, frames
-    that could not be applied and bad levels; ``mismatches`` counts stated best bid/ask pairs the
-    rebuilt book did not reproduce. ``truncated``: the recording ended early (cut or corrupt
-    zstd stream, last line cut off; ``stop_reason`` says which) and the figures cover the
-    ``bytes_read`` bytes (decompressed) before that point."""
-
-    frames: int = 0
-    events: int = 0
-    level_updates: int = 0
-    snapshots: int = 0
-    checked: int = 0
-    mismatches: int = 0
-    hints_checked: int = 0
-    hint_mismatches: int = 0
-    malformed: int = 0
-    unknown_events: int = 0
-    books: int = 0
-    markets: int = 0
-    groups: int = 0
-    trades: int = 0
-    windows: int = 0
-    seconds: float = 0.0
-    updates_per_s: float = 0.0
-    truncated: bool = False
-    bytes_read: int = 0
-    stop_reason: str = ""
-    first_mismatches: list[Mismatch] = []
 
 
 def iter_market_events(

@@ -17,10 +17,11 @@ durations compare directly with polylab's own reaction time.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 import msgspec
 
+from polylab.analysis.window_types import Label, SumPoint, Window, WindowConfig, label_window
 from polylab.book.l2 import L2Book
 from polylab.market import MarketCatalog, OutcomeGroup
 from polylab.money import MICROS
@@ -35,70 +36,12 @@ __all__ = [
     "mirror_gap",
 ]
 
-Label = Literal["stale_leg", "structural", "transient"]
-
-
-class WindowConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """How windows are labelled (config section ``analysis``).
-
-    ``structural_multiple``: a window not explained by a stale leg is ``structural`` when it
-    lasts at least this many times the reaction time, else ``transient``.
-    ``default_reaction_ns``: the reaction time (ns) used when a run measured none (no intent
-    submitted, or a plain replay): the 1 ms tick-to-order target.
-    """
-
-    structural_multiple: Annotated[float, msgspec.Meta(gt=0)] = 3.0
-    default_reaction_ns: Annotated[int, msgspec.Meta(gt=0)] = 1_000_000
-
 
 def mirror_gap(yes: L2Book, no: L2Book) -> int:
     """How far two mirrored books disagree (price micros; 0 when they agree): the larger of
     |YES bid − ($1 − NO ask)| and |YES ask − ($1 − NO bid)|. Empty sides mirror each other
     (no bid is a bid of 0, no ask an ask of $1)."""
     return max(abs(yes.bid_px - (MICROS - no.ask_px)), abs(yes.ask_px - (MICROS - no.bid_px)))
-
-
-def label_window(stale: bool, duration_ns: int, reaction_ns: int, multiple: float) -> Label:
-    """``stale_leg`` if the mirrored books disagreed when the window opened; otherwise
-    ``structural`` when ``duration_ns`` ≥ ``multiple`` × ``reaction_ns``, else ``transient``."""
-    if stale:
-        return "stale_leg"
-    return "structural" if duration_ns >= multiple * reaction_ns else "transient"
-
-
-class Window(msgspec.Struct, frozen=True, kw_only=True):
-    """One span during which a complete set was mispriced at top of book.
-
-    ``side``: "buy" (Σ asks < $1) or "sell" (Σ bids > $1). ``best_sum``: the most favourable sum
-    seen, price micros. ``edge``: |$1 − best_sum| micros per set. ``end_ns`` is 0 while open.
-    ``mirror_gap``: for a binary pair, how far its mirrored books disagreed when the window
-    opened (price micros, ``mirror_gap``); 0 for neg-risk events. ``label``: ``label_window``.
-    """
-
-    group: str
-    kind: Literal["binary", "negrisk"]
-    label: Label
-    side: Literal["buy", "sell"]
-    start_ns: int
-    end_ns: int
-    best_sum: int
-    edge: int
-    updates: int
-    mirror_gap: int = 0
-
-    @property
-    def duration_ns(self) -> int:
-        """Window length in ns (0 while still open)."""
-        return self.end_ns - self.start_ns if self.end_ns else 0
-
-
-class SumPoint(msgspec.Struct, frozen=True, gc=False, array_like=True):
-    """One observation of a group's sums (price micros), for time series."""
-
-    recv_ns: int
-    group: str
-    ask_sum: int
-    bid_sum: int
 
 
 class _Open:

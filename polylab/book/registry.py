@@ -14,9 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
-
 from polylab.book.l2 import L2Book
+from polylab.book.stats import BookStats, Mismatch
 from polylab.feed.wire import (
     BestBidAsk,
     Book,
@@ -35,35 +34,6 @@ from polylab.money import MICROS, MoneyError, TickSize, _micros_cache, parse_mic
 __all__ = ["BookRegistry", "BookStats", "Mismatch", "mirror_mismatches"]
 
 _MAX_KEPT_MISMATCHES = 100
-
-
-class BookStats(msgspec.Struct):
-    """Counters of the feed → book step."""
-
-    events: int = 0
-    snapshots: int = 0
-    level_updates: int = 0
-    checked: int = 0
-    mismatches: int = 0
-    hints_checked: int = 0
-    hint_mismatches: int = 0
-    malformed: int = 0
-    regrids: int = 0
-    tick_changes: int = 0
-    trades: int = 0
-    resolutions: int = 0
-    new_markets: int = 0
-
-
-class Mismatch(msgspec.Struct, frozen=True):
-    """A stated top of book that the rebuilt book did not reproduce (prices as micros)."""
-
-    asset_id: str
-    timestamp: str
-    stated_bid: int
-    stated_ask: int
-    book_bid: int
-    book_ask: int
 
 
 def _grid_for(price_micros: int) -> TickSize:
@@ -95,6 +65,9 @@ class BookRegistry:
         self.last_trade: dict[str, LastTradePrice] = {}
         self.resolved: dict[str, str] = {}
         self._hints: dict[str, tuple[str, int, int]] = {}
+        self.before_apply: Callable[[int], None] | None = None
+        """Called with ``recv_ns`` before ``apply`` applies an event (the paper runner books
+        the orders due by then). A hook, not a subclass: this class is compiled (native.py)."""
         self._handlers: dict[type, Callable[[Any, int], None]] = {
             Book: self._on_book,
             PriceChange: self._on_price_change,
@@ -114,6 +87,9 @@ class BookRegistry:
 
     def apply(self, ev: object, recv_ns: int) -> None:
         """Apply one decoded market event received at ``recv_ns`` (ns since the epoch)."""
+        hook = self.before_apply
+        if hook is not None:
+            hook(recv_ns)
         self.stats.events += 1
         self._handlers[type(ev)](ev, recv_ns)
 

@@ -187,22 +187,20 @@ class PaperRun:
         self.stopped_by = ""
 
 
-class _PollFirst(BookRegistry):
-    """The feed's registry: before an event is applied, the engine books the orders due by its
-    receive time against the books as they stand (``Engine.poll_due``), exactly as
-    ``Engine.on_event`` does in a backtest. ``clock`` turns the connection's stamps into event
-    time as the backtest's ``ReplayClock`` does."""
+class _PollFirst:
+    """The feed registry's ``before_apply``: before an event is applied, the engine books the
+    orders due by its receive time against the books as they stand (``Engine.poll_due``),
+    exactly as ``Engine.on_event`` does in a backtest. ``clock`` turns the connection's stamps
+    into event time as the backtest's ``ReplayClock`` does."""
 
-    def __init__(self, catalog: MarketCatalog) -> None:
-        super().__init__(catalog)
+    def __init__(self) -> None:
         self.engine: Engine | None = None
         self.clock = ReplayClock()
 
-    def apply(self, ev: object, recv_ns: int) -> None:
-        """Book due orders, then apply ``ev`` received at ``recv_ns`` (ns)."""
+    def __call__(self, recv_ns: int) -> None:
+        """Book the orders due by ``recv_ns`` (ns), the receive time of the next event."""
         if self.engine is not None:
             self.engine.poll_due(self.clock.advance(recv_ns))
-        super().apply(ev, recv_ns)
 
 
 class _FeedWriter(RecordingWriter):
@@ -276,15 +274,16 @@ async def run_paper(
 
     found = await with_retries(discover, f"market discovery at {endpoints.gamma}")
     catalog = found.catalog()
-    reg = _PollFirst(catalog)
+    reg = BookRegistry(catalog)
+    reg.before_apply = poll_due = _PollFirst()
     parts = RunParts(
         config,
         reg,
         executor(catalog) if executor is not None else PaperTrader(config.paper, catalog),
         starting_cash_micros,
     )
-    engine = reg.engine = parts.engine
-    events = reg.clock  # event time, as in a backtest of the recording
+    engine = poll_due.engine = parts.engine
+    events = poll_due.clock  # event time, as in a backtest of the recording
     teams = next(
         (getattr(st, "teams", None) for st in engine.strategies if st.name == "sniper"), None
     )
@@ -380,7 +379,7 @@ async def run_paper(
             # recording let go of the feed together, and the orders still due are booked (in
             # event time, from the last stamp recorded) against the books exactly as they
             # stand after the last recorded frame, as a backtest of the recording ends.
-            feed.on_event, feed.on_stale, feed.recorder, reg.engine = None, None, None, None
+            feed.on_event, feed.on_stale, feed.recorder, poll_due.engine = None, None, None, None
             end_ns = max(events.now_ns(), writer.last_ns if writer is not None else 0)
             result = parts.finish(end_ns, (wall.now_ns() - started) / 1e9)
     finally:
