@@ -115,3 +115,32 @@ def nap_pipeline(folder: Path, seconds: float = 2.5) -> None:
     nbformat.write(nb, folder / "90-nap.ipynb")
     (folder / "params" / "nap.yaml").write_text(f"seconds: {seconds}\n")
     (folder / "schedule.yaml").write_text("pipelines:\n  nap:\n    cron: '* * * * * *'\n")
+
+
+def tries_pipeline(folder: Path) -> None:
+    """A small real pipeline in ``folder`` (``91-tries.ipynb``) that counts its executions in
+    the file ``marker`` (one line each, so the test sees exactly how often its cell ran). On
+    its first execution it sleeps ``stall_s`` (a stalled kernel, as far as the runner can
+    tell); with ``fail`` it raises instead, every time. Its cell uses the standard library only,
+    so a retry's cell ends well inside a tiny limit."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Tries\nCounts its executions; stalls on the first."),
+        nbformat.v4.new_code_cell(
+            'marker = ""\nstall_s = 0.0\nfail = False\nout_dir = ""\ndatabase_url = ""'
+        ),
+        nbformat.v4.new_code_cell(
+            "import json\nimport time\nfrom pathlib import Path\n\n"
+            'with open(marker, "a") as f:\n    f.write("ran\\n")\n'
+            "tries = len(Path(marker).read_text().splitlines())\n"
+            "if fail:\n"
+            '    raise RuntimeError(f"boom on try {tries}")\n'
+            "if tries == 1:\n"
+            "    time.sleep(stall_s)\n"
+            'Path(out_dir, "outputs.json").write_text(json.dumps({"metrics": {"tries": tries}}))'
+        ),
+    ]
+    nb.cells[1].metadata["tags"] = ["parameters"]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, folder / "91-tries.ipynb")

@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from polylab.cli_support import PolylabGroup
+from polylab.pipeline.execute import DEFAULT_CELL_TIMEOUT_S, cell_limit
 
 if TYPE_CHECKING:
     from polylab.pipeline.run import PipelineResult
@@ -55,7 +56,12 @@ DbOpt = Annotated[
     ),
 ]
 TimeoutOpt = Annotated[
-    float, typer.Option("--cell-timeout", help="seconds one cell may take (0: no limit)", min=0)
+    float,
+    typer.Option(
+        "--cell-timeout",
+        help="seconds one cell may take; over it the notebook is retried once on a fresh "
+        "kernel, then fails (0: no limit)",
+    ),
 ]
 
 
@@ -71,6 +77,8 @@ def _summary(res: PipelineResult) -> Table:
     t.add_row("run id", res.run_id)
     t.add_row("folder", str(res.folder))
     t.add_row("duration", f"{p.timings.duration_s:.1f} s")
+    if p.retried:
+        t.add_row("attempts", "\n".join(f"{a.number}: {a.outcome} {a.error}" for a in p.attempts))
     t.add_row("git sha", p.git_sha)
     t.add_row("config ids", "\n".join(p.config_ids) or "-")
     t.add_row("data", "\n".join(f"{k}  {v[:16]}…" for k, v in p.data_hashes.items()) or "-")
@@ -98,7 +106,7 @@ def run_cmd(
     pipelines: PipelinesOpt = None,
     root: RootOpt = Path("runs/pipelines"),
     database_url: DbOpt = None,
-    cell_timeout: TimeoutOpt = 0.0,
+    cell_timeout: TimeoutOpt = DEFAULT_CELL_TIMEOUT_S,
     as_json: Annotated[bool, typer.Option("--json", help="print the provenance as JSON")] = False,
 ) -> None:
     """Run one pipeline notebook with papermill; exit 2 with one line when it fails."""
@@ -106,6 +114,7 @@ def run_cmd(
 
     from polylab.pipeline.run import PipelineFailed, parse_overrides, run_pipeline
 
+    limit = cell_limit(cell_timeout)
     overrides = parse_overrides(param or [])
     with console.status(f"running pipeline {name} …"), _quiet_root_log():
         res = run_pipeline(
@@ -115,7 +124,7 @@ def run_cmd(
             root=root,
             pipelines=pipelines,
             database_url=database_url,
-            cell_timeout_s=cell_timeout or None,
+            cell_timeout_s=limit,
         )
     if as_json:
         typer.echo(msgspec.json.encode(res.provenance).decode())
@@ -231,10 +240,11 @@ def serve_cmd(
     pipelines: PipelinesOpt = None,
     root: RootOpt = Path("runs/pipelines"),
     database_url: DbOpt = None,
-    cell_timeout: TimeoutOpt = 0.0,
+    cell_timeout: TimeoutOpt = DEFAULT_CELL_TIMEOUT_S,
 ) -> None:
     """Run pipelines on their cron schedules until SIGTERM or Ctrl-C (which stop it between
-    runs: running pipelines finish first; a second signal ends it at once)."""
+    runs: running pipelines finish first; a second signal ends it at once). A schedule entry's
+    own ``cell_timeout`` replaces ``--cell-timeout`` for that pipeline."""
     from polylab.pipeline import schedule as sch
     from polylab.pipeline.run import (
         PipelineBusy,
@@ -244,6 +254,7 @@ def serve_cmd(
     )
     from polylab.store.ledger import Ledger
 
+    default_limit = cell_limit(cell_timeout)
     pipes = find_pipelines(pipelines)
     entries = sch.load_schedule(
         schedule or pipes / "schedule.yaml", set(available_pipelines(pipes))
@@ -267,13 +278,17 @@ def serve_cmd(
                 root=root,
                 ledger=ledger,
                 pipelines=pipes,
-                cell_timeout_s=cell_timeout or None,
+                cell_timeout_s=default_limit if e.cell_timeout is None else e.cell_timeout,
             )
         except PipelineBusy as exc:
             report(f"missed 1 run of {e.pipeline}: {exc}")
             return False
         if res.ok:
-            report(f"{e.pipeline}: ok in {res.provenance.timings.duration_s:.1f} s → {res.folder}")
+            again = " (retried once after a cell timeout)" if res.provenance.retried else ""
+            report(
+                f"{e.pipeline}: ok in {res.provenance.timings.duration_s:.1f} s{again} → "
+                f"{res.folder}"
+            )
         else:
             report(res.error)
         return res.ok

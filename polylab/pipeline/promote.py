@@ -31,6 +31,7 @@ from polylab.bus.messages import CONTROL, ControlMessage, encode_message
 from polylab.config import PolylabConfig, build_strategies, config_id
 from polylab.errors import ConfigError, PolylabError
 from polylab.pipeline.gates import all_passed, evaluate, failures, load_gates
+from polylab.pipeline.outputs import PipelineOutputs
 from polylab.pipeline.outputs import git_sha as current_git_sha
 from polylab.store.ledger_configs import PromotionRow
 from polylab.store.ledger_rows import ConfigRow
@@ -53,6 +54,7 @@ __all__ = [
     "promote",
     "promote_pipeline",
     "promotion_record",
+    "refusal_outputs",
     "register_candidate",
     "resolve_config_id",
     "rollback",
@@ -351,6 +353,32 @@ def promote_pipeline(
         promotion=rec,
         notice=notice,
         record=str(path),
+    )
+
+
+def refusal_outputs(row: ConfigRow) -> PipelineOutputs:
+    """``outputs.json`` of a promote pipeline run that refused ``row`` (its gates, as stored by
+    ``promote_pipeline``, did not all pass): the run then fails, and its ``provenance.json``
+    and ledger row still name what was refused: ``config_ids`` [the config's full id] and
+    metrics ``{promoted: false, refused: id, gates_passed, gates, failed_gates: {name:
+    reason}}`` (reason as ``gates.evaluate`` gives it: ``missing`` or the failed comparison,
+    in the metric's unit)."""
+    gates = dict(row.gates)
+    failed = {
+        str(name): (str(r.get("reason", "")) if isinstance(r, dict) else "") or "not passed"
+        for name, r in gates.items()
+        if not (isinstance(r, dict) and r.get("passed") is True)
+    }
+    return PipelineOutputs(
+        metrics={
+            "promoted": False,
+            "refused": row.id,
+            "gates_passed": len(gates) - len(failed),
+            "gates": len(gates),
+            "failed_gates": failed,
+        },
+        config_ids=[row.id],
+        data_hashes=dict(row.data_hashes),
     )
 
 

@@ -5,8 +5,10 @@ the run folder ``runs/pipelines/<UTC time>-<name>/``. It answers "where does thi
 from": the code (``git_sha``, ``versions``), the data (``data_hashes``: path → SHA-256 hex, as
 the notebook reported them in ``outputs.json``), the inputs (``parameters``, the runner's own
 ``out_dir`` and ``database_url`` included, a password never), the results (``config_ids``,
-``metrics``, ``artifacts``) and the time it took (``timings``: the run's wall time and each
-cell's duration, read from the executed notebook's papermill metadata).
+``metrics``, ``artifacts``), the time it took (``timings``: the run's wall time and each
+cell's duration, read from the executed notebook's papermill metadata) and how it was executed
+(``cell_timeout_s``, the limit per cell, and ``attempts``: one, or two when the first timed out
+and the run was retried on a fresh kernel, ``retried``; ``pipeline.execute``).
 
 Times: ``*_ns`` integer ns since the epoch (UTC), ``*_s`` seconds as floats (durations are
 measurements, not money).
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import platform
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -24,6 +26,7 @@ import polylab
 
 __all__ = [
     "PROVENANCE_FILE",
+    "Attempt",
     "CellTiming",
     "Provenance",
     "RunFailure",
@@ -61,6 +64,19 @@ class Timings(msgspec.Struct, frozen=True, kw_only=True):
     cells: list[CellTiming] = []
 
 
+class Attempt(msgspec.Struct, frozen=True, kw_only=True):
+    """One try at executing the notebook (``pipeline.execute``): its ``number`` (1, or 2 for
+    the retry), ``outcome`` (``ok``; ``timeout``: a cell went over its limit, the one outcome
+    that is retried; ``error``: anything else), when it started (ns since the epoch, UTC), its
+    wall time in seconds and, when it did not end ok, the exception in one line."""
+
+    number: int
+    outcome: Literal["ok", "timeout", "error"]
+    started_ns: int
+    duration_s: float
+    error: str = ""
+
+
 class Versions(msgspec.Struct, frozen=True, kw_only=True):
     """What ran the notebook."""
 
@@ -82,7 +98,9 @@ class RunFailure(msgspec.Struct, frozen=True, kw_only=True):
 
 class Provenance(msgspec.Struct, frozen=True, kw_only=True):
     """The content of ``provenance.json`` (see the module docstring). ``notebook``: the
-    source notebook (as found); ``executed``: the executed copy's file name in the folder."""
+    source notebook (as found); ``executed``: the executed copy's file name in the folder;
+    ``cell_timeout_s``: the limit per cell in seconds (None: none); ``attempts``: each try
+    (none when the run failed before papermill started); ``retried``: a second try ran."""
 
     pipeline: str
     run_id: str
@@ -99,6 +117,9 @@ class Provenance(msgspec.Struct, frozen=True, kw_only=True):
     timings: Timings
     versions: Versions
     error: RunFailure | None = None
+    cell_timeout_s: float | None = None
+    attempts: list[Attempt] = []
+    retried: bool = False
 
 
 def versions() -> Versions:

@@ -18,6 +18,11 @@ not take, a dead kernel, no ``outputs.json``) is recorded in both, alerted throu
 alerting (``SLACK_WEBHOOK_URL``), and ``PipelineResult.error`` is one line naming the failing
 cell and exception; the CLI prints it and exits 2.
 
+Each cell has a time limit (``cell_timeout_s``, 900 s by default; 0 or None: none): a cell
+over it is taken for a stalled kernel and the notebook runs once more on a fresh kernel
+(``pipeline.execute``; a cell that raises is never retried). ``provenance.json`` lists the
+attempts and whether the run was retried.
+
 No two runs of one pipeline overlap: each holds an exclusive lock file
 (``<root>/.locks/<name>.lock``, ``flock``) for its whole run, across processes; a second one
 fails at once with ``PipelineBusy``.
@@ -45,9 +50,11 @@ import msgspec
 
 from polylab.errors import InputError, PolylabError
 from polylab.ops.alerts import AlertConfig, AlertSender
+from polylab.pipeline.execute import DEFAULT_CELL_TIMEOUT_S, cell_limit, execute_with_retry
 from polylab.pipeline.kernel import KERNEL_LOG, logging_kernel_manager
 from polylab.pipeline.outputs import PipelineOutputs, git_sha, read_outputs
 from polylab.pipeline.provenance import (
+    Attempt,
     Provenance,
     RunFailure,
     Timings,
@@ -62,6 +69,7 @@ from polylab.store.ledger_configs import PipelineRunRow
 from polylab.store.ledger_db import redact_url, resolve_url
 
 __all__ = [
+    "DEFAULT_CELL_TIMEOUT_S",
     "DEFAULT_ROOT",
     "KERNEL",
     "PipelineBusy",
@@ -353,7 +361,7 @@ def run_pipeline(
     alerts: AlertConfig | None = None,
     pipelines: str | Path | None = None,
     database_url: str | None = None,
-    cell_timeout_s: float | None = None,
+    cell_timeout_s: float | None = DEFAULT_CELL_TIMEOUT_S,
 ) -> PipelineResult:
     """Run pipeline ``name`` (see the module docstring) and return its result; a failed run
     returns ``status="failed"`` (it is recorded, not raised). Raises ``PipelineError`` when
@@ -361,7 +369,12 @@ def run_pipeline(
 
     ``ledger``: where the run is recorded (default: ``Ledger.open(database_url)``, i.e.
     ``DATABASE_URL`` or ``runs/polylab.db``); ``alerts``: where a failure is alerted (default:
-    ``SLACK_WEBHOOK_URL``); ``cell_timeout_s``: limit per cell (None: none)."""
+    ``SLACK_WEBHOOK_URL``); ``cell_timeout_s``: seconds per cell before the one retry on a
+    fresh kernel, then failure (0 or None: no limit, no retry)."""
+    try:
+        limit = cell_limit(cell_timeout_s, "cell_timeout_s")
+    except InputError as exc:
+        raise PipelineError(str(exc)) from None
     pipes = find_pipelines(pipelines)
     src = pipeline_notebook(pipes, name)
     default_params = pipes / "params" / f"{name}.yaml"
@@ -389,7 +402,7 @@ def run_pipeline(
         with _lock(root_p, name):
             return _run_locked(
                 name, src, params, root_p, led, alerts or _alert_config(), nb_url, shown_url,
-                cell_timeout_s,
+                limit,
             )  # fmt: skip
     finally:
         if own_ledger:
@@ -407,8 +420,6 @@ def _run_locked(
     shown_url: str,
     cell_timeout_s: float | None,
 ) -> PipelineResult:
-    import papermill as pm
-
     started = time.time_ns()
     t0 = time.perf_counter()
     folder = _run_folder(root, name, started)
@@ -430,6 +441,11 @@ def _run_locked(
     )
     failure: RunFailure | None = None
     interrupted: BaseException | None = None
+    attempts: list[Attempt] = []
+
+    def drop_outputs() -> None:  # the retry's outputs.json, not the stalled try's
+        (folder / "outputs.json").unlink(missing_ok=True)
+
     try:
         declared = declared_parameters(src)
         missing = [k for k in RUNNER_PARAMS if k not in declared]
@@ -441,15 +457,16 @@ def _run_locked(
         if unknown:
             takes = sorted(k for k in declared if k not in RUNNER_PARAMS)
             raise PipelineError(f"unknown parameter {unknown[0]!r} for {name} (takes: {takes})")
-        pm.execute_notebook(
-            str(src),
-            str(executed),
+        execute_with_retry(
+            src,
+            executed,
             parameters=nb_params,
             kernel_name=KERNEL,
+            cwd=Path.cwd(),
+            cell_timeout_s=cell_timeout_s,
+            attempts=attempts,
+            before_retry=drop_outputs,
             language="python",
-            cwd=str(Path.cwd()),
-            progress_bar=False,
-            execution_timeout=cell_timeout_s,
             kernel_manager_class=logging_kernel_manager(folder / KERNEL_LOG),
         )
         if not (folder / "outputs.json").is_file():
@@ -477,8 +494,11 @@ def _run_locked(
             failure = msgspec.structs.replace(
                 failure, cell=c.index, line=f"{where}: {failure.ename}: {failure.evalue}"
             )
+    retried = len(attempts) > 1
     if failure is not None:
         what = f" at {failure.line}" if failure.cell is not None else f": {failure.line}"
+        if retried:
+            what += f" (on its retry: {len(attempts)} attempts)"
         line = f"pipeline {name} failed{what} (run folder {folder})"
         failure = msgspec.structs.replace(failure, line=line)
     prov = Provenance(
@@ -502,6 +522,9 @@ def _run_locked(
         ),
         versions=versions(),
         error=failure,
+        cell_timeout_s=cell_timeout_s,
+        attempts=attempts,
+        retried=retried,
     )
     write_provenance(folder, prov)
     if failure is not None:  # alerted first: a ledger that is down must not swallow it

@@ -7,6 +7,8 @@ The schedule file maps pipeline names to when they run and with what::
         cron: "0 2 * * *"                  # min hour day month weekday, in UTC
         params_file: pipelines/params/sweep.yaml   # optional (default: the pipeline's own)
         params: {workers: 4}               # optional overrides, as -p would give them
+        cell_timeout: 3600                 # optional seconds per cell (0: no limit); default
+                                           # serve's --cell-timeout (pipeline.execute)
       validate:
         cron: "*/10 * * * * *"             # six fields: seconds first (every 10 s)
 
@@ -36,6 +38,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from polylab.errors import InputError
+from polylab.pipeline.execute import cell_limit
 from polylab.pipeline.run import PipelineError, read_yaml_file
 
 __all__ = [
@@ -57,12 +61,14 @@ MAX_COUNTED = 10_000
 
 class ScheduleEntry(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One scheduled pipeline: its ``cron`` expression (5 fields, or 6 with seconds first;
-    UTC), an optional params file and overrides."""
+    UTC), an optional params file and overrides, and an optional ``cell_timeout`` in seconds
+    per cell (0: no limit; None: ``serve``'s own, from ``--cell-timeout``)."""
 
     pipeline: str
     cron: str
     params_file: str | None = None
     params: dict[str, Any] = {}
+    cell_timeout: float | None = None
 
 
 class Missed(msgspec.Struct, frozen=True, kw_only=True):
@@ -139,6 +145,12 @@ def load_schedule(path: str | Path, pipelines: set[str] | None = None) -> list[S
                 f"{sorted(pipelines)})"
             )
         _check_cron(entry.pipeline, entry.cron)
+        if "cell_timeout" in spec:  # 0 → no limit; checked here, not at 2 a.m.
+            try:
+                limit = cell_limit(spec["cell_timeout"], f"{entry.pipeline}.cell_timeout")
+            except InputError as exc:
+                raise PipelineError(f"schedule {str(p)!r}: {exc}") from None
+            entry = msgspec.structs.replace(entry, cell_timeout=limit or 0.0)
         out.append(entry)
     return out
 

@@ -8,8 +8,13 @@ pipeline does). ``grid`` is the params file's mapping ``field → range`` writte
 (``"0.001:0.01:0.001"``, a list of values, one value, or empty for the field's declared range).
 
 ``sweep_outputs`` turns the outcome into the pipeline's ``outputs.json``: the best configs' ids
-(by ``pnl_micros``, ties by grid order), the SHA-256 of every recording read, and headline
-metrics (money in micros, as ``research.sweep.combine`` gives them).
+(``best_rows``: by ``pnl_at_payout_micros``, the PnL the validate step and the shipped gates
+judge; ties by the marked ``pnl_micros``, then grid order), the SHA-256 of every recording
+read, and headline metrics (money in micros, as ``research.sweep.combine`` gives them). A
+complete neg-risk set cannot be merged but pays exactly $1 at resolution: marked to the
+outcomes' bids (``pnl_micros``) it is a fire-sale value, so ranking by it would hand the
+validate step the configs that hold the fewest sets, not the ones that earn the most. An
+Optuna search maximizes the same column.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BLOCK",
+    "RANK_METRIC",
     "SWEEP_FILE",
     "SweepOutcome",
     "best_rows",
@@ -42,8 +48,19 @@ __all__ = [
     "swept_fields",
 ]
 
-BLOCK = ("trades", "pnl_micros", "fees_micros", "max_drawdown_micros", "fill_rate", "win_rate")
+BLOCK = (
+    "trades",
+    "pnl_at_payout_micros",
+    "pnl_micros",
+    "fees_micros",
+    "max_drawdown_micros",
+    "fill_rate",
+    "win_rate",
+)
 """A performance block's keys (``pipeline.outputs`` conventions)."""
+
+RANK_METRIC = "pnl_at_payout_micros"
+"""What the sweep ranks its configs by (micros; see the module docstring)."""
 
 SWEEP_FILE = "sweep.parquet"
 
@@ -139,8 +156,9 @@ def sweep_recordings(
                 f: t.values() for f, t in tunables(strategy).items()
             }
             df = optuna_sweep(
-                client, used, base, strategy, space, trials=trials, seed=seed, meta=meta
-            )
+                client, used, base, strategy, space, trials=trials, seed=seed, meta=meta,
+                objective=RANK_METRIC,
+            )  # fmt: skip
     return SweepOutcome(frame=df, strategy=strategy, recordings=used, held_out=kept)
 
 
@@ -159,11 +177,18 @@ def swept_fields(df: pl.DataFrame) -> list[str]:
     return cols[cols.index("strategy") + 1 : cols.index("trades")]
 
 
-def best_rows(df: pl.DataFrame, top: int = 3, metric: str = "pnl_micros") -> pl.DataFrame:
-    """The ``top`` rows by ``metric`` (highest first; ties in grid/trial order)."""
-    if metric not in df.columns:
-        raise SweepError(f"metric {metric!r} is not a sweep column")
-    return df.sort([metric, "config_index"], descending=[True, False]).head(max(0, top))
+def best_rows(df: pl.DataFrame, top: int = 3, metric: str = RANK_METRIC) -> pl.DataFrame:
+    """The ``top`` rows by ``metric`` (highest first; ties by the marked ``pnl_micros``,
+    highest first, then grid/trial order ``config_index``: the same frame always ranks the
+    same way). Every column is kept; ``metric`` and both PnLs come first, then the swept
+    fields, so a table shown truncated still shows what the rows were ranked by."""
+    for col in (metric, "pnl_micros", "config_index"):
+        if col not in df.columns:
+            raise SweepError(f"metric {col!r} is not a sweep column")
+    keys = [metric] + [c for c in ("pnl_micros",) if c != metric] + ["config_index"]
+    ranked = df.sort(keys, descending=[True] * (len(keys) - 1) + [False]).head(max(0, top))
+    first = [*dict.fromkeys([metric, RANK_METRIC, "pnl_micros", *swept_fields(df)])]
+    return ranked.select(first + [c for c in ranked.columns if c not in first])
 
 
 def sweep_outputs(outcome: SweepOutcome, *, top: int = 3) -> PipelineOutputs:
@@ -190,7 +215,7 @@ def sweep_outputs(outcome: SweepOutcome, *, top: int = 3) -> PipelineOutputs:
     )
 
 
-def sweep_heatmap(df: pl.DataFrame, strategy: str, metric: str = "pnl_micros") -> go.Figure:
+def sweep_heatmap(df: pl.DataFrame, strategy: str, metric: str = RANK_METRIC) -> go.Figure:
     """``metric`` over the first two swept fields (the best value over any other field), axes
     in the spec's units; one swept field gives a one-row heatmap."""
     import plotly.graph_objects as go

@@ -65,11 +65,15 @@ def test_pipeline_run_sweep_end_to_end(project: Project) -> None:
     }
     assert "data/rec-3.jsonl.zst" not in json.dumps(prov.data_hashes)
 
-    # config ids: the best two by PnL (ties in grid order), as in sweep.parquet
-    best = df.sort(["pnl_micros", "config_index"], descending=[True, False]).head(2)
+    # config ids: the best two by PnL at payout (ties by marked PnL, then grid order), as in
+    # sweep.parquet
+    best = df.sort(
+        ["pnl_at_payout_micros", "pnl_micros", "config_index"], descending=[True, True, False]
+    ).head(2)
     assert prov.config_ids == best["config_id"].to_list()
     assert all(len(c) == 64 for c in prov.config_ids)
     assert prov.metrics["configs"] == 4 and prov.metrics["held_out"] == 1
+    assert prov.metrics["best"]["pnl_at_payout_micros"] == best["pnl_at_payout_micros"][0]
     assert prov.metrics["best"]["pnl_micros"] == best["pnl_micros"][0]
     assert prov.artifacts == {"sweep": "sweep.parquet"}
 
@@ -84,6 +88,9 @@ def test_pipeline_run_sweep_end_to_end(project: Project) -> None:
     assert t.finished_ns > t.started_ns and t.duration_s > 0
     assert len(t.cells) == len(code)
     assert all(c.status == "completed" and c.duration_s is not None for c in t.cells)
+    # the default limit per cell, one attempt
+    assert prov.cell_timeout_s == 900.0 and not prov.retried
+    assert [(a.number, a.outcome) for a in prov.attempts] == [(1, "ok")]
 
     # the ledger row
     led = _ledger(project)
@@ -275,6 +282,12 @@ def test_a_cell_over_its_time_limit_fails_the_run(tmp_path: Path, webhook: Webho
     assert res.status == "failed"
     assert res.provenance.error is not None
     assert "CellTimeoutError" in res.error and "timed out" in res.error
+    # a stall both times: retried once on a fresh kernel, then failed
+    assert res.provenance.retried and "(on its retry: 2 attempts)" in res.error
+    assert [(a.number, a.outcome) for a in res.provenance.attempts] == [
+        (1, "timeout"),
+        (2, "timeout"),
+    ]
     # the cell that was running is named
     assert res.provenance.error.cell is not None and "(time.sleep(seconds))" in res.error
     (stuck,) = [c for c in res.provenance.timings.cells if c.index == res.provenance.error.cell]

@@ -81,13 +81,18 @@ def test_schedule_files_are_checked(tmp_path: Path) -> None:
     p.write_text(
         "pipelines:\n"
         "  sweep: {cron: '0 2 * * *', params: {workers: 4}}\n"
-        "  validate: {cron: '*/10 * * * * *', params_file: p.yaml}\n"
+        "  validate: {cron: '*/10 * * * * *', params_file: p.yaml, cell_timeout: 3600}\n"
+        "  promote: {cron: '0 3 * * 1-5', cell_timeout: 0}\n"
     )
     got = load_schedule(p, {"sweep", "validate", "promote"})
     assert got == [
         ScheduleEntry(pipeline="sweep", cron="0 2 * * *", params={"workers": 4}),
-        ScheduleEntry(pipeline="validate", cron="*/10 * * * * *", params_file="p.yaml"),
+        ScheduleEntry(
+            pipeline="validate", cron="*/10 * * * * *", params_file="p.yaml", cell_timeout=3600.0
+        ),
+        ScheduleEntry(pipeline="promote", cron="0 3 * * 1-5", cell_timeout=0.0),  # no limit
     ]
+    assert got[0].cell_timeout is None  # serve's --cell-timeout
     for body, words in [
         ("pipelines:\n  sweep: {cron: '61 * * * *'}\n", "not a cron expression"),
         ("pipelines:\n  sweep: {cron: '* * *'}\n", "not a cron expression"),
@@ -95,6 +100,9 @@ def test_schedule_files_are_checked(tmp_path: Path) -> None:
         ("pipelines:\n  sweep: {cron: '0 2 * * *', every: 3}\n", "every"),
         ("pipelines: {}\n", "non-empty 'pipelines:'"),
         ("sweep: 1\n", "non-empty 'pipelines:'"),
+        ("pipelines:\n  sweep: {cron: '0 2 * * *', cell_timeout: -5}\n", "sweep.cell_timeout -5"),
+        ("pipelines:\n  sweep: {cron: '0 2 * * *', cell_timeout: .nan}\n", "sweep.cell_timeout"),
+        ("pipelines:\n  sweep: {cron: '0 2 * * *', cell_timeout: soon}\n", "cell_timeout"),
     ]:
         p.write_text(body)
         with pytest.raises(PipelineError, match=words):

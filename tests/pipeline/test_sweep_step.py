@@ -1,5 +1,5 @@
 """The sweep pipeline's step: held-out recordings are never opened, grids from params, outputs
-(best ids by PnL, hashes of what was read)."""
+(best ids by PnL at payout, hashes of what was read)."""
 
 from __future__ import annotations
 
@@ -67,11 +67,14 @@ def test_the_sweep_never_replays_a_held_out_recording(project: Project, tmp_path
     assert df.height == 4 and df["trades"].sum() > 0
 
     outputs = sweep_outputs(out, top=2)
-    want = df.sort(["pnl_micros", "config_index"], descending=[True, False])
+    want = df.sort(
+        ["pnl_at_payout_micros", "pnl_micros", "config_index"], descending=[True, True, False]
+    )
     assert outputs.config_ids == want["config_id"].head(2).to_list()
     assert outputs.data_hashes == {
         str(r): hashlib.sha256(r.read_bytes()).hexdigest() for r in (r1, r2)
     }
+    assert outputs.metrics["best"]["pnl_at_payout_micros"] == want["pnl_at_payout_micros"][0]
     assert outputs.metrics["best"]["pnl_micros"] == want["pnl_micros"][0]
     assert outputs.metrics["best_params"] == {
         "min_edge_micros": want["min_edge_micros"][0],
@@ -83,8 +86,43 @@ def test_the_sweep_never_replays_a_held_out_recording(project: Project, tmp_path
     fig = sweep_heatmap(df, "sum_to_100")
     (trace,) = fig.data
     assert list(trace.x) == ["0.001", "0.004"] and list(trace.y) == ["10", "200"]
-    # each cell is that point's PnL
+    # each cell is that point's PnL at payout (what the sweep ranks by)
     look = {
-        (r["min_edge_micros"], r["min_liquidity_micros"]): r["pnl_micros"] for r in df.to_dicts()
+        (r["min_edge_micros"], r["min_liquidity_micros"]): r["pnl_at_payout_micros"]
+        for r in df.to_dicts()
     }
     assert trace.z[1][0] == look[(1_000, 200_000_000)]
+
+
+def _frame(rows: list[tuple[int, int, int]]) -> pl.DataFrame:
+    """A sweep frame in ``research.sweep_run``'s column order: (grid index, PnL at payout,
+    marked PnL) per row, money in micros."""
+    return pl.DataFrame(
+        {
+            "config_index": [i for i, _, _ in rows],
+            "config_id": [f"id{i}" for i, _, _ in rows],
+            "strategy": ["sum_to_100"] * len(rows),
+            "min_edge_micros": [1_000 * (i + 1) for i, _, _ in rows],
+            "trades": [5] * len(rows),
+            "pnl_micros": [m for _, _, m in rows],
+            "fees_micros": [0] * len(rows),
+            "pnl_at_payout_micros": [p for _, p, _ in rows],
+        }
+    )
+
+
+def test_the_sweep_ranks_by_pnl_at_payout_then_marked_pnl_then_grid_order() -> None:
+    # marked to the bids, config 0 looks best; valued at payout it is the worst
+    df = _frame([(0, 1_000_000, 900_000), (1, 5_000_000, -2_000_000), (2, 3_000_000, 100_000)])
+    assert best_rows(df, 3)["config_index"].to_list() == [1, 2, 0]
+    # ties at payout: the higher marked PnL first, then grid order; any row order gives it
+    tied = _frame([(3, 2_000_000, 0), (1, 2_000_000, 0), (2, 2_000_000, 50_000), (0, 1, 9)])
+    for frame in (tied, tied.reverse(), tied.sort("config_id")):
+        assert best_rows(frame, 4)["config_index"].to_list() == [2, 1, 3, 0]
+    # both PnLs come first, then the swept field; every column is kept
+    best = best_rows(df, 1)
+    assert best.columns[:3] == ["pnl_at_payout_micros", "pnl_micros", "min_edge_micros"]
+    assert sorted(best.columns) == sorted(df.columns)
+    assert best_rows(df, 1, "pnl_micros")["config_index"].to_list() == [0]  # asked for
+    with pytest.raises(SweepError, match="not a sweep column"):
+        best_rows(df.drop("pnl_at_payout_micros"), 1)
