@@ -201,6 +201,7 @@ class RunnerService:
             ledger_sink=self.ledger_sink,
             poll=isinstance(self.bus, InProcessBus),  # no Redis: nobody can send a reload
             followed=self.promoted_id,
+            sports=run.sports,
         )
         self._tasks.append(asyncio.create_task(self.reloader.run()))
 
