@@ -24,7 +24,6 @@ ms for ``poll_ms``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -240,8 +239,12 @@ class SportsPollers:
 
         async def finish() -> None:
             if task is not None:
-                with contextlib.suppress(asyncio.CancelledError):
+                try:
                     await task
+                except asyncio.CancelledError:
+                    pass
+                except Exception as exc:  # a poller that had failed: its connection still closes
+                    log.error("sniper scoreboards: %s had failed: %r", task.get_name(), exc)
             await close
 
         t = asyncio.create_task(finish())

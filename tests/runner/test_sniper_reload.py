@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -106,6 +107,7 @@ def test_reloads_start_retune_and_stop_the_sniper_scoreboards(tmp_path: Path) ->
         assert sports.tasks == [] and _sports_tasks() == []  # no Sniper: nothing polled
 
         # Sniper added: one ESPN poller per league, filling the new Sniper's team directory.
+        asked = time.monotonic()
         msg = await reload(files[0])
         assert msg.restart_needed == () and "strategies" in " ".join(msg.changed)
         boards = list(sports.boards)
@@ -113,6 +115,8 @@ def test_reloads_start_retune_and_stop_the_sniper_scoreboards(tmp_path: Path) ->
         assert len(sports.tasks) == len(boards) and sports.channel is None
         snip = next(s for s in run.engine.strategies if s.name == "sniper")
         assert all(b.src.teams is snip.teams for b in boards)  # type: ignore[attr-defined]
+        await _until("a scoreboard", lambda: all(b.src.stats.polls > 0 for b in boards))
+        print(f"reload → every league polled: {(time.monotonic() - asked) * 1e3:.0f} ms")
         await _until("a Sniper intent", lambda: bool(snip.fired))  # type: ignore[attr-defined]
 
         # poll_ms and the sports channel change live: the same ESPN pollers, a channel added.
