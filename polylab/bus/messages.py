@@ -117,8 +117,9 @@ class PositionView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 class OpenOrder(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """An order resting or in flight: limit in price micros, sizes in share micros. The
-    runner lists the legs of its intents in flight; their ``order_id`` is ``<intent_id>/<leg>``
-    (the venue's id comes with the result)."""
+    runner lists its executor's orders not final yet by the venue's ``order_id`` (paper:
+    ``paper-<seq>-<leg>``; live: the signed order's hash); a leg whose id is not known yet
+    (live, before signing; an executor without ``open_orders``) is ``<intent_id>/<leg>``."""
 
     order_id: str
     intent_id: str

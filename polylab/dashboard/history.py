@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import select
 
-from polylab.money import cash_to_str
+from polylab.money import cash_to_str, size_to_str
 from polylab.research.sweep_space import SweepError, tunables
 from polylab.store import ledger_schema as S
 from polylab.store.ledger import Ledger
@@ -63,10 +63,41 @@ def read_history(ledger: Ledger, run_id: str | None = None, limit: int = 2_000) 
     }
 
 
-def _thresholds(body: dict[str, object]) -> list[dict[str, str]]:
+_SHOWN_IN: dict[str, dict[str, str]] = {
+    "sniper": {
+        "max_price_micros": "dollars",  # $ per share: the cap paid
+        "min_edge_micros": "dollars",  # $ of expected profit per intent
+        "size_micros": "shares",
+    },
+}
+"""Tunable fields whose config declares no spec unit (``Tunable.unit`` "micros": stored as
+integer micros) and the unit people read them in on the page."""
+
+
+def _row(section: str, field: str, value: int, unit: str) -> dict[str, object]:
+    """One threshold row: ``value`` in ``unit`` for people, exact from the integer (dollars as
+    "$0.05", at least two decimals; shares and fractions as the shortest decimal); ``field``:
+    the config's own name ("sniper.max_price_micros") and, for a field kept in micros, the
+    stored integer as ``value_micros``."""
+    name = f"{section}.{field.removesuffix('_micros').removesuffix('_ms')}"
+    row: dict[str, object] = {"name": name, "field": f"{section}.{field}"}
+    if unit == "dollars":
+        row["value"] = "$" + cash_to_str(value)
+    elif unit in ("shares", "fraction"):
+        row["value"] = size_to_str(value)
+    else:
+        row["value"] = str(value)
+    row["unit"] = unit
+    if field.endswith("_micros"):
+        row["value_micros"] = value
+    return row
+
+
+def _thresholds(body: dict[str, object]) -> list[dict[str, object]]:
     """The tunable fields of each enabled strategy and the risk limits, as the spec writes
-    them (``{"name": "sum_to_100.min_edge", "value": "0.003", "unit": "dollars"}``)."""
-    out: list[dict[str, str]] = []
+    them (``{"name": "sum_to_100.min_edge", "field": "sum_to_100.min_edge_micros", "value":
+    "$0.003", "unit": "dollars", "value_micros": 3000}``; see ``_row``)."""
+    out: list[dict[str, object]] = []
     names = body.get("strategies")
     for strategy in names if isinstance(names, list) else []:
         section = body.get(str(strategy))
@@ -76,30 +107,24 @@ def _thresholds(body: dict[str, object]) -> list[dict[str, str]]:
             tun = tunables(str(strategy))
         except SweepError:  # a plugin or a strategy without tunable fields
             continue
+        shown = _SHOWN_IN.get(str(strategy), {})
         for field, t in tun.items():
             value = section.get(field)
             if isinstance(value, int) and not isinstance(value, bool):
-                short = field.removesuffix("_micros").removesuffix("_ms")
-                if t.unit == "micros" or field.endswith("_ms"):  # no spec unit: as stored
-                    unit = "ms" if field.endswith("_ms") else "micros"
-                    out.append({"name": f"{strategy}.{short}", "value": str(value), "unit": unit})
+                if field.endswith("_ms"):
+                    unit = "ms"
+                elif t.unit == "micros":  # no spec unit: the page's, else as stored
+                    unit = shown.get(field, "micros")
                 else:
-                    out.append(
-                        {"name": f"{strategy}.{short}", "value": t.show(value), "unit": t.unit}
-                    )
+                    unit = t.unit
+                out.append(_row(str(strategy), field, value, unit))
     risk = body.get("risk")
     if isinstance(risk, dict):
         for field in RISK_LIMITS:
             value = risk.get(field)
             if isinstance(value, int) and not isinstance(value, bool):
-                micros = field.endswith("_micros")
-                out.append(
-                    {
-                        "name": f"risk.{field.removesuffix('_micros')}",
-                        "value": cash_to_str(value) if micros else str(value),
-                        "unit": "dollars" if micros else "count",
-                    }
-                )
+                unit = "dollars" if field.endswith("_micros") else "count"
+                out.append(_row("risk", field, value, unit))
     return out
 
 

@@ -21,7 +21,31 @@ from polylab.domain import ExecutionResult, Intent, OrderReport, OrderStatus
 if TYPE_CHECKING:
     from polylab.book.l2 import L2Book
 
-__all__ = ["ExecutionResult", "Executor", "OrderReport", "OrderStatus", "ResidualRecord"]
+__all__ = [
+    "ExecutionResult",
+    "Executor",
+    "OpenLeg",
+    "OrderReport",
+    "OrderStatus",
+    "ResidualRecord",
+]
+
+
+class OpenLeg(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One order an executor has resting or in flight, as it knows it (``open_orders``).
+
+    ``order_id``: the venue's order id (paper: the paper venue's ``paper-<seq>-<leg>``, an
+    unwind ``…u``; live: the signed order's hash, which is the venue's id; "" while the leg is
+    not signed yet); ``leg``: its index in the intent; ``price_micros``: the limit (0: any
+    price, a paper unwind); ``size_micros``: share micros asked."""
+
+    order_id: str
+    intent_id: str
+    leg: int
+    token_id: str
+    side: str
+    price_micros: int
+    size_micros: int
 
 
 class ResidualRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -43,7 +67,9 @@ class Executor(Protocol):
 
     An executor may also define ``bind_books(books)``: the engine then hands it its live
     ``{token: L2Book}`` map once, so ``submit`` can size orders on the current books (tick
-    size, a collateral-targeted BUY's amount) without blocking.
+    size, a collateral-targeted BUY's amount) without blocking, and ``open_orders()``: the
+    ``OpenLeg`` of each order resting or in flight now, with its venue order id (the runner's
+    ``poly:state`` lists them).
     """
 
     name: str

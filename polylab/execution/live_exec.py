@@ -29,7 +29,7 @@ from polylab.execution.amounts import (
     lot_floor,
     targets_collateral,
 )
-from polylab.execution.base import ExecutionResult, OrderReport, OrderStatus
+from polylab.execution.base import ExecutionResult, OpenLeg, OrderReport, OrderStatus
 from polylab.execution.eip712 import Domain
 from polylab.execution.live_resolve import ask_venue, traded_cash
 from polylab.execution.rest_policy import ClobNotSent
@@ -99,6 +99,7 @@ class LiveLegs:
         self._books: Mapping[str, L2Book] | None = None
         self._tasks: dict[asyncio.Task[ExecutionResult], tuple[str, Intent, int]] = {}
         self._done: list[ExecutionResult] = []
+        self._open: dict[tuple[str, int], OpenLeg] = {}  # (intent id, leg) → its order
         self.signed = 0
 
     # -- Executor ------------------------------------------------------------------------------
@@ -118,9 +119,14 @@ class LiveLegs:
             return
         self._tasks[task] = (intent_id, intent, now_ns)
         task.add_done_callback(self._collect)
+        if not self.config.dry_run:  # in flight from now on; the venue's id once signed
+            for i, leg in enumerate(intent.legs):
+                self._open[(intent_id, i)] = _open_leg(intent_id, i, leg, "")
 
     def _collect(self, task: asyncio.Task[ExecutionResult]) -> None:
         iid, intent, now_ns = self._tasks.pop(task)
+        for i in range(len(intent.legs)):  # a cancelled or failed task left its legs here
+            self._open.pop((iid, i), None)
         if task.cancelled():
             res = self._all(iid, intent, now_ns, "unknown", "cancelled while in flight")
         elif (exc := task.exception()) is not None:
@@ -138,6 +144,12 @@ class LiveLegs:
     def pending(self) -> int:
         """Intents still in flight (plus results not yet polled)."""
         return len(self._tasks) + len(self._done)
+
+    def open_orders(self) -> list[OpenLeg]:
+        """The legs in flight: planned ("" order id until signed), then sent by their signed
+        hash (the venue's order id) until the venue's answer, or the resolution of a resting
+        or unanswered order, came back. Oldest first."""
+        return list(self._open.values())
 
     # -- building ------------------------------------------------------------------------------
     def plan_leg(self, leg: Leg) -> LegPlan:
@@ -202,10 +214,20 @@ class LiveLegs:
             )
             return self._result(iid, intent, reports)
         sends = [
-            self._send(iid, i, leg, p, s, now_ns)
+            self._tracked(iid, i, leg, p, s, now_ns)
             for i, (leg, p, s) in enumerate(zip(legs, plans, signed, strict=True))
         ]
         return self._result(iid, intent, tuple(await asyncio.gather(*sends)))
+
+    async def _tracked(
+        self, iid: str, i: int, leg: Leg, plan: LegPlan, signed: SignedOrderV2, now_ns: int
+    ) -> OrderReport:
+        """``_send``, listed in ``open_orders`` by its venue id until its report is made."""
+        self._open[(iid, i)] = _open_leg(iid, i, leg, signed.order_hash)
+        try:
+            return await self._send(iid, i, leg, plan, signed, now_ns)
+        finally:
+            self._open.pop((iid, i), None)
 
     def _result(
         self, iid: str, intent: Intent, reports: tuple[OrderReport, ...]
@@ -361,6 +383,18 @@ class LiveLegs:
             reason=reason,
             executor=self.name,
         )
+
+
+def _open_leg(iid: str, i: int, leg: Leg, order_id: str) -> OpenLeg:
+    return OpenLeg(
+        order_id=order_id,
+        intent_id=iid,
+        leg=i,
+        token_id=leg.token_id,
+        side=str(leg.side),
+        price_micros=leg.price,
+        size_micros=leg.size,
+    )
 
 
 def _why(exc: BaseException) -> str:

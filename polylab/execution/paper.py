@@ -62,6 +62,7 @@ from polylab.execution.amounts import (
     walk_budget,
     walk_shares,
 )
+from polylab.execution.base import OpenLeg
 from polylab.fees import FeeModel
 from polylab.money import MICROS, MoneyError, parse_micros
 
@@ -182,6 +183,23 @@ class PaperTrader:
     def pending(self) -> int:
         """Intents submitted and not yet returned by ``poll``."""
         return len(self._pending)
+
+    def open_orders(self) -> list[OpenLeg]:
+        """The orders not final yet (legs and unwinds), by paper order id, oldest first."""
+        return [
+            OpenLeg(
+                order_id=o.order_id,
+                intent_id=p.intent_id,
+                leg=o.leg,
+                token_id=o.token_id,
+                side=str(o.side),
+                price_micros=o.price if o.price is not None else 0,
+                size_micros=o.size,
+            )
+            for p in self._pending.values()
+            for o in p.orders
+            if o.leg not in p.done
+        ]
 
     def submit(self, intent_id: str, intent: Intent, now_ns: int) -> None:
         """Queue ``intent``; its legs arrive at ``now_ns + latency``."""

@@ -30,7 +30,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import msgspec
 
 from polylab.analysis.windows import SumMonitor
@@ -39,18 +38,15 @@ from polylab.book.market_feed import MarketFeed, MarketFeedConfig
 from polylab.book.registry import BookRegistry
 from polylab.clock import Clock, ReplayClock, WallClock
 from polylab.config import PolylabConfig
-from polylab.domain import Game
 from polylab.engine import Engine
 from polylab.execution.base import Executor
 from polylab.execution.paper import PaperTrader
 from polylab.feed.discovery import Discovered, GammaClient
 from polylab.feed.recording import RecordingWriter
-from polylab.feed.sports_channel import PolymarketSportsSource
-from polylab.feed.sports_reconcile import Reconciler
-from polylab.feed.sports_sources import HttpScoreboardSource, ScoreboardSource
 from polylab.market import MarketCatalog
 from polylab.money import MICROS
 from polylab.risk.portfolio import Portfolio
+from polylab.runner.sports_pollers import SportsPollers
 from polylab.runner.startup import with_retries
 from polylab.store.run_folder import RunRecorder, file_sha256
 from polylab.venue import VenueError, VenueProfile
@@ -184,6 +180,7 @@ class PaperRun:
         self.catalog = catalog
         self.started = WallClock().now_ns()
         self.feed_path: Path | None = None
+        self.sports: SportsPollers | None = None  # the Sniper's scoreboards (hot reload)
         self.stopped_by = ""
 
 
@@ -213,34 +210,6 @@ class _FeedWriter(RecordingWriter):
         super().write(channel, payload, recv_ns)
         if recv_ns is not None and recv_ns > self.last_ns:
             self.last_ns = recv_ns
-
-
-class _Scoreboard:
-    """A scoreboard source whose raw payloads are recorded (``writer``) with the games."""
-
-    def __init__(
-        self, v: Venue, sport: str, league: str, poll_ms: int, teams: Any, writer: Any = None
-    ) -> None:
-        self.payload = b""
-        self.client = httpx.AsyncClient(timeout=5.0, event_hooks={"response": [self._keep]})
-        self.src = HttpScoreboardSource(
-            v.endpoints.espn, sport, league, poll_ms=poll_ms, teams=teams, client=self.client
-        )
-        self.name = self.src.name
-        self.last_recv_ns = 0
-        self.writer: _FeedWriter | None = writer
-
-    async def _keep(self, resp: httpx.Response) -> None:
-        self.payload = await resp.aread()
-
-    async def poll(self) -> list[Game]:
-        """The next snapshot's games; its payload is recorded under the response's stamp."""
-        games = await self.src.poll()
-        if games:
-            self.last_recv_ns = ns = self.src.last_recv_ns
-            if self.writer is not None:
-                self.writer.write("sports", self.payload.decode("utf-8", "replace"), ns)
-        return games
 
 
 async def run_paper(
@@ -284,28 +253,20 @@ async def run_paper(
     )
     engine = poll_due.engine = parts.engine
     events = poll_due.clock  # event time, as in a backtest of the recording
-    teams = next(
-        (getattr(st, "teams", None) for st in engine.strategies if st.name == "sniper"), None
-    )
     writer: _FeedWriter | None = None
     if out_dir is not None:
         writer = _FeedWriter(Path(out_dir) / FEED_FILE)
         writer.write_meta(list(catalog.markets.values()), wall.now_ns())
     feed_cfg = MarketFeedConfig(url=endpoints.market_ws, stale_after_ms=30_000)
-    sniping = "sniper" in config.strategies
-    boards = [
-        _Scoreboard(v, sport, league, config.sniper.poll_ms, teams, writer)
-        for sport, league in (v.sports if sniping else ())
-    ]
-    channel: PolymarketSportsSource | None = None
-    sources: list[tuple[str, ScoreboardSource]] = [("espn", b) for b in boards]
-    reconciler: Reconciler | None = None
-    if sniping and config.sniper.sports_channel:  # reconciled with ESPN: first final wins
-        channel = PolymarketSportsSource(
-            v.sports_ws or endpoints.sports_ws, teams=teams, recorder=writer
-        )
-        sources.append(("polymarket", channel))
-        reconciler = Reconciler()
+    sports = SportsPollers(
+        engine,
+        config,
+        espn=endpoints.espn,
+        sports_ws=v.sports_ws or endpoints.sports_ws,
+        leagues=v.sports,
+        events=events,
+        writer=writer,
+    )
 
     def flagged(aid: str, reason: str) -> None:
         """The feed stopped trusting a book (gap, disconnect): the backtest must too."""
@@ -322,6 +283,7 @@ async def run_paper(
         recorder=writer,
     )
     run = PaperRun(engine, feed, parts.recorder, parts.monitor, parts.portfolio, catalog)
+    run.sports = sports
     run.feed_path = writer.path if writer is not None else None
     if on_start is not None:  # the runner service attaches its ledger, bus and state here
         on_start(run)
@@ -332,14 +294,6 @@ async def run_paper(
             await asyncio.sleep(0.1)
             engine.on_time(c.now_ns())
 
-    async def sports_loop(label: str, src: ScoreboardSource) -> None:
-        while True:
-            games = await src.poll()  # recorded as it is handed out: a replay sees this order
-            if games and reconciler is not None:
-                games = reconciler.feed(label, src.last_recv_ns, games)
-            if games:  # stamped with the receive time of the payload they came in
-                engine.on_games(games, events.advance(src.last_recv_ns))
-
     async def ticker() -> None:
         while on_tick is not None:
             on_tick(run)
@@ -349,10 +303,8 @@ async def run_paper(
     try:
         async with feed:
             await feed.subscribe(tokens)
-            tasks = [
-                asyncio.create_task(ticker()),
-                *(asyncio.create_task(sports_loop(label, src)) for label, src in sources),
-            ]
+            sports.start()  # the Sniper's scoreboards; a hot reload may change them later
+            tasks = [asyncio.create_task(ticker())]
             if clock is not None:
                 tasks.append(asyncio.create_task(timer(clock)))
             try:
@@ -364,10 +316,7 @@ async def run_paper(
                 for t in tasks:
                     with contextlib.suppress(asyncio.CancelledError):
                         await t
-                if channel is not None:
-                    await channel.aclose()
-                for b in boards:
-                    await b.client.aclose()
+                await sports.aclose()
             run.stopped_by = "stop" if stop.is_set() else "time"
             if clock is not None:  # a live executor's orders come back in wall time
                 deadline = time.monotonic() + 5.0

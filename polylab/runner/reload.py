@@ -13,10 +13,13 @@ loop (``asyncio.to_thread``); the swap itself is a few assignments made on the l
 engine's handlers are synchronous on that same loop, so it always falls **between two
 events**: the feed, the books, the engine, the portfolio, the orders in flight and their risk
 reservations all stay. What is swapped: the strategies (rebuilt from the new config: fresh
-strategy state; the Sniper keeps the team directory the scoreboards fill) and the risk limits
-(``RiskManager.reconfigure``). Sections a running session does not swap (``engine``,
-``paper``, ``live``, ``analysis``) are named in the swap's ``restart_needed``; they take
-effect at the next start (``polylab run --promoted``).
+strategy state; the Sniper keeps the team directory the scoreboards fill), the risk limits
+(``RiskManager.reconfigure``) and the Sniper's scoreboard pollers (``sports``:
+``runner.sports_pollers``; a reload that adds the Sniper starts them, one that removes it
+stops them, ``sniper.poll_ms`` and ``sniper.sports_channel`` take effect at once).
+Sections a running session does not swap (``engine``, ``paper``, ``live``, ``analysis``) are
+named in the swap's ``restart_needed``; they take effect at the next start (``polylab run
+--promoted``).
 
 **Gates.** A config is taken only if the ledger holds it with gate results that all passed
 (a promoted config always has them). That holds for a file too: ``reload_config`` with a
@@ -55,6 +58,7 @@ from polylab.strategy.base import Strategy
 if TYPE_CHECKING:
     from polylab.bus.base import Bus
     from polylab.engine import Engine
+    from polylab.runner.sports_pollers import SportsPollers
     from polylab.store.ledger import Ledger
     from polylab.store.ledger_sink import LedgerSink
 
@@ -109,7 +113,8 @@ class ConfigReloader:
 
     ``config`` / ``active_id``: what the session trades now; ``poll``: watch the ledger's
     promoted config (the in-process bus); ``followed``: the promoted id the session started
-    from (None: read it when ``run`` starts; later changes of it are followed)."""
+    from (None: read it when ``run`` starts; later changes of it are followed); ``sports``:
+    the session's Sniper scoreboards, brought in line with each config swapped in."""
 
     def __init__(
         self,
@@ -123,6 +128,7 @@ class ConfigReloader:
         active_id: str | None = None,
         followed: str | None = None,
         poll_s: float = POLL_S,
+        sports: SportsPollers | None = None,
     ) -> None:
         self.engine = engine
         self.config = config
@@ -132,6 +138,7 @@ class ConfigReloader:
         self.ledger_sink = ledger_sink
         self.poll = poll
         self.poll_s = poll_s
+        self.sports = sports
         self.swaps: list[ConfigMessage] = []
         self.refusals: list[str] = []
         self._followed = followed
@@ -208,6 +215,8 @@ class ConfigReloader:
                 log.info("config reload (%s): already trading %s", origin, self.active_id)
                 return
             self._swap(prep, by=by, reason=reason, origin=origin)
+            if self.sports is not None:  # stopped pollers' connections closed before the next
+                await self.sports.settle()
 
     def _prepare(self, find: Callable[[], ConfigRow]) -> _Prepared | None:
         """On a worker thread: the row, its gates, its config and fresh strategies, and what
@@ -255,6 +264,8 @@ class ConfigReloader:
         eng.strategies[:] = prep.strategies
         if prep.config.risk != old_cfg.risk:
             eng.risk.reconfigure(prep.config.risk)
+        if self.sports is not None:  # the Sniper's scoreboards follow: started, stopped, retuned
+            self.sports.apply(prep.config)
         self.config, self.active_id = prep.config, prep.config_id
         now = time.time_ns()
         restart = tuple(

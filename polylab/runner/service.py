@@ -201,6 +201,7 @@ class RunnerService:
             ledger_sink=self.ledger_sink,
             poll=isinstance(self.bus, InProcessBus),  # no Redis: nobody can send a reload
             followed=self.promoted_id,
+            sports=run.sports,
         )
         self._tasks.append(asyncio.create_task(self.reloader.run()))
 
@@ -265,7 +266,7 @@ class RunnerService:
             daily_pnl_micros=daily,
             loss_headroom_micros=headroom,
             open_orders_headroom=max(0, risk.config.max_open_orders - eng.executor.pending()),
-            open_orders=open_orders(eng.in_flight()),
+            open_orders=open_orders(eng.in_flight(), eng.executor),
             kill_switch=risk.killed,
             tick_to_order_p50_us=p50,
             tick_to_order_p99_us=p99,

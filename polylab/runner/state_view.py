@@ -1,6 +1,6 @@
 """Parts of the runner's ``poly:state`` read off live objects: the market feed's health, one
 entry per connection (shard), as the issue asks ("feed health per shard"), and the orders in
-flight (the legs of the engine's approved intents whose result has not come back).
+flight (the executor's orders not final yet, by venue order id).
 
 Units: ages in ms, times in ns since the epoch.
 """
@@ -13,6 +13,7 @@ from polylab.book.feed_health import Shard
 from polylab.book.l2 import L2Book
 from polylab.bus.messages import FeedHealth, OpenOrder
 from polylab.domain import Intent
+from polylab.execution.base import OpenLeg
 from polylab.risk.manager import RiskManager
 from polylab.risk.portfolio import Portfolio
 
@@ -43,10 +44,29 @@ def feed_health(
     return tuple(out)
 
 
-def open_orders(in_flight: Iterable[tuple[str, Intent]]) -> tuple[OpenOrder, ...]:
-    """One ``OpenOrder`` per leg of each intent in flight (``Engine.in_flight``). The venue's
-    order id is not known before its answer, so ``order_id`` is ``<intent_id>/<leg>``; limit
-    in price micros, size in share micros, ``filled_micros`` 0 (fills come with the result)."""
+def open_orders(
+    in_flight: Iterable[tuple[str, Intent]], executor: object = None
+) -> tuple[OpenOrder, ...]:
+    """The orders resting or in flight. From ``executor.open_orders()`` when the executor has
+    it (paper, live): one per order it has not finished, by the venue's order id (a live leg
+    not signed yet, whose id is not known, as ``<intent_id>/<leg>``). Otherwise one per leg of
+    each intent in flight (``Engine.in_flight``), as ``<intent_id>/<leg>``. Limit in price
+    micros (0: any price, a paper unwind), size in share micros, ``filled_micros`` 0 (fills
+    come with the result)."""
+    view = getattr(executor, "open_orders", None)
+    if callable(view):
+        legs: list[OpenLeg] = view()
+        return tuple(
+            OpenOrder(
+                order_id=o.order_id or f"{o.intent_id}/{o.leg}",
+                intent_id=o.intent_id,
+                token_id=o.token_id,
+                side=o.side,
+                price_micros=o.price_micros,
+                size_micros=o.size_micros,
+            )
+            for o in legs
+        )
     return tuple(
         OpenOrder(
             order_id=f"{iid}/{i}",

@@ -335,7 +335,10 @@ def _see_desk_panels(page: Any, ledger: Any) -> None:
     assert active.id[:6] in page.inner_text(swap)
     wait_for(lambda: page.inner_text("#cfg-running") == "the promoted config", "the reload")
     thresholds = page.inner_text("#cfg-thresholds")
-    assert "sum_to_100.min_edge" in thresholds and "0.004" in thresholds
+    assert "sum_to_100.min_edge" in thresholds and "$0.004" in thresholds
+    # the Sniper's money thresholds in dollars, not micros
+    assert "sniper.max_price" in thresholds and "$0.97" in thresholds and "$0.10" in thresholds
+    assert "970000" not in thresholds and "100000" not in thresholds
     assert page.locator("#cfg-gates td.pass").count() == len(active.gates) > 0
     metrics = page.inner_text("#cfg-metrics")
     assert "out_of_sample.pnl_micros" in metrics and "$1.75" in metrics  # 1_750_000 micros

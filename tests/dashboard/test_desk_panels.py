@@ -52,16 +52,23 @@ def test_config_gives_the_promoted_config_its_provenance_and_history(ledger: Led
     assert a["gates"] == row.gates and a["metrics"] == row.metrics
     assert a["promoted_ns"] == row.promoted_ns
     th = {t["name"]: (t["value"], t["unit"]) for t in a["thresholds"]}
-    assert th["sum_to_100.min_edge"] == ("0.004", "dollars")
+    assert th["sum_to_100.min_edge"] == ("$0.004", "dollars")
     assert th["sum_to_100.min_liquidity"][1] == "shares"
-    assert th["risk.max_position"] == ("100.00", "dollars")
+    assert th["risk.max_position"] == ("$100.00", "dollars")
+    # the Sniper's money thresholds in exact dollars; its size in shares; micros kept raw
+    assert th["sniper.max_price"] == ("$0.97", "dollars")
+    assert th["sniper.min_edge"] == ("$0.10", "dollars")
+    assert th["sniper.size"] == ("1000", "shares")
+    raw = {t["field"]: t.get("value_micros") for t in a["thresholds"]}
+    assert raw["sniper.max_price_micros"] == 970_000 and raw["sniper.min_edge_micros"] == 100_000
+    assert raw["sum_to_100.min_edge_micros"] == 4_000 and raw["sniper.poll_ms"] is None
     assert "clipper.min_edge" in th and "risk.max_open_orders" in th
     assert th["sum_to_100.max_book_age"][1] == "ms"
     # the runner runs `new` (its run's config id): known, and shown with its own thresholds
     r = got["running"]
     assert r["id"] == desk.new and r["known"] is True
     rth = {t["name"]: t["value"] for t in r["config"]["thresholds"]}
-    assert rth["sum_to_100.min_edge"] == "0.006" and rth["risk.max_position"] == "250.00"
+    assert rth["sum_to_100.min_edge"] == "$0.006" and rth["risk.max_position"] == "$250.00"
     # newest first: carol's rollback, bob's promotion, alice's
     h = got["history"]
     assert [(p["action"], p["by"]) for p in h] == [

@@ -7,6 +7,8 @@ import logging
 from pathlib import Path
 
 import pytest
+from live_helpers import binary, buy, live_executor, static_sim, trading, yes_asks
+from live_helpers import wait_result as one_result
 
 from polylab.domain import Intent, Leg
 from polylab.execution.eip712 import SigningKey
@@ -151,5 +153,36 @@ def test_report_times_come_from_the_injected_clock() -> None:
             res = await wait_result(ex)
             assert [r.done_ns for r in res.reports] == [1_234_567_890, 1_234_567_890]
             assert [r.sent_ns for r in res.reports] == [5, 5]
+
+    asyncio.run(main())
+
+
+def test_open_orders_name_each_leg_in_flight_by_its_venue_order_id() -> None:
+    """A leg is listed from ``submit`` (no id before signing), then by its signed hash while
+    the venue answers (the id the report and the venue carry), and not once its report is
+    made."""
+
+    async def main() -> None:
+        async with static_sim() as h:
+            m = binary(h)
+            yes_asks(h, m, [(400_000, 50 * M)])
+            async with trading(h) as (rest, signer):
+                ex = live_executor(h, rest, signer)
+                ex.submit("i9", buy([m.token_ids[0]], 400_000, 10 * M), 5)
+                (first,) = ex.open_orders()
+                assert (first.order_id, first.intent_id, first.leg) == ("", "i9", 0)
+                assert (first.token_id, first.side) == (m.token_ids[0], "BUY")
+                assert (first.price_micros, first.size_micros) == (400_000, 10 * M)
+                seen: list[str] = []
+                for _ in range(100_000):  # every turn of the loop until the hash shows
+                    seen = [o.order_id for o in ex.open_orders() if o.order_id]
+                    if seen or not ex.open_orders():
+                        break
+                    await asyncio.sleep(0)
+                res = await one_result(ex)
+                assert ex.open_orders() == []
+            (rep,) = res.reports
+            assert rep.status == "filled" and seen == [rep.order_id]
+            assert rep.order_id.startswith("0x")
 
     asyncio.run(main())

@@ -104,6 +104,16 @@ def test_open_orders_are_the_legs_of_intents_in_flight_until_their_result() -> N
         (300_000, 10 * m, 0),
         (600_000, 10 * m, 0),
     ]
+    # from the executor (what the runner publishes): the paper venue's order ids
+    venue = open_orders(engine.in_flight(), engine.executor)
+    assert [(o.order_id, o.intent_id, o.token_id) for o in venue] == [
+        ("paper-1-0", iid, "1"),
+        ("paper-1-1", iid, "2"),
+    ]
+    assert [(o.price_micros, o.size_micros) for o in venue] == [
+        (300_000, 10 * m),
+        (600_000, 10 * m),
+    ]
     risk.kill("test")
     refused = Intent(strategy="t", group_id="m1", kind="set", legs=legs, edge=0, created_ns=0)
     assert engine.submit(refused) is None
@@ -112,6 +122,7 @@ def test_open_orders_are_the_legs_of_intents_in_flight_until_their_result() -> N
     assert len(open_orders(engine.in_flight())) == 2
     engine.on_time(100 * 1_000_000)  # past the latency: filled, the result is back
     assert engine.stats.results == 1 and open_orders(engine.in_flight()) == ()
+    assert open_orders(engine.in_flight(), engine.executor) == ()
 
 
 def test_daily_pnl_and_loss_headroom_count_today_only_and_match_the_gate() -> None:
