@@ -16,7 +16,6 @@ Floats never carry money: a value that cannot be represented exactly is rejected
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 from typing import Final
 
@@ -38,7 +37,6 @@ __all__ = [
 MICROS: Final = 1_000_000
 """Base units per dollar and per share (6 decimals)."""
 
-_DECIMAL_RE: Final = re.compile(r"([0-9]*)(?:\.([0-9]*))?")
 _CACHE_LIMIT: Final = 16_384
 """Strings ``parse_micros`` remembers before starting over. Prices repeat (a few hundred
 ticks); sizes mostly do not, so on a long live feed the cache fills with sizes: at 200,000
@@ -54,10 +52,15 @@ _micros_cache: dict[str, int] = {}
 
 
 def _parse_micros_slow(text: str) -> int:
-    m = _DECIMAL_RE.fullmatch(text)
-    if m is None or (not m.group(1) and not m.group(2)):
+    """``[digits][.digits]`` (at least one digit) → micros; string methods, not a regex: sizes
+    rarely repeat, so this runs for most levels of a busy feed."""
+    whole, _, frac = text.partition(".")
+    if (
+        not (whole or frac)
+        or (whole and not (whole.isascii() and whole.isdigit()))
+        or (frac and not (frac.isascii() and frac.isdigit()))
+    ):
         raise MoneyError(f"not a non-negative decimal number: {text!r}")
-    whole, frac = m.group(1), m.group(2) or ""
     if len(frac) > 6:
         if frac[6:].strip("0"):
             raise MoneyError(f"more than 6 decimals cannot be held exactly: {text!r}")

@@ -17,7 +17,7 @@ from fixture_data import write_capture
 import polylab
 from polylab import native
 from polylab.book.synthetic import SyntheticConfig, generate
-from polylab.feed.recording import RecordingWriter
+from polylab.feed.recording import Record, RecordingWriter
 from polylab.native_build import main as build_main
 
 PKG = Path(polylab.__file__).resolve().parent
@@ -201,17 +201,23 @@ def test_compiled_and_python_replays_agree_on_everything(
     with RecordingWriter(synth) as w:
         for at, ch, payload in generate(cfg):
             w.write(ch, payload, at)
+    legacy = tmp_path / "legacy.jsonl"  # frames as JSON strings: the two-pass path
+    enc = msgspec.json.Encoder()
+    legacy.write_text(
+        "".join(enc.encode(Record(at, ch, p)).decode() + "\n" for at, ch, p in generate(cfg))
+    )
     with open(real, "a") as f:  # bad input takes the guarded paths in both builds
         f.write('{"recv_ns": 1, "channel": "market", "payload": "{\\"event_type\\": 7}"}\n')
         f.write("not a record\n")
-    fast = replay_in({"POLYLAB_PURE": "0"}, [real, synth])
-    slow = replay_in({"POLYLAB_PURE": "1"}, [real, synth])
+    fast = replay_in({"POLYLAB_PURE": "0"}, [real, synth, legacy])
+    slow = replay_in({"POLYLAB_PURE": "1"}, [real, synth, legacy])
     assert (fast["native"], slow["native"]) == (True, False)
     runs = fast["runs"]
-    assert isinstance(runs, list) and len(runs) == 4
+    assert isinstance(runs, list) and len(runs) == 6
     synth_run = runs[2]
     assert synth_run["result"]["level_updates"] > 1000 and synth_run["windows"]
     assert runs[0]["result"]["malformed"] == 2
+    assert runs[4]["books"] == synth_run["books"] and runs[4]["windows"] == synth_run["windows"]
     assert fast["runs"] == slow["runs"]
     assert msgspec.json.encode(fast["runs"]) == msgspec.json.encode(slow["runs"])
 

@@ -13,9 +13,10 @@ from typing import Any
 from polylab.analysis.replay_result import ReplayResult
 from polylab.analysis.windows import SumMonitor, Window
 from polylab.book.registry import BookRegistry
-from polylab.feed.decode import RateLimitedLog, market_decoder
+from polylab.feed.decode import FrameDecoder, RateLimitedLog, market_decoder
+from polylab.feed.hot_lines import SkippedHint, hot_line_decoder
 from polylab.feed.recording import Record, RecordingReader, decode_meta
-from polylab.feed.wire import Book, LeanPriceChange, MarketEvent, PriceChange
+from polylab.feed.wire import BestBidAsk, Book, LeanPriceChange, MarketEvent, PriceChange
 from polylab.market import MarketCatalog
 
 __all__ = ["ReplayResult", "iter_market_events", "replay"]
@@ -49,6 +50,98 @@ def iter_market_events(
                 bad_log.warning("bad meta record at %d: %r", rec.recv_ns, exc)
 
 
+class _Replayer:
+    """Counters of one replay and the general path for a decoded ``Record``."""
+
+    def __init__(
+        self, reg: BookRegistry, mon: SumMonitor | None, dec: FrameDecoder[Any], verify: bool
+    ) -> None:
+        self.reg = reg
+        self.mon = mon
+        self.dec = dec
+        self.skip_hints = not verify
+        self.handlers = reg.handlers
+        (
+            (self.pc_tail, self.pc_type, self.pc_decode),
+            (
+                self.book_tail,
+                self.book_type,
+                self.book_decode,
+            ),
+        ) = dec.direct
+        self.watched = frozenset((LeanPriceChange, PriceChange, Book) if mon is not None else ())
+        self.bad_log = RateLimitedLog(log)
+        self.last_ns = 0
+        self.n = 0
+        self.n_market = 0
+        self.n_events = 0
+        self.bad_lines = 0
+
+    def record(self, rec: Record) -> None:
+        """Apply one record (a venue frame as text, or a catalog)."""
+        self.n += 1
+        last_ns = self.last_ns = rec.recv_ns
+        if rec.channel == "market":
+            self.n_market += 1
+            self.market(rec.payload, last_ns)
+        elif rec.channel == "meta":
+            try:
+                for m in decode_meta(rec.payload):
+                    self.reg.catalog.add(m)
+            except Exception as exc:
+                self.bad_lines += 1
+                self.bad_log.warning("bad meta record at %d: %r", last_ns, exc)
+
+    def market(self, payload: str, last_ns: int) -> None:
+        """One market frame given as text: hot layouts straight into their Struct."""
+        handlers = self.handlers
+        mon = self.mon
+        apply: Callable[[Any, int], None] | None
+        ev: Any = None
+        if payload.endswith(self.pc_tail):
+            apply = handlers[self.pc_type]
+            try:
+                ev = self.pc_decode(payload)
+            except Exception:  # anything odd: the guarded path below
+                apply = None
+        elif self.skip_hints and payload.endswith(_HINT_TAIL):  # the next most frequent
+            self.n_events += 1
+            return
+        elif payload.endswith(self.book_tail):
+            apply = handlers[self.book_type]
+            try:
+                ev = self.book_decode(payload)
+            except Exception:
+                apply = None
+        else:
+            apply = None
+        if apply is not None:
+            self.n_events += 1
+            try:
+                apply(ev, last_ns)
+                if mon is not None:
+                    mon.on_market(ev.market, last_ns)
+            except Exception as exc:  # a value that breaks an invariant costs its frame
+                self.bad_lines += 1
+                self.bad_log.warning("frame at %d not applied (%r): %.300s", last_ns, exc, payload)
+            return
+        dec = self.dec
+        try:
+            out = dec.fast_decode(payload)
+        except Exception:  # DecodeError, or anything a hostile frame provokes
+            out = dec.redecode(payload)
+        watched = self.watched
+        try:
+            for e in out if type(out) is list else [out]:
+                self.n_events += 1
+                handlers[type(e)](e, last_ns)
+                if mon is not None and type(e) in watched:
+                    mon.on_market(e.market, last_ns)
+        except Exception as exc:  # a value that breaks an invariant costs its frame only
+            self.bad_lines += 1
+            self.bad_log.warning("frame at %d not applied (%r): %.300s", last_ns, exc, payload)
+
+
 def replay(
     path: str | Path | RecordingReader | Iterable[Record],
     *,
@@ -65,10 +158,12 @@ def replay(
     (best first) and the monitor (its ``series`` when ``keep_series``). ``progress`` is called
     with bytes read, every few thousand records.
 
-    The hot events (a single ``price_change`` or ``book`` object in the venue's layout, tag
-    last) are decoded straight into their Struct and applied without the generic dispatch;
-    without ``verify`` a ``best_bid_ask`` frame is counted, not decoded (nothing reads hints);
-    anything else takes the guarded path of ``FrameDecoder``.
+    A recording's hot lines (one ``price_change``, ``book`` or ``best_bid_ask`` frame stored
+    inline) are decoded in one pass, line and event together (``feed.hot_lines``), and applied
+    without the generic dispatch; without ``verify`` a ``best_bid_ask`` frame is counted, not
+    kept (nothing reads hints). Any other line takes the reader's general path and then
+    ``_Replayer.record``: hot frames stored as strings are decoded straight into their Struct,
+    anything else goes through the guarded path of ``FrameDecoder``.
     """
     if isinstance(path, RecordingReader):
         reader: RecordingReader | None = path
@@ -76,93 +171,63 @@ def replay(
         reader = RecordingReader(path)
     else:
         reader = None
-    records: Iterable[Record] = reader if reader is not None else path  # type: ignore[assignment]
-    bad_lines = 0
-    bad_log = RateLimitedLog(log)
     reg = BookRegistry(verify=verify)
     mon = SumMonitor(reg.catalog, reg.books, keep_series=keep_series) if monitor else None
     dec = market_decoder(lean=not verify)
-    handlers = reg.handlers
-    skip_hints = not verify
-    fast = dec._fast
-    (pc_tail, pc_type, pc_decode), (book_tail, book_type, book_decode) = dec.direct
-    on_pc, on_book = handlers[pc_type], handlers[book_type]
-    st = reg.stats
-    on_market = mon.on_market if mon is not None else None
-    watched = frozenset((LeanPriceChange, PriceChange, Book) if on_market is not None else ())
-    last_ns = 0
-    n = 0
-    n_market = 0
-    n_events = 0
+    r = _Replayer(reg, mon, dec, verify)
     t0 = time.perf_counter()
-    for rec in records:
-        n += 1
-        last_ns = rec.recv_ns
-        if rec.channel == "market":
-            n_market += 1
-            payload = rec.payload
-            if progress is not None and not n & 4095:
-                progress(reader.bytes_read if reader is not None else n)
-            # the hot events: straight into their Struct, their handler, the monitor
-            apply: Callable[[Any, int], None] | None
-            if payload.endswith(pc_tail):
-                apply = on_pc
-                try:
-                    ev = pc_decode(payload)
-                except Exception:  # anything odd: the guarded path below
-                    apply = None
-            elif skip_hints and payload.endswith(_HINT_TAIL):  # the next most frequent
-                n_events += 1
+    if reader is None:
+        records: Iterable[Record] = path  # type: ignore[assignment]
+        for rec in records:
+            r.record(rec)
+    else:
+        hot = hot_line_decoder(lean=not verify).decode
+        decode_line = reader.decode_line
+        count = reader.count_record
+        lean = not verify
+        for line in reader.lines():
+            try:
+                ln = hot(line)
+            except Exception:  # not a hot line: the general path, which counts bad lines
+                other = decode_line(line)
+                if other is not None:
+                    r.record(other)
                 continue
-            elif payload.endswith(book_tail):
-                apply = on_book
-                try:
-                    ev = book_decode(payload)
-                except Exception:
-                    apply = None
-            else:
-                apply = None
-            if apply is not None:
-                n_events += 1
-                try:
-                    apply(ev, last_ns)
-                    if on_market is not None:
-                        on_market(ev.market, last_ns)
-                except Exception as exc:  # a value that breaks an invariant costs its frame
-                    bad_lines += 1
-                    bad_log.warning("frame at %d not applied (%r): %.300s", last_ns, exc, payload)
+            if ln.channel != "market":
+                other = decode_line(line)
+                if other is not None:
+                    r.record(other)
+                continue
+            count()
+            r.n += 1
+            r.n_market += 1
+            r.n_events += 1
+            last_ns = ln.recv_ns
+            r.last_ns = last_ns
+            if progress is not None and not r.n_market & 4095:
+                progress(reader.bytes_read)
+            ev = ln.frame
+            if type(ev) is SkippedHint:
                 continue
             try:
-                ev = fast(payload)
-            except Exception:  # DecodeError, or anything a hostile frame provokes
-                ev = dec.redecode(payload)
-            try:
-                if type(ev) is list:
-                    n_events += len(ev)
-                    for e in ev:
-                        handlers[type(e)](e, last_ns)
-                        if type(e) in watched:
-                            on_market(e.market, last_ns)  # type: ignore[misc]
+                if lean and type(ev) is LeanPriceChange:
+                    reg._on_lean_price_change(ev, last_ns)
+                elif type(ev) is Book:
+                    reg._on_book(ev, last_ns)
                 else:
-                    n_events += 1
-                    tev = type(ev)
-                    handlers[tev](ev, last_ns)
-                    if tev in watched:
-                        on_market(ev.market, last_ns)  # type: ignore[misc]
+                    reg.handlers[type(ev)](ev, last_ns)
+                    if type(ev) is BestBidAsk:
+                        continue
+                if mon is not None:
+                    mon.on_market(ev.market, last_ns)  # type: ignore[union-attr]
             except Exception as exc:  # a value that breaks an invariant costs its frame only
-                bad_lines += 1
-                bad_log.warning("frame at %d not applied (%r): %.300s", last_ns, exc, payload)
-        elif rec.channel == "meta":
-            try:
-                for m in decode_meta(rec.payload):
-                    reg.catalog.add(m)
-            except Exception as exc:
-                bad_lines += 1
-                bad_log.warning("bad meta record at %d: %r", last_ns, exc)
+                r.bad_lines += 1
+                r.bad_log.warning("frame at %d not applied (%r): %.300r", last_ns, exc, line)
     seconds = time.perf_counter() - t0
-    dec.stats.frames += n_market
-    st.events += n_events
-    windows = mon.finish(last_ns) if mon is not None else []
+    st = reg.stats
+    dec.stats.frames += r.n_market
+    st.events += r.n_events
+    windows = mon.finish(r.last_ns) if mon is not None else []
     ds = dec.stats
     res = ReplayResult(
         frames=ds.frames,
@@ -173,7 +238,7 @@ def replay(
         mismatches=st.mismatches,
         hints_checked=st.hints_checked,
         hint_mismatches=st.hint_mismatches,
-        malformed=(reader.malformed if reader else 0) + bad_lines + ds.malformed + st.malformed,
+        malformed=(reader.malformed if reader else 0) + r.bad_lines + ds.malformed + st.malformed,
         unknown_events=ds.unknown,
         books=len(reg.books),
         markets=len(reg.catalog),

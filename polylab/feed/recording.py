@@ -1,11 +1,14 @@
 """The recording format: JSON Lines, one object per received frame, zstd when named ``*.zst``.
 
 ``{"recv_ns": <int: local receive time, ns since the epoch>, "channel": "market",
-"payload": "<frame>"}``
-
-``payload`` is the exact frame text. Channels: ``market`` and ``user`` (venue frames), ``meta``
-(polylab's own: a JSON ``{"markets": [...]}`` catalog so a backtest knows pairs, neg-risk groups,
-fees and sports mappings), and ``sports`` (scoreboard snapshots for the Sniper).
+"frame": <frame>}`` when the frame is one JSON object or array on one line (every venue frame
+but ``PONG``): its exact text, inline, so a replay decodes line and frame in one pass
+(``feed.hot_lines``). Any other frame is stored as a JSON string, ``"payload": "<frame>"``,
+the only form recordings had before; readers take both, in any mix. Either way
+``Record.payload`` is the exact frame text. Channels: ``market`` and ``user`` (venue frames),
+``meta`` (polylab's own: a JSON ``{"markets": [...]}`` catalog so a backtest knows pairs,
+neg-risk groups, fees and sports mappings), and ``sports`` (scoreboard snapshots for the
+Sniper).
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ __all__ = [
     "RecordingReader",
     "RecordingWriter",
     "decode_meta",
+    "encode_record",
+    "inline_frame",
     "open_text",
 ]
 
@@ -46,6 +51,42 @@ class Record(msgspec.Struct, frozen=True, gc=False):
     recv_ns: int
     channel: str
     payload: str
+
+
+class _Line(msgspec.Struct, gc=False):
+    """A line as stored: the frame inline (``frame``) or as a JSON string (``payload``)."""
+
+    recv_ns: int
+    channel: str
+    payload: str | None = None
+    frame: msgspec.Raw = msgspec.Raw()
+
+
+_enc = msgspec.json.Encoder()
+_raw = msgspec.json.Decoder(msgspec.Raw)
+
+
+def inline_frame(payload: str) -> bool:
+    """Whether ``payload`` may be stored inline: exactly one JSON object or array (validated),
+    no surrounding whitespace (its text is kept byte for byte) and no line break."""
+    if not payload or payload[0] not in "{[" or payload[-1] not in "}]":
+        return False
+    if "\n" in payload or "\r" in payload:
+        return False
+    try:
+        _raw.decode(payload)
+    except (msgspec.DecodeError, RecursionError):
+        return False
+    return True
+
+
+def encode_record(channel: str, payload: str, recv_ns: int) -> str:
+    """One recording line (without its newline) for a frame received at ``recv_ns`` (ns)."""
+    if inline_frame(payload):
+        return (
+            f'{{"recv_ns":{recv_ns:d},"channel":{_enc.encode(channel).decode()},"frame":{payload}}}'
+        )
+    return _enc.encode(Record(recv_ns, channel, payload)).decode()
 
 
 class MetaPayload(msgspec.Struct, frozen=True):
@@ -79,8 +120,8 @@ class RecordingWriter:
 
     def write(self, channel: str, payload: str, recv_ns: int | None = None) -> None:
         """Write one frame (``recv_ns`` defaults to now)."""
-        rec = Record(recv_ns if recv_ns is not None else time.time_ns(), channel, payload)
-        self._f.write(self._enc.encode(rec).decode())
+        at = recv_ns if recv_ns is not None else time.time_ns()
+        self._f.write(encode_record(channel, payload, at))
         self._f.write("\n")
         self.count += 1
 
@@ -135,7 +176,7 @@ class RecordingReader:
         self.records = 0
         self.truncated = False
         self.stop_reason = ""
-        self._dec = msgspec.json.Decoder(Record)
+        self._dec = msgspec.json.Decoder(_Line)
         self._log = RateLimitedLog(log)
         self._bad = 0
         self._held: list[tuple[Exception, str | bytes]] = []
@@ -157,24 +198,23 @@ class RecordingReader:
 
     def _records(self) -> Iterator[Record]:
         """The records (one generator: it is on every replay's hot path)."""
-        dec = self._dec
-        held = self._held
+        decode = self.decode_line
+        for line in self.lines():
+            rec = decode(line)
+            if rec is not None:
+                yield rec
+
+    def lines(self) -> Iterator[str | bytes]:
+        """The raw lines, for loops that decode them themselves (``analysis.replay``): such a
+        loop calls ``decode_line`` on a line it could not use, ``count_record`` on one it did.
+        Raises ``RecordingError`` at the end when no line was a record."""
         with contextlib.ExitStack() as stack:
             if self._lines is not None:
                 batches = self._line_batches(self._lines)
             else:
                 batches = self._batches(stack.enter_context(open(self.path, "rb")))
             for batch in batches:
-                for line in batch:
-                    try:
-                        rec = dec.decode(line)
-                    except (msgspec.DecodeError, ValueError) as exc:  # ValueError: not UTF-8
-                        self._bad_line(line, exc)
-                        continue
-                    if held:
-                        self._release()
-                    self.records += 1
-                    yield rec
+                yield from batch
         if not self.records:
             if self._bad:
                 why = f"none of its {self._bad} lines is a record"
@@ -183,6 +223,27 @@ class RecordingReader:
             else:
                 why = "the file is empty"
             raise RecordingError(f"{self.path} is not a recording: {why}")
+
+    def decode_line(self, line: str | bytes) -> Record | None:
+        """The line's record, or None for a line that is not one (counted in ``malformed``)."""
+        try:
+            ln = self._dec.decode(line)
+            payload = ln.payload
+            if payload is None:
+                if not ln.frame:
+                    raise msgspec.ValidationError("neither `payload` nor `frame`")
+                payload = str(ln.frame, "utf-8")
+        except (msgspec.DecodeError, ValueError) as exc:  # ValueError: not UTF-8
+            self._bad_line(line, exc)
+            return None
+        self.count_record()
+        return Record(ln.recv_ns, ln.channel, payload)
+
+    def count_record(self) -> None:
+        """Count a line its caller decoded as a record."""
+        if self._held:
+            self._release()
+        self.records += 1
 
     @staticmethod
     def _line_batches(lines: Iterable[str | bytes]) -> Iterator[Sequence[str | bytes]]:

@@ -158,3 +158,21 @@ def test_snapshot_fast_path_finds_the_best_levels(
     ref.load(b.bid_levels(), b.ask_levels())
     assert (b.best_bid, b.best_ask) == best == (ref.best_bid, ref.best_ask)
     assert (b.n_bids, b.n_asks) == (ref.n_bids, ref.n_asks)
+
+
+@pytest.mark.parametrize("price", ["1.5", "100000000000000000000", "0.5"])
+def test_a_snapshot_level_above_one_dollar_is_malformed_not_raised(price: str) -> None:
+    """Found by the fuzzer on the compiled build: a snapshot level far above $1 reached the
+    tick array, where a Python list raises IndexError but compiled code OverflowError."""
+    reg = BookRegistry()
+    frame = (
+        '{"event_type":"book","asset_id":"9","market":"0xm","tick_size":"0.01",'
+        f'"bids":[{{"price":"0.4","size":"5"}}],"asks":[{{"price":"{price}","size":"7"}}]}}'
+    )
+    for ev in market_decoder().decode(frame):
+        reg.apply(ev, 1)
+    b = reg.books["9"]
+    if price == "0.5":
+        assert reg.stats.malformed == 0 and b.ask_levels() == [(50, 7_000_000)]
+    else:
+        assert reg.stats.malformed == 1 and b.needs_snapshot and b.ask_levels() == []
